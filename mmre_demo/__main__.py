@@ -1,0 +1,3 @@
+from mmre_demo.cli import main
+
+raise SystemExit(main())

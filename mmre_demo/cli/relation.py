@@ -1,0 +1,150 @@
+"""`mmre predict`, `mmre train`, `mmre eval`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mmre_demo.data.paths import shared_data_dir
+
+
+def _default_images() -> str | None:
+    d = shared_data_dir() / "mnre_images_sample"
+    return str(d) if d.is_dir() else None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="relations between the entities of one caption (+ image)")
+    p.add_argument("--image", help="image file (omit for caption only)")
+    p.add_argument("--caption", required=True)
+    p.add_argument("--entities", help='JSON list of {"text","start","end","type"}; omit to detect them')
+    p.add_argument("--weights", help="weights folder (default: the shipped weights/)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-pairs", type=int, default=30)
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=cmd_predict)
+
+    t = sub.add_parser("train", help="train the relation model on MNRE-format files")
+    t.add_argument("--train", required=True)
+    t.add_argument("--val", required=True)
+    t.add_argument("--images", help="folder of images named by img_id (optional)")
+    t.add_argument("--out", required=True)
+    t.add_argument("--epochs", type=int, default=7)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=8e-4, help="backbone (LoRA) learning rate")
+    t.add_argument("--head-lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=13)
+    t.add_argument("--text-backbone", default="minilm")
+    t.add_argument("--vision-backbone", default="efficientnet-lite0")
+    t.add_argument("--backbone-training", choices=["lora", "full", "frozen"], default="lora")
+    t.add_argument("--lora-r", type=int, default=16)
+    t.add_argument("--limit", type=int, help="use only the first N training lines (quick runs)")
+    t.add_argument("--skip-bad", action="store_true", help="skip malformed lines (counted) instead of failing")
+    t.add_argument("--tensorboard", action="store_true")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    t.set_defaults(handler=cmd_train)
+
+    e = sub.add_parser("eval", help="MNRE micro P/R/F1 of a model on a data file")
+    e.add_argument("--data", required=True)
+    e.add_argument("--images", default=None, help="folder of images named by img_id")
+    e.add_argument("--weights", help="weights folder (default: the shipped weights/)")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--detect-entities", action="store_true",
+                   help="end to end: find entities with the tagger instead of using the gold ones")
+    e.add_argument("--no-type-constraint", action="store_true")
+    e.add_argument("--report-dir", help="where to write report.txt and confusion.png (default: next to nothing)")
+    e.add_argument("--skip-bad", action="store_true")
+    e.add_argument("--json", action="store_true", help="the last stdout line is the JSON summary")
+    e.set_defaults(handler=cmd_eval)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from mmre_demo.data.schema import InputError
+    from mmre_demo.pipeline import Pipeline
+
+    entities = None
+    if args.entities:
+        try:
+            entities = json.loads(args.entities)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--entities is not valid JSON ({exc.msg} at char {exc.pos})") from None
+        if not isinstance(entities, list):
+            raise InputError("--entities must be a JSON list of objects")
+    pipe = Pipeline.load(args.weights, device=args.device)
+    pred = pipe.predict(args.image, args.caption, entities, max_pairs=args.max_pairs, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(pred.to_dict()))
+        return 0
+    for m in pred.messages:
+        print(f"note: {m}")
+    print("entities: " + ", ".join(f"{e.text} ({e.type}) [{e.start}:{e.end}]" for e in pred.entities))
+    if pred.concepts:
+        print("visual concepts: " + ", ".join(f"{c} {p:.2f}" for c, p in pred.concepts))
+    for pair in pred.pairs:
+        alts = "; ".join(f"{lab} {p:.2f}" for lab, p in pair.top_k[1:])
+        print(f"{pair.head.text} -> {pair.tail.text}: {pair.label} ({pair.probability:.2f})  alternatives: {alts}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mmre_demo.data.mnre import read_mnre
+    from mmre_demo.model.config import RelationConfig
+    from mmre_demo.train.relation import TrainArgs, train
+
+    train_ex, bad_t = read_mnre(args.train, skip_bad=args.skip_bad)
+    val_ex, bad_v = read_mnre(args.val, skip_bad=args.skip_bad)
+    if bad_t or bad_v:
+        print(f"skipped malformed lines: {bad_t} in {args.train}, {bad_v} in {args.val}")
+    if args.limit:
+        train_ex = train_ex[: args.limit]
+    config = RelationConfig(text_backbone=args.text_backbone, vision_backbone=args.vision_backbone,
+                            backbone_training=args.backbone_training, lora_r=args.lora_r, lora_alpha=2 * args.lora_r)
+    targs = TrainArgs(out=Path(args.out), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      head_lr=args.head_lr, seed=args.seed, tensorboard=args.tensorboard, resume=args.resume,
+                      config=config)
+    state = train(targs, train_ex, val_ex, images_dir=args.images)
+    print(json.dumps({"best_epoch": state.get("best_epoch"), "best_val_f1": state["best_f1"],
+                      "saved": str(Path(args.out) / "best")}))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from mmre_demo.data.mnre import read_mnre
+    from mmre_demo.data.paths import weights_dir
+    from mmre_demo.train.evaluate import end_to_end_scores, evaluate_gold_entities, summary_line
+    from mmre_demo.train.metrics import format_report, save_confusion_png
+
+    examples, bad = read_mnre(args.data, skip_bad=args.skip_bad)
+    if bad:
+        print(f"skipped {bad} malformed lines in {args.data}")
+    if args.detect_entities:
+        from mmre_demo.pipeline import Pipeline
+
+        pipe = Pipeline.load(args.weights, device=args.device, type_constraint=not args.no_type_constraint)
+        scores = end_to_end_scores(pipe, examples, args.images)
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}))
+        return 0
+    from mmre_demo.device import resolve_device
+    from mmre_demo.model.relation import RelationModel
+
+    root = Path(args.weights) if args.weights else weights_dir()
+    model = RelationModel.from_pretrained(root / "relation" if (root / "relation").is_dir() else root,
+                                          device=resolve_device(args.device))
+    result = evaluate_gold_entities(model, examples, args.images)
+    print(format_report(result["report"]))
+    report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / "eval" / Path(args.data).stem
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "report.txt").write_text(format_report(result["report"]) + "\n")
+    png = save_confusion_png(result["confusion"], model.config.labels, report_dir / "confusion.png",
+                             title=f"{Path(args.data).name}: F1 {result['scores']['f1']:.3f}")
+    print(f"report: {report_dir / 'report.txt'}  confusion matrix: {png}")
+    summary = summary_line(result["scores"])
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(" ".join(f"{k}={v}" for k, v in summary.items()))
+    sys.stdout.flush()
+    return 0

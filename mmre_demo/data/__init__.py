@@ -1,0 +1,1 @@
+"""Readers, label schema and safe image loading. Nothing here imports the model."""

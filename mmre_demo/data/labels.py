@@ -1,0 +1,46 @@
+"""The 23 MNRE relation labels and what their names say about entity types."""
+
+from __future__ import annotations
+
+# The order of ../shared/data/mnre/rel2id.json (the order the published MNRE code bases use).
+RELATIONS: tuple[str, ...] = (
+    "None",
+    "/per/per/parent",
+    "/per/per/siblings",
+    "/per/per/couple",
+    "/per/per/neighbor",
+    "/per/per/peer",
+    "/per/per/charges",
+    "/per/per/alumi",
+    "/per/per/alternate_names",
+    "/per/org/member_of",
+    "/per/loc/place_of_residence",
+    "/per/loc/place_of_birth",
+    "/org/org/alternate_names",
+    "/org/org/subsidiary",
+    "/org/loc/locate_at",
+    "/loc/loc/contain",
+    "/per/misc/present_in",
+    "/per/misc/awarded",
+    "/per/misc/race",
+    "/per/misc/religion",
+    "/per/misc/nationality",
+    "/misc/misc/part_of",
+    "/misc/loc/held_on",
+)
+NONE_LABEL = "None"
+LABEL_TO_ID: dict[str, int] = {label: i for i, label in enumerate(RELATIONS)}
+ENTITY_TYPES: tuple[str, ...] = ("PER", "ORG", "LOC", "MISC")
+
+
+def relation_types(label: str) -> tuple[str, str] | None:
+    """Head and tail entity types a relation name implies (`/per/org/member_of` -> PER, ORG)."""
+    if label == NONE_LABEL:
+        return None
+    _, head, tail, _ = label.split("/", 3)
+    return head.upper(), tail.upper()
+
+
+def short_name(label: str) -> str:
+    """`/per/org/member_of` -> `member_of`; used for graph edges and tables."""
+    return label.rsplit("/", 1)[-1] if label != NONE_LABEL else NONE_LABEL

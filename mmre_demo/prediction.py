@@ -1,0 +1,105 @@
+"""What `Pipeline.predict` returns: per ordered entity pair, the label, its probability, the
+alternatives and the evidence. Plain data (numpy arrays, no tensors) so the app, the CLI and the
+graph can use it without torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mmre_demo.data.labels import NONE_LABEL
+from mmre_demo.data.schema import Entity
+
+
+@dataclass
+class TokenWeight:
+    """A caption word (character span) and how much the pair's representation attended to it."""
+
+    text: str
+    start: int
+    end: int
+    weight: float
+
+
+@dataclass
+class PairPrediction:
+    head: Entity
+    tail: Entity
+    label: str
+    probability: float
+    top_k: list[tuple[str, float]]  # best first; includes `label`
+    image_heatmap: np.ndarray | None = None  # (h, w) in [0, 1], where the pair looked in the image
+    head_heatmap: np.ndarray | None = None  # (h, w) text->image attention of the head entity
+    tail_heatmap: np.ndarray | None = None
+    token_weights: list[TokenWeight] = field(default_factory=list)  # word-level, sums to 1
+    visual_gate: float = 0.0  # share of the fused representation that came from the image (0..1)
+    type_constrained: bool = False  # label changed by the entity-type constraint
+
+    @property
+    def is_relation(self) -> bool:
+        return self.label != NONE_LABEL
+
+    def to_dict(self, with_arrays: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "head": self.head.to_dict(),
+            "tail": self.tail.to_dict(),
+            "label": self.label,
+            "probability": round(self.probability, 6),
+            "top_k": [[lab, round(p, 6)] for lab, p in self.top_k],
+            "token_weights": [[t.text, t.start, t.end, round(t.weight, 6)] for t in self.token_weights],
+            "visual_gate": round(self.visual_gate, 6),
+            "type_constrained": self.type_constrained,
+        }
+        if with_arrays:
+            for name in ("image_heatmap", "head_heatmap", "tail_heatmap"):
+                arr = getattr(self, name)
+                d[name] = None if arr is None else np.round(arr, 5).tolist()
+        return d
+
+
+@dataclass
+class Prediction:
+    caption: str
+    entities: list[Entity]
+    pairs: list[PairPrediction]
+    concepts: list[tuple[str, float]]  # visual concepts recognised in the image (name, probability)
+    has_image: bool
+    image_size: tuple[int, int] | None  # (width, height) of the input image
+    device: str
+    messages: list[str] = field(default_factory=list)  # e.g. "no image: caption only", "pairs capped"
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    entities_detected: bool = False  # True when the NER tagger found the entities
+
+    def relations(self, threshold: float = 0.0, include_none: bool = False) -> list[PairPrediction]:
+        """Pairs whose label is a relation (or all, with include_none) at or above `threshold`."""
+        return [
+            p for p in self.pairs
+            if (include_none or p.is_relation) and p.probability >= threshold
+        ]
+
+    def triples(self, threshold: float = 0.0) -> list[dict[str, Any]]:
+        """(head, relation, tail, score) dicts for the knowledge graph."""
+        return [
+            {
+                "head": p.head.text, "head_type": p.head.type,
+                "relation": p.label, "tail": p.tail.text, "tail_type": p.tail.type,
+                "score": p.probability,
+            }
+            for p in self.relations(threshold)
+        ]
+
+    def to_dict(self, with_arrays: bool = False) -> dict[str, Any]:
+        return {
+            "caption": self.caption,
+            "entities": [e.to_dict() for e in self.entities],
+            "entities_detected": self.entities_detected,
+            "pairs": [p.to_dict(with_arrays) for p in self.pairs],
+            "concepts": [[c, round(s, 6)] for c, s in self.concepts],
+            "has_image": self.has_image,
+            "image_size": list(self.image_size) if self.image_size else None,
+            "device": self.device,
+            "messages": self.messages,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }

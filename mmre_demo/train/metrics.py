@@ -1,0 +1,99 @@
+"""MNRE metrics: micro P/R/F1 over the non-None labels (the convention of every published MNRE
+result), accuracy over all labels, a per-relation report and a confusion-matrix picture."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def mnre_scores(gold: Sequence[int], pred: Sequence[int], none_id: int = 0) -> dict[str, float]:
+    """A prediction of None is never a prediction; a gold None is never in recall."""
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
+    correct = sum(1 for g, p in zip(gold, pred) if p == g and p != none_id)
+    predicted = sum(1 for p in pred if p != none_id)
+    relevant = sum(1 for g in gold if g != none_id)
+    precision = correct / predicted if predicted else 0.0
+    recall = correct / relevant if relevant else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    accuracy = sum(1 for g, p in zip(gold, pred) if g == p) / len(gold) if gold else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy, "n": len(gold)}
+
+
+def per_relation_report(gold: Sequence[int], pred: Sequence[int], labels: Sequence[str]) -> list[dict]:
+    """Precision, recall, F1 and support of each label (None included, for reading)."""
+    tp, fp, fn = Counter(), Counter(), Counter()
+    for g, p in zip(gold, pred):
+        if g == p:
+            tp[g] += 1
+        else:
+            fp[p] += 1
+            fn[g] += 1
+    rows = []
+    for i, name in enumerate(labels):
+        p = tp[i] / (tp[i] + fp[i]) if tp[i] + fp[i] else 0.0
+        r = tp[i] / (tp[i] + fn[i]) if tp[i] + fn[i] else 0.0
+        f = 2 * p * r / (p + r) if p + r else 0.0
+        rows.append({"label": name, "precision": p, "recall": r, "f1": f, "support": tp[i] + fn[i]})
+    return rows
+
+
+def format_report(rows: list[dict]) -> str:
+    lines = [f"{'relation':<30} {'P':>6} {'R':>6} {'F1':>6} {'n':>6}"]
+    for r in rows:
+        lines.append(f"{r['label']:<30} {r['precision']:6.3f} {r['recall']:6.3f} {r['f1']:6.3f} {r['support']:6d}")
+    return "\n".join(lines)
+
+
+def confusion_matrix(gold: Sequence[int], pred: Sequence[int], num_labels: int) -> np.ndarray:
+    cm = np.zeros((num_labels, num_labels), dtype=np.int64)
+    for g, p in zip(gold, pred):
+        cm[g, p] += 1
+    return cm
+
+
+def save_confusion_png(cm: np.ndarray, labels: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix with counts; rows = gold, columns = predicted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(11, 10))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    short = [lab.replace("/", " ", 1).strip() if lab != "None" else "None" for lab in labels]
+    ax.set_xticks(range(len(labels)), short, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(labels)), short, fontsize=7)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=5,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(title or "confusion matrix (row-normalised)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def best_none_bias(logits: np.ndarray, gold: Sequence[int], none_id: int = 0,
+                   grid: Sequence[float] = tuple(np.round(np.arange(-4.0, 4.01, 0.25), 2))) -> tuple[float, float]:
+    """The bias on the None logit that maximises micro F1 on these (validation) examples."""
+    best = (0.0, -1.0)
+    for b in grid:
+        shifted = logits.copy()
+        shifted[:, none_id] += b
+        f1 = mnre_scores(gold, shifted.argmax(1).tolist(), none_id)["f1"]
+        if f1 > best[1] + 1e-12:
+            best = (float(b), f1)
+    return best

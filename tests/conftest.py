@@ -1,0 +1,36 @@
+"""Shared fixtures. Tests needing ../shared/data skip with a clear reason when it is absent."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from mmre_demo.data.paths import shared_data_dir, weights_dir  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    d = shared_data_dir()
+    if not (d / "mnre" / "mnre_val.txt").is_file():
+        pytest.skip(f"shared research data not found at {d} (set MMRE_DATA_DIR; see README 'Data')")
+    return d
+
+
+@pytest.fixture(scope="session")
+def shipped_relation_dir():
+    d = weights_dir() / "relation"
+    if not (d / "model.safetensors").is_file():
+        pytest.fail(f"shipped relation weights missing at {d}")
+    return d
+
+
+@pytest.fixture(scope="session")
+def pipeline(shipped_relation_dir):
+    from mmre_demo.pipeline import Pipeline
+
+    return Pipeline.load(device="cpu")

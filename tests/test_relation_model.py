@@ -1,0 +1,170 @@
+"""The fused relation model: round trip, determinism, the image pathway learns, other backbones plug in."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmre_demo.data.schema import Entity
+from mmre_demo.model.config import RelationConfig
+from mmre_demo.model.inputs import encode_pair
+from mmre_demo.model.relation import RelationModel
+from mmre_demo.train.relation import ImageCache, Item, predict_logits, run_batch
+
+CAPTION = "Alice Smith met Bob Jones at the museum in Paris"
+
+
+def ents(*names: str) -> list[Entity]:
+    out = []
+    for n in names:
+        s = CAPTION.index(n)
+        out.append(Entity(n, s, s + len(n), "PER"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_model() -> RelationModel:
+    torch.manual_seed(0)
+    return RelationModel(RelationConfig(lora_r=4, lora_alpha=8)).eval()
+
+
+def skimage_photos(n: int) -> dict[str, Image.Image]:
+    data = pytest.importorskip("skimage.data", reason="scikit-image (dev extra) provides the test photographs")
+    names = ["astronaut", "camera", "coffee", "chelsea", "rocket", "hubble_deep_field",
+             "immunohistochemistry", "coins", "moon", "page", "retina", "brick"][:n]
+    return {k: Image.fromarray(np.asarray(getattr(data, k)())) for k in names}
+
+
+def test_save_load_round_trip_gives_identical_outputs(small_model: RelationModel, tmp_path: Path):
+    # move some trained-only parameters away from their init so the test can see a bad load
+    with torch.no_grad():
+        for p in small_model.classifier.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    small_model.save_pretrained(tmp_path / "m")
+    loaded = RelationModel.from_pretrained(tmp_path / "m")
+    a, b = ents("Alice Smith", "Bob Jones")
+    items = [Item(encode_pair(small_model.tokenizer, CAPTION, a, b), 0, None)]
+    assert np.array_equal(predict_logits(small_model, items, None), predict_logits(loaded, items, None))
+    assert (tmp_path / "m" / "config.json").is_file()
+    # the saved file holds only what training changes: no backbone matrices
+    from safetensors.torch import load_file
+
+    keys = load_file(str(tmp_path / "m" / "model.safetensors")).keys()
+    assert not any("vision." in k for k in keys)
+    assert not any(k.endswith("attention.self.query.base_layer.weight") for k in keys)
+
+
+def test_from_pretrained_refuses_foreign_files(tmp_path: Path):
+    with pytest.raises(FileNotFoundError):
+        RelationModel.from_pretrained(tmp_path)
+
+
+def test_predictions_are_deterministic(small_model: RelationModel):
+    photos = skimage_photos(1)
+    cache = ImageCache(small_model)
+    cache.add_images(photos)
+    a, b = ents("Alice Smith", "Paris")
+    items = [Item(encode_pair(small_model.tokenizer, CAPTION, a, b), 0, "astronaut")]
+    out1 = run_batch(small_model, items, cache, explain=True)
+    out2 = run_batch(small_model, items, cache, explain=True)
+    assert torch.equal(out1.logits, out2.logits)
+    assert torch.equal(out1.entity_attention, out2.entity_attention)
+    assert out1.entity_attention.shape == (1, 2, 49 + small_model.config.num_concepts)
+    assert torch.allclose(out1.entity_attention.sum(-1), torch.ones(1, 2))
+
+
+def _train_head(model: RelationModel, items: list[Item], cache: ImageCache, steps: int) -> float:
+    """Train the trainable (non-backbone) parts on `items`; return training accuracy."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        out = run_batch(model, items, cache)
+        loss = torch.nn.functional.cross_entropy(out.logits, torch.tensor([it.label for it in items]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    pred = predict_logits(model, items, cache).argmax(1)
+    return float(np.mean(pred == np.array([it.label for it in items])))
+
+
+def test_image_pathway_learns_a_label_only_the_image_carries():
+    """Identical caption and entities; the label depends only on the picture."""
+    photos = skimage_photos(12)
+    keys = sorted(photos)
+    random.Random(3).shuffle(keys)
+    labels = {k: (16 if i % 2 else 9) for i, k in enumerate(keys)}  # present_in vs member_of
+    a, b = ents("Alice Smith", "Bob Jones")
+
+    def run(with_image: bool) -> float:
+        torch.manual_seed(0)
+        model = RelationModel(RelationConfig(backbone_training="frozen", modality_dropout=0.0))
+        cache = ImageCache(model)
+        cache.add_images(photos)
+        feats = encode_pair(model.tokenizer, CAPTION, a, b)
+        items = [Item(feats, labels[k], k if with_image else None) for k in keys]
+        return _train_head(model, items, cache, steps=120)
+
+    acc_with = run(True)
+    acc_without = run(False)
+    assert acc_with >= 0.9, f"image branch did not learn: train accuracy {acc_with:.2f}"
+    assert acc_without <= 0.5 + 1e-9, f"text alone should not separate the labels: {acc_without:.2f}"
+
+
+def _tiny_hub_models(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A tiny BERT and a tiny ViT and CLIP saved as local Hugging Face folders (random weights)."""
+    from transformers import BertConfig, BertModel, CLIPConfig, CLIPModel, ViTConfig, ViTModel
+
+    from mmre_demo.encoders.text import resolve_text_backbone
+
+    bert_dir = tmp_path / "tiny-bert"
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+              ).save_pretrained(bert_dir)
+    src = Path(resolve_text_backbone("minilm"))
+    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(src / f, bert_dir / f)
+    vit_dir = tmp_path / "tiny-vit"
+    ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=64), add_pooling_layer=False).save_pretrained(vit_dir)
+    clip_dir = tmp_path / "tiny-clip"
+    CLIPModel(CLIPConfig(
+        text_config={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32},
+        vision_config={"image_size": 32, "patch_size": 8, "hidden_size": 24, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "intermediate_size": 48},
+        projection_dim=16)).save_pretrained(clip_dir)
+    return bert_dir, vit_dir, clip_dir
+
+
+def test_hub_style_text_and_vision_backbones_plug_in(tmp_path: Path):
+    bert_dir, vit_dir, clip_dir = _tiny_hub_models(tmp_path)
+    photo = Image.new("RGB", (40, 30), (200, 30, 30))
+    for vision in (vit_dir, clip_dir):
+        config = RelationConfig(text_backbone=str(bert_dir), vision_backbone=str(vision), lora_r=2, lora_alpha=4)
+        model = RelationModel(config).eval()
+        assert not model.vision.has_concepts
+        cache = ImageCache(model)
+        cache.add_images({"p": photo})
+        a, b = ents("Alice Smith", "Paris")
+        items = [Item(encode_pair(model.tokenizer, CAPTION, a, b), 0, "p")]
+        out = run_batch(model, items, cache, explain=True)
+        assert out.logits.shape == (1, 23)
+        assert out.entity_attention.shape == (1, 2, 16)  # a 4 x 4 patch grid, no concept tokens
+        model.save_pretrained(tmp_path / f"saved-{vision.name}")
+        again = RelationModel.from_pretrained(tmp_path / f"saved-{vision.name}")
+        assert torch.allclose(run_batch(again, items, cache).logits, out.logits, atol=1e-6)
+
+
+def test_packaged_backbone_integrity_is_checked(tmp_path: Path):
+    from mmre_demo.encoders.integrity import IntegrityError, verify
+
+    fake = tmp_path / "model.safetensors"
+    fake.write_bytes(b"not the real weights")
+    with pytest.raises(IntegrityError, match="does not match"):
+        verify(fake, "minilm/model.safetensors")

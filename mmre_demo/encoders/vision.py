@@ -70,6 +70,10 @@ class VisionBackbone(nn.Module):
             return VisionOutput(fmap.flatten(2).transpose(1, 2), (h, w), logits, pooled)
         out = self.model(pixel_values=pixels)
         tokens = out.last_hidden_state
+        if tokens.dim() == 4:  # a CNN (e.g. ResNet): (B, C, h, w) feature map
+            b, c, h, w = tokens.shape
+            grid = tokens.flatten(2).transpose(1, 2)
+            return VisionOutput(grid, (h, w), None, grid.mean(1))
         n = tokens.shape[1]
         side = int(round((n - 1) ** 0.5))
         if side * side == n - 1:  # a CLS token in front of the patches
@@ -123,11 +127,15 @@ def _load_hf_vision(name: str, pretrained: bool) -> VisionBackbone:
         mean, std = list(proc.image_mean), list(proc.image_std)
     except (OSError, ValueError, AttributeError):
         pass
-    return VisionBackbone(name, model.eval(), int(config.image_size), mean, std, "hf", int(config.hidden_size))
+    size = getattr(config, "image_size", 224)
+    size = int(size[0] if isinstance(size, (list, tuple)) else size)
+    dim = getattr(config, "hidden_size", None) or config.hidden_sizes[-1]  # ViT-like or CNN-like
+    return VisionBackbone(name, model.eval(), size, mean, std, "hf", int(dim))
 
 
 def load_vision_backbone(name: str = DEFAULT_VISION_BACKBONE, pretrained: bool = True) -> VisionBackbone:
-    """`efficientnet-lite0/1/2` (packaged, offline) or a Hugging Face id / local path of a vision model."""
+    """`efficientnet-lite0/1/2` (packaged, offline) or a Hugging Face id / local path of a vision model
+    (ViT-like patch tokens, CLIP/SigLIP vision towers, or CNNs such as ResNet giving a feature map)."""
     if name in _LITE_PACKAGES:
         return _load_efficientnet(name, pretrained)
     return _load_hf_vision(name, pretrained)

@@ -1,0 +1,109 @@
+"""Speed and memory of the relation pipeline on this machine (run by hand, not a test).
+
+    python benchmarks/bench_relation.py [--runs 20] [--threads 2]
+
+Measures, with the shipped weights: model load time in a fresh process, resident memory after
+loading, and `predict` (image + caption with 3 entities = 6 ordered pairs; NER not involved) as the
+median over --runs after warm-up. Then builds the same pipeline code with BERT-base-sized text and
+ResNet-50-sized vision backbones (random weights from configs) and times it in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+CAPTION = "Astronaut Eileen Collins of NASA poses at Johnson Space Center in Houston before the launch"
+NAMES = [("Eileen Collins", "PER"), ("NASA", "ORG"), ("Houston", "LOC")]
+
+
+def entities() -> list[dict]:
+    return [{"text": n, "start": CAPTION.index(n), "end": CAPTION.index(n) + len(n), "type": t} for n, t in NAMES]
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def time_predict(pipe, image, runs: int, warmup: int = 3) -> dict[str, float]:
+    for _ in range(warmup):
+        pipe.predict(image, CAPTION, entities())
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        pred = pipe.predict(image, CAPTION, entities())
+        times.append((time.perf_counter() - t) * 1000)
+    assert len(pred.pairs) == 6
+    return {"median_ms": statistics.median(times), "p90_ms": sorted(times)[int(0.9 * (len(times) - 1))],
+            "min_ms": min(times)}
+
+
+def fresh_load_seconds() -> float:
+    code = ("import time; t=time.perf_counter(); from mmre_demo.pipeline import Pipeline; "
+            "Pipeline.load(device='cpu', with_ner=False); print(time.perf_counter()-t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def big_backbones(tmp: Path) -> tuple[str, str]:
+    """BERT-base and ResNet-50 architectures with random weights, saved as local folders."""
+    from transformers import BertConfig, BertModel, ResNetConfig, ResNetModel
+
+    from mmre_demo.encoders.text import resolve_text_backbone
+
+    bert = tmp / "bert-base-random"
+    BertModel(BertConfig(), add_pooling_layer=False).save_pretrained(bert)
+    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(Path(resolve_text_backbone("minilm")) / f, bert / f)
+    resnet = tmp / "resnet50-random"
+    ResNetModel(ResNetConfig()).save_pretrained(resnet)
+    return str(bert), str(resnet)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    from PIL import Image
+
+    from mmre_demo.model.config import RelationConfig
+    from mmre_demo.model.relation import RelationModel
+    from mmre_demo.pipeline import Pipeline
+
+    image = Image.open(Path(__file__).resolve().parents[1] / "assets" / "astronaut.png").convert("RGB") \
+        if (Path(__file__).resolve().parents[1] / "assets" / "astronaut.png").is_file() else Image.new("RGB", (512, 512))
+    results: dict[str, object] = {"threads": args.threads, "runs": args.runs}
+    loads = [fresh_load_seconds() for _ in range(3)]
+    results["load_seconds_fresh_process_median_of_3"] = statistics.median(loads)
+    base = rss_mb()
+    pipe = Pipeline.load(device="cpu", with_ner=False)
+    results["rss_mb_after_load"] = rss_mb()
+    results["rss_mb_before_load"] = base
+    results["shipped"] = time_predict(pipe, image, args.runs)
+    results["shipped_text_only"] = time_predict(pipe, None, args.runs)
+    del pipe
+    with tempfile.TemporaryDirectory() as tmp:
+        bert, resnet = big_backbones(Path(tmp))
+        model = RelationModel(RelationConfig(text_backbone=bert, vision_backbone=resnet)).eval()
+        big = Pipeline(model, None, "cpu")
+        results["bert_base_resnet50"] = time_predict(big, image, args.runs)
+    results["ratio_big_over_shipped"] = results["bert_base_resnet50"]["median_ms"] / results["shipped"]["median_ms"]
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--detect-entities", action="store_true",
                    help="end to end: find entities with the tagger instead of using the gold ones")
     e.add_argument("--no-type-constraint", action="store_true")
+    e.add_argument("--image-ablation", action="store_true",
+                   help="score the lines whose image is in --images twice: with and without the images")
     e.add_argument("--report-dir", help="where to write report.txt and confusion.png (default: next to nothing)")
     e.add_argument("--skip-bad", action="store_true")
     e.add_argument("--json", action="store_true", help="the last stdout line is the JSON summary")
@@ -133,6 +135,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     root = Path(args.weights) if args.weights else weights_dir()
     model = RelationModel.from_pretrained(root / "relation" if (root / "relation").is_dir() else root,
                                           device=resolve_device(args.device))
+    if args.image_ablation:
+        from mmre_demo.data.schema import InputError
+        from mmre_demo.train.evaluate import image_ablation
+
+        if not args.images:
+            raise InputError("--image-ablation needs --images DIR")
+        ab = image_ablation(model, examples, args.images)
+        print(json.dumps({"n": ab["n"], "with_images": summary_line(ab["with_images"]),
+                          "without_images": summary_line(ab["without_images"])}))
+        return 0
     result = evaluate_gold_entities(model, examples, args.images)
     print(format_report(result["report"]))
     report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / "eval" / Path(args.data).stem

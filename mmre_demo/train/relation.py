@@ -213,7 +213,10 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
             batches(train_items, args.batch_size, rng)
     writer = None
     if args.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise InputError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
 
         writer = SummaryWriter(str(out / "tensorboard"))
     loss_fn = torch.nn.CrossEntropyLoss()

@@ -1,0 +1,72 @@
+"""`mmre train` (seeded, resumable) and `mmre eval` end to end on a tiny data file and tiny backbones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmre_demo.cli import main
+from tests.test_relation_model import _tiny_hub_models
+
+LINES = [
+    "{'token': ['Alice', 'works', 'for', 'Acme', 'Corp'], 'h': {'name': 'Alice', 'pos': [0, 1]}, "
+    "'t': {'name': 'Acme Corp', 'pos': [3, 5]}, 'img_id': 'a.png', 'relation': '/per/org/member_of'}",
+    "{'token': ['Bob', 'lives', 'in', 'Paris'], 'h': {'name': 'Bob', 'pos': [0, 1]}, "
+    "'t': {'name': 'Paris', 'pos': [3, 4]}, 'img_id': 'missing.png', 'relation': '/per/loc/place_of_residence'}",
+    "{'token': ['Paris', 'and', 'Bob'], 'h': {'name': 'Paris', 'pos': [0, 1]}, "
+    "'t': {'name': 'Bob', 'pos': [2, 3]}, 'img_id': 'a.png', 'relation': 'None'}",
+]
+
+
+@pytest.fixture()
+def tiny_setup(tmp_path: Path):
+    from PIL import Image
+
+
+    bert, vit, _ = _tiny_hub_models(tmp_path)
+    data = tmp_path / "data.txt"
+    data.write_text("\n".join(LINES * 4) + "\n")
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (40, 40), (10, 200, 10)).save(images / "a.png")
+    return tmp_path, data, images, str(bert), str(vit)
+
+
+def test_train_resume_and_eval(tiny_setup, capsys):
+    tmp, data, images, bert, vit = tiny_setup
+    out = tmp / "run"
+    common = ["train", "--train", str(data), "--val", str(data), "--images", str(images), "--out", str(out),
+              "--text-backbone", bert, "--vision-backbone", vit, "--lora-r", "2", "--batch-size", "4", "--seed", "1"]
+    assert main(common + ["--epochs", "1"]) == 0
+    state = json.loads((out / "last" / "trainer_state.json").read_text())
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+    assert main(common + ["--epochs", "2", "--resume"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    capsys.readouterr()
+
+    assert main(["eval", "--data", str(data), "--images", str(images), "--weights", str(out / "best"),
+                 "--report-dir", str(tmp / "report"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(summary) == {"precision", "recall", "f1", "accuracy", "n", "n_with_image"}
+    assert summary["n"] == 12 and summary["n_with_image"] == 8  # missing.png is scored text-only, still counted
+    assert (tmp / "report" / "confusion.png").stat().st_size > 1000
+
+
+def test_training_is_seeded(tiny_setup):
+    tmp, data, images, bert, vit = tiny_setup
+    losses = []
+    for run in ("a", "b"):
+        assert main(["train", "--train", str(data), "--val", str(data), "--out", str(tmp / run), "--epochs", "1",
+                     "--text-backbone", bert, "--vision-backbone", vit, "--lora-r", "2", "--seed", "5"]) == 0
+        losses.append(json.loads((tmp / run / "history.json").read_text())[0]["train_loss"])
+    assert losses[0] == losses[1]
+
+
+def test_malformed_training_file_names_the_line(tmp_path: Path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_text(LINES[0] + "\n{'token': oops}\n")
+    assert main(["train", "--train", str(bad), "--val", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert f"{bad}:2:" in capsys.readouterr().err

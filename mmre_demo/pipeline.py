@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from mmre_demo.data.images import ImageInput, load_image
-from mmre_demo.data.labels import NONE_LABEL, relation_types
+from mmre_demo.data.labels import ENTITY_TYPES, NONE_LABEL, relation_types
 from mmre_demo.data.paths import weights_dir
 from mmre_demo.data.schema import Entity, InputError, check_caption, check_entities
 from mmre_demo.device import resolve_device
@@ -80,7 +80,12 @@ def _heatmap(weights: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
 
 
 class Pipeline:
-    """Relation model (+ NER tagger when its weights exist) on one device. Thread-safe `predict`."""
+    """Relation model (+ NER tagger when its weights exist) on one device. Thread-safe `predict`.
+
+    With `type_constraint`, a pair whose two entity types are known (PER/ORG/LOC/MISC, from the
+    tagger or the user) only gets relations whose name allows those types (`/per/org/*` needs a
+    person and an organisation); unknown types ("") are not constrained.
+    """
 
     def __init__(self, model: RelationModel, tagger: Any | None, device: str, type_constraint: bool = True):
         self.model, self.tagger, self.device = model, tagger, device
@@ -183,7 +188,7 @@ class Pipeline:
     def _pair_result(self, caption, head, tail, p, feats, out, k, visual, top_k) -> PairPrediction:
         labels = self.model.config.labels
         constrained = False
-        if self.type_constraint and head.type and tail.type:
+        if self.type_constraint and head.type in ENTITY_TYPES and tail.type in ENTITY_TYPES:
             masked = p * type_mask(labels, head.type, tail.type)
             if masked.sum() > 0:
                 constrained = int(masked.argmax()) != int(p.argmax())

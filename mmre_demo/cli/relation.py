@@ -54,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--device", default="auto")
     e.add_argument("--detect-entities", action="store_true",
                    help="end to end: find entities with the tagger instead of using the gold ones")
-    e.add_argument("--no-type-constraint", action="store_true")
+    e.add_argument("--no-type-constraint", action="store_true", help="with --detect-entities: no type constraint")
+    e.add_argument("--types-from-tagger", action="store_true",
+                   help="gold spans: take entity types from the NER tagger and apply the type constraint")
     e.add_argument("--image-ablation", action="store_true",
                    help="score the lines whose image is in --images twice: with and without the images")
     e.add_argument("--report-dir", help="where to write report.txt and confusion.png (default: next to nothing)")
@@ -145,7 +147,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps({"n": ab["n"], "with_images": summary_line(ab["with_images"]),
                           "without_images": summary_line(ab["without_images"])}))
         return 0
-    result = evaluate_gold_entities(model, examples, args.images)
+    entity_types = None
+    if args.types_from_tagger:
+        from mmre_demo.model.ner import NerTagger
+        from mmre_demo.train.evaluate import tagged_types
+
+        entity_types = tagged_types(NerTagger.from_pretrained(root / "ner"), examples)
+    result = evaluate_gold_entities(model, examples, args.images, entity_types=entity_types)
     print(format_report(result["report"]))
     report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / "eval" / Path(args.data).stem
     report_dir.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ def _token_span_to_entity(tokens: list[str], starts: list[int], pos: object, nam
         raise ValueError(f"span {pos} out of range for {len(tokens)} tokens")
     start = starts[s]
     end = starts[e - 1] + len(tokens[e - 1])
-    return Entity(" ".join(tokens[s:e]), start, end, "MISC")
+    return Entity(" ".join(tokens[s:e]), start, end, "")  # MNRE lines carry no entity types
 
 
 def parse_mnre_line(line: str, line_no: int = 0) -> MnreExample:

@@ -20,7 +20,7 @@ class Entity:
     text: str
     start: int
     end: int
-    type: str = "MISC"
+    type: str = ""  # PER / ORG / LOC / MISC, or "" when unknown (MNRE lines carry no types)
     confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -32,7 +32,7 @@ class Entity:
             start, end = int(d["start"]), int(d["end"])
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"entity {d!r} needs integer 'start' and 'end'") from exc
-        etype = str(d.get("type") or "MISC").upper()
+        etype = str(d.get("type") or "").upper()
         conf = d.get("confidence")
         return cls(str(d.get("text", "")), start, end, etype, None if conf is None else float(conf))
 

@@ -1,0 +1,141 @@
+"""App benchmarks against `python app.py` started as a subprocess on 127.0.0.1.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_app.py [--port 7871] [--json out.json] [--clients 8 --requests 25]
+
+Measures: app start -> first page (HTTP 200 on /), start -> model ready (first prediction), click -> full
+results per example through gradio_client (median of 5), resident memory of the server after 50 requests,
+and a load run (N concurrent gradio_client clients x M requests: errors, p50/p95 latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=7871)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--requests", type=int, default=25)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    from gradio_client import Client, handle_file
+
+    from mmre_demo.ui.callbacks import examples
+
+    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(args.port),
+               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1",
+               MMRE_ANNOTATIONS_DB=str(Path("/tmp") / f"mmre_bench_{os.getpid()}.sqlite3"))
+    url = f"http://127.0.0.1:{args.port}/"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results: dict = {"cpu_count": os.cpu_count()}
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None:
+                raise SystemExit("app.py exited before serving")
+            time.sleep(0.1)
+        results["start_to_first_page_s"] = round(time.perf_counter() - t0, 2)
+        client = Client(url, verbose=False)
+        ex = examples()
+        client.predict(None, ex[0]["caption"], 0.5, False, api_name="/predict")  # waits for the model
+        results["start_to_model_ready_s"] = round(time.perf_counter() - t0, 2)
+
+        per_example = {}
+        n_requests = 1
+        for e in ex:
+            times = []
+            for _ in range(args.repeats):
+                t = time.perf_counter()
+                out = client.predict(handle_file(e["path"]) if e["path"] else None, e["caption"], 0.5, False,
+                                     api_name="/predict")
+                times.append(time.perf_counter() - t)
+                n_requests += 1
+                assert not out[0].startswith("❌"), out[0]
+            per_example[e["image"] or "(no image)"] = round(statistics.median(times) * 1000)
+        results["click_to_result_ms_median_of_%d" % args.repeats] = per_example
+        while n_requests < 50:
+            e = ex[n_requests % len(ex)]
+            client.predict(handle_file(e["path"]) if e["path"] else None, e["caption"], 0.5, False, api_name="/predict")
+            n_requests += 1
+        results["rss_mb_after_50_requests"] = round(rss_mb(proc.pid), 1)
+
+        latencies: list[float] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+
+        def worker(k: int) -> None:
+            c = Client(url, verbose=False)
+            for i in range(args.requests):
+                e = ex[(k + i) % len(ex)]
+                t = time.perf_counter()
+                try:
+                    out = c.predict(handle_file(e["path"]) if e["path"] else None, e["caption"], 0.5, False,
+                                    api_name="/predict")
+                    ok = not out[0].startswith(("❌", "⚠️ The model"))
+                    err = None if ok else out[0]
+                except Exception as exc:  # noqa: BLE001
+                    err = f"{type(exc).__name__}: {exc}"
+                with lock:
+                    latencies.append(time.perf_counter() - t)
+                    if err:
+                        errors.append(err)
+
+        t = time.perf_counter()
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(args.clients)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        wall = time.perf_counter() - t
+        results["load"] = {"clients": args.clients, "requests_each": args.requests, "total": len(latencies),
+                           "errors": len(errors), "error_samples": errors[:3],
+                           "p50_ms": round(pct(latencies, 50) * 1000), "p95_ms": round(pct(latencies, 95) * 1000),
+                           "throughput_rps": round(len(latencies) / wall, 2), "wall_s": round(wall, 1)}
+        results["rss_mb_after_load"] = round(rss_mb(proc.pid), 1)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    print(json.dumps(results, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Export the session graph: JSON (node-link + triples), CSV (triples), GraphML (nodes + edges)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from mmre_demo.graph.store import triples, view
+
+CSV_FIELDS = ("head", "head_type", "relation", "tail", "tail_type", "score", "source", "count")
+
+
+def _plain(value: Any) -> Any:
+    """GraphML/JSON-safe attribute values (arrays and lists become strings / lists)."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def to_json_dict(g: nx.MultiDiGraph, threshold: float = 0.0) -> dict[str, Any]:
+    h = view(g, threshold, include_suggested=True)
+    nodes = []
+    for n, d in h.nodes(data=True):
+        nodes.append({"id": n, **{k: _plain(v) for k, v in d.items() if k != "image_feature"},
+                      "has_image_feature": d.get("image_feature") is not None})
+    edges = [{"source": u, "target": v, **{k: _plain(x) for k, x in d.items()}} for u, v, d in h.edges(data=True)]
+    return {"format": "mmre_demo.graph/1", "threshold": threshold, "nodes": nodes, "edges": edges,
+            "triples": triples(g, threshold)}
+
+
+def to_json(g: nx.MultiDiGraph, threshold: float = 0.0) -> str:
+    return json.dumps(to_json_dict(g, threshold), ensure_ascii=False, indent=1)
+
+
+def to_csv(g: nx.MultiDiGraph, threshold: float = 0.0) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for row in triples(g, threshold):
+        w.writerow(row)
+    return buf.getvalue()
+
+
+def to_graphml_graph(g: nx.MultiDiGraph, threshold: float = 0.0) -> nx.MultiDiGraph:
+    """A copy whose attributes GraphML can hold (no arrays, lists joined with ' | ')."""
+    h = view(g, threshold, include_suggested=True)
+    out = nx.MultiDiGraph()
+    for n, d in h.nodes(data=True):
+        attrs = {k: (" | ".join(map(str, v)) if isinstance(v, list) else _plain(v))
+                 for k, v in d.items() if k != "image_feature"}
+        out.add_node(n, **attrs)
+    for u, v, k, d in h.edges(keys=True, data=True):
+        attrs = {a: (" | ".join(map(str, x)) if isinstance(x, list) else _plain(x)) for a, x in d.items()}
+        out.add_edge(u, v, key=k, **attrs)
+    return out
+
+
+def to_graphml(g: nx.MultiDiGraph, threshold: float = 0.0) -> str:
+    return "\n".join(nx.generate_graphml(to_graphml_graph(g, threshold)))
+
+
+def write_all(g: nx.MultiDiGraph, folder: str | Path, threshold: float = 0.0,
+              stem: str = "mmre_graph") -> list[str]:
+    """Write `<stem>.json`, `<stem>.csv`, `<stem>.graphml` into `folder`; return their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext, text in (("json", to_json(g, threshold)), ("csv", to_csv(g, threshold)),
+                      ("graphml", to_graphml(g, threshold))):
+        p = folder / f"{stem}.{ext}"
+        p.write_text(text, encoding="utf-8")
+        paths.append(str(p))
+    return paths

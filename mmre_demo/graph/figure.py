@@ -1,0 +1,161 @@
+"""Draw the session graph with plotly: entity nodes coloured by type, directed labelled edges with the
+score on hover, image nodes linked by dotted `depicts` edges, suggested links dashed."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import plotly.graph_objects as go
+
+from mmre_demo.data.labels import short_name
+from mmre_demo.graph.store import DEPICTS, IMAGE_KIND, view
+
+TYPE_COLOURS = {"PER": "#1f77b4", "ORG": "#ff7f0e", "LOC": "#2ca02c", "MISC": "#9467bd", "IMAGE": "#7f7f7f"}
+EDGE_STYLES = {  # source -> (colour, width, dash)
+    "predicted": ("#444444", 1.6, "solid"),
+    "annotated": ("#0a8f3c", 2.6, "solid"),
+    "suggested": ("#d62728", 1.6, "dash"),
+    DEPICTS: ("#b0b0b0", 1.0, "dot"),
+}
+MAX_ARROWS = 300
+MAX_EDGE_LABELS = 60
+MAX_NODE_LABELS = 60
+
+
+def layout(g: nx.Graph, previous: dict[str, tuple[float, float]] | None = None, seed: int = 7) -> dict[str, np.ndarray]:
+    """Spring layout readable from 1 to ~200 nodes; seeded from the previous positions so the picture
+    does not jump when triples are added."""
+    n = g.number_of_nodes()
+    if n == 0:
+        return {}
+    if n == 1:
+        return {next(iter(g)): np.zeros(2)}
+    und = nx.Graph(g.to_undirected()) if g.is_multigraph() else g.to_undirected()
+    init = None
+    if previous:
+        known = {k: np.asarray(v, dtype=float) for k, v in previous.items() if k in und}
+        if known:
+            rng = np.random.default_rng(seed)
+            centre = np.mean(list(known.values()), axis=0)
+            init = {k: known.get(k, centre + rng.normal(0, 0.3, 2)) for k in und}
+    k = 1.6 / math.sqrt(n)
+    pos = nx.spring_layout(und, k=k, pos=init, iterations=60 if n <= 100 else 40, seed=seed)
+    # spread components that spring_layout would pile up: rescale to [-1, 1]
+    arr = np.array(list(pos.values()))
+    span = np.ptp(arr, axis=0)
+    span[span == 0] = 1.0
+    arr = (arr - arr.min(axis=0)) / span * 2 - 1
+    return {node: arr[i] for i, node in enumerate(pos)}
+
+
+def _curve(p0: np.ndarray, p1: np.ndarray, offset: float, n: int = 14) -> np.ndarray:
+    """Quadratic Bezier from p0 to p1 bent sideways by `offset` (0 = straight)."""
+    mid = (p0 + p1) / 2
+    d = p1 - p0
+    perp = np.array([-d[1], d[0]])
+    norm = np.linalg.norm(perp)
+    ctrl = mid + (perp / norm * offset if norm > 0 else 0)
+    t = np.linspace(0, 1, n)[:, None]
+    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * ctrl + t ** 2 * p1
+
+
+def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any] | None = None,
+           highlight: str | None = None, suggestions: list[dict] | None = None,
+           title: str | None = None, height: int = 560) -> tuple[go.Figure, dict[str, np.ndarray]]:
+    """The plotly figure of the graph (threshold applied) and the positions used.
+
+    `suggestions` ([{head, relation, tail, score}]) are drawn as dashed edges without being added.
+    """
+    h = view(g, threshold, include_suggested=True)
+    for s in suggestions or []:
+        if s["head"] in h and s["tail"] in h and not h.has_edge(s["head"], s["tail"], key=s["relation"]):
+            h.add_edge(s["head"], s["tail"], key=s["relation"], relation=s["relation"], score=float(s["score"]),
+                       source="suggested", count=0, captions=[])
+    pos = layout(h, positions)
+    fig = go.Figure()
+    n_nodes = h.number_of_nodes()
+    if n_nodes == 0:
+        fig.add_annotation(text="The graph is empty: run an extraction to add triples.", showarrow=False,
+                           font=dict(size=15, color="#666"), x=0.5, y=0.5, xref="paper", yref="paper")
+    # ---- edges, grouped by style, parallel edges bent apart
+    groups: dict[frozenset, list] = defaultdict(list)
+    for u, v, d in h.edges(data=True):
+        groups[frozenset((u, v))].append((u, v, d))
+    lines: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    mids: dict[str, list] = defaultdict(list)
+    arrows = []
+    n_rel_edges = sum(1 for *_, d in h.edges(data=True) if d.get("relation") != DEPICTS)
+    for key, edges in groups.items():
+        m = len(edges)
+        for i, (u, v, d) in enumerate(edges):
+            p0, p1 = pos[u], pos[v]
+            canon = 1.0 if str(u) <= str(v) else -1.0
+            offset = (i - (m - 1) / 2) * 0.12 * canon if m > 1 else 0.0
+            pts = _curve(p0, p1, offset)
+            style = DEPICTS if d.get("relation") == DEPICTS else d.get("source", "predicted")
+            xs, ys = lines[style]
+            xs.extend(list(pts[:, 0]) + [None])
+            ys.extend(list(pts[:, 1]) + [None])
+            if style == DEPICTS:
+                continue
+            mid = pts[len(pts) // 2]
+            mids[style].append((mid, u, v, d))
+            if len(arrows) < MAX_ARROWS:
+                a, b = pts[int(len(pts) * 0.7)], pts[-3]
+                arrows.append(dict(x=b[0], y=b[1], ax=a[0], ay=a[1], xref="x", yref="y", axref="x", ayref="y",
+                                   showarrow=True, arrowhead=3, arrowsize=1.3, arrowwidth=EDGE_STYLES[style][1],
+                                   arrowcolor=EDGE_STYLES[style][0], text="", standoff=9))
+    names = {"predicted": "predicted relation", "annotated": "annotated relation", "suggested": "suggested link",
+             DEPICTS: "image depicts / mentions"}
+    for style, (xs, ys) in lines.items():
+        colour, width, dash = EDGE_STYLES[style]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=width, dash=dash),
+                                 hoverinfo="skip", name=names[style], legendgroup=style))
+    for style, items in mids.items():
+        show_text = n_rel_edges <= MAX_EDGE_LABELS
+        hover = [f"<b>{h.nodes[u].get('name', u)}</b> → {d['relation']} → <b>{h.nodes[v].get('name', v)}</b>"
+                 f"<br>confidence {float(d.get('score', 0)):.2f} · {d.get('source')}"
+                 + (f" · seen {d.get('count')}×" if d.get("count") else "") for _, u, v, d in items]
+        fig.add_trace(go.Scatter(
+            x=[p[0][0] for p in items], y=[p[0][1] for p in items], mode="markers+text" if show_text else "markers",
+            marker=dict(size=9, color=EDGE_STYLES[style][0], opacity=0.35, symbol="diamond"),
+            text=[short_name(d["relation"]) for *_, d in items], textposition="top center",
+            textfont=dict(size=10, color=EDGE_STYLES[style][0]), hovertext=hover, hoverinfo="text",
+            showlegend=False, legendgroup=style, name=f"{style} edges"))
+    # ---- nodes, one trace per type (legend)
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for n, d in h.nodes(data=True):
+        by_type["IMAGE" if d.get("kind") == IMAGE_KIND else d.get("type", "MISC")].append(n)
+    degree = dict(h.degree())
+    label_nodes = set(h) if n_nodes <= MAX_NODE_LABELS else set(sorted(h, key=lambda x: -degree[x])[:MAX_NODE_LABELS])
+    for etype in sorted(by_type, key=lambda t: list(TYPE_COLOURS).index(t) if t in TYPE_COLOURS else 99):
+        nodes = by_type[etype]
+        hover = []
+        for n in nodes:
+            d = h.nodes[n]
+            caps = d.get("captions") or []
+            hover.append(f"<b>{d.get('name', n)}</b> ({etype})<br>{degree[n]} edges"
+                         + (f"<br>{len(caps)} caption(s): {caps[0][:80]}" if caps else "") + f"<br><i>{n}</i>")
+        sizes = [min(34, 14 + 3 * degree[n]) for n in nodes]
+        lines_w = [3.5 if n == highlight else 1 for n in nodes]
+        fig.add_trace(go.Scatter(
+            x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text",
+            marker=dict(size=sizes, color=TYPE_COLOURS.get(etype, "#17becf"),
+                        symbol="square" if etype == "IMAGE" else "circle",
+                        line=dict(width=lines_w, color=["#d62728" if n == highlight else "white" for n in nodes])),
+            text=[(h.nodes[n].get("name", n)[:28] if n in label_nodes else "") for n in nodes],
+            textposition="bottom center", textfont=dict(size=11), hovertext=hover, hoverinfo="text",
+            customdata=nodes, name=etype))
+    fig.update_layout(
+        annotations=list(fig.layout.annotations) + arrows, height=height, margin=dict(l=10, r=10, t=40, b=10),
+        title=dict(text=title or f"Knowledge graph — {sum(1 for _, d in h.nodes(data=True) if d.get('kind') == 'entity')}"
+                   f" entities, {n_rel_edges} relations (threshold {threshold:.2f})", font=dict(size=14)),
+        xaxis=dict(visible=False, range=[-1.25, 1.25]), yaxis=dict(visible=False, range=[-1.25, 1.25]),
+        plot_bgcolor="white", hovermode="closest", legend=dict(orientation="h", y=-0.02),
+        dragmode="pan",
+    )
+    return fig, pos

@@ -1,0 +1,173 @@
+"""The session knowledge graph: a `networkx.MultiDiGraph` that accumulates triples across submissions.
+
+Contract (the KGE code relies on it):
+
+* entity nodes: id ``f"{type}:{name}"``, ``kind="entity"``, ``name``, ``type``, ``captions`` (list),
+  optional ``image_feature`` (pooled vision feature of the image the entity came with);
+* image nodes: id ``f"image:{image_id}"``, ``kind="image"``, linked to the entities of its caption by
+  edges with ``relation="depicts"``;
+* relation edges between entities: key = relation, ``relation``, ``score``, ``source``
+  ("predicted" | "annotated" | "suggested"), ``count`` (how many submissions produced it),
+  ``captions``.
+
+No torch and no model here: plain networkx.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import networkx as nx
+import numpy as np
+
+from mmre_demo.data.labels import NONE_LABEL
+
+ENTITY_KIND, IMAGE_KIND = "entity", "image"
+DEPICTS = "depicts"
+SOURCES = ("predicted", "annotated", "suggested")
+DEFAULT_TYPE = "MISC"
+
+
+def new_graph() -> nx.MultiDiGraph:
+    return nx.MultiDiGraph()
+
+
+def node_id(name: str, etype: str | None) -> str:
+    """Same entity text + type = same node."""
+    return f"{(etype or DEFAULT_TYPE).upper()}:{name.strip()}"
+
+
+def image_node_id(image_id: str) -> str:
+    return f"image:{image_id}"
+
+
+def add_entity(g: nx.MultiDiGraph, name: str, etype: str | None, caption: str | None = None,
+               image_feature: np.ndarray | None = None) -> str:
+    nid = node_id(name, etype)
+    if nid not in g:
+        g.add_node(nid, kind=ENTITY_KIND, name=name.strip(), type=(etype or DEFAULT_TYPE).upper(), captions=[])
+    data = g.nodes[nid]
+    if caption and caption not in data["captions"]:
+        data["captions"].append(caption)
+    if image_feature is not None and data.get("image_feature") is None:
+        data["image_feature"] = np.asarray(image_feature, dtype=np.float32).reshape(-1)
+    return nid
+
+
+def add_image(g: nx.MultiDiGraph, image_id: str, caption: str | None = None,
+              image_feature: np.ndarray | None = None, label: str | None = None) -> str:
+    nid = image_node_id(image_id)
+    if nid not in g:
+        g.add_node(nid, kind=IMAGE_KIND, name=label or image_id, type="IMAGE", captions=[])
+    if caption and caption not in g.nodes[nid]["captions"]:
+        g.nodes[nid]["captions"].append(caption)
+    if image_feature is not None and g.nodes[nid].get("image_feature") is None:
+        g.nodes[nid]["image_feature"] = np.asarray(image_feature, dtype=np.float32).reshape(-1)
+    return nid
+
+
+def add_relation(g: nx.MultiDiGraph, head: str, relation: str, tail: str, score: float,
+                 source: str = "predicted", caption: str | None = None) -> bool:
+    """Add or update the edge (head, relation, tail); keeps the highest score. False for `None`/self-loops."""
+    if relation == NONE_LABEL or head == tail:
+        return False
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if g.has_edge(head, tail, key=relation):
+        d = g.edges[head, tail, relation]
+        # an annotated or predicted edge replaces a suggestion; an annotation outranks a prediction
+        rank = {"suggested": 0, "predicted": 1, "annotated": 2}
+        if rank[source] > rank[d["source"]]:
+            d["source"] = source
+            d["score"] = float(score)
+        elif rank[source] == rank[d["source"]]:
+            d["score"] = max(float(d["score"]), float(score))
+        d["count"] = int(d.get("count", 1)) + 1
+        if caption and caption not in d["captions"]:
+            d["captions"].append(caption)
+        return True
+    g.add_edge(head, tail, key=relation, relation=relation, score=float(score), source=source, count=1,
+               captions=[caption] if caption else [])
+    return True
+
+
+def remove_relation(g: nx.MultiDiGraph, head: str, relation: str, tail: str) -> bool:
+    if g.has_edge(head, tail, key=relation):
+        g.remove_edge(head, tail, key=relation)
+        return True
+    return False
+
+
+def add_prediction(g: nx.MultiDiGraph, prediction: Any, image_id: str | None = None,
+                   image_feature: np.ndarray | None = None, image_label: str | None = None) -> dict[str, int]:
+    """Merge one `Prediction` (every entity, every non-None pair at any score) into the graph.
+
+    The threshold is applied when the graph is drawn or exported, so moving the slider never loses
+    triples. Returns counts of what was added.
+    """
+    caption = prediction.caption
+    before_nodes, before_edges = g.number_of_nodes(), g.number_of_edges()
+    ids = {}
+    for e in prediction.entities:
+        ids[(e.start, e.end)] = add_entity(g, e.text, e.type, caption, image_feature)
+    if image_id is not None and prediction.has_image:
+        img = add_image(g, image_id, caption, image_feature, image_label)
+        for nid in ids.values():
+            if not g.has_edge(img, nid, key=DEPICTS):
+                g.add_edge(img, nid, key=DEPICTS, relation=DEPICTS, score=1.0, source="predicted", count=1,
+                           captions=[caption])
+    n_rel = 0
+    for p in prediction.pairs:
+        if p.label == NONE_LABEL:
+            continue
+        h, t = ids[(p.head.start, p.head.end)], ids[(p.tail.start, p.tail.end)]
+        n_rel += add_relation(g, h, p.label, t, p.probability, "predicted", caption)
+    return {"nodes_added": g.number_of_nodes() - before_nodes,
+            "edges_added": g.number_of_edges() - before_edges, "relations": n_rel}
+
+
+def relation_edges(g: nx.MultiDiGraph, threshold: float = 0.0,
+                   sources: Iterable[str] = SOURCES) -> list[tuple[str, str, dict]]:
+    """Entity->entity relation edges with score >= threshold (annotated edges always pass)."""
+    srcs = set(sources)
+    out = []
+    for u, v, d in g.edges(data=True):
+        if d.get("relation") == DEPICTS or d.get("source") not in srcs:
+            continue
+        if d.get("source") != "annotated" and float(d.get("score", 0.0)) < threshold:
+            continue
+        out.append((u, v, d))
+    return out
+
+
+def view(g: nx.MultiDiGraph, threshold: float = 0.0, include_suggested: bool = True,
+         keep_isolated: bool = True) -> nx.MultiDiGraph:
+    """A copy of the graph with the threshold applied (depicts edges always kept)."""
+    h = nx.MultiDiGraph()
+    h.add_nodes_from(g.nodes(data=True))
+    sources = SOURCES if include_suggested else ("predicted", "annotated")
+    for u, v, d in relation_edges(g, threshold, sources):
+        h.add_edge(u, v, key=d["relation"], **d)
+    for u, v, k, d in g.edges(keys=True, data=True):
+        if d.get("relation") == DEPICTS:
+            h.add_edge(u, v, key=k, **d)
+    if not keep_isolated:
+        h.remove_nodes_from([n for n in list(h) if h.degree(n) == 0])
+    return h
+
+
+def triples(g: nx.MultiDiGraph, threshold: float = 0.0, include_suggested: bool = False) -> list[dict[str, Any]]:
+    """The graph's relation triples as plain dicts (sorted by score, best first)."""
+    sources = SOURCES if include_suggested else ("predicted", "annotated")
+    rows = []
+    for u, v, d in relation_edges(g, threshold, sources):
+        hu, hv = g.nodes[u], g.nodes[v]
+        rows.append({"head": hu.get("name", u), "head_type": hu.get("type", ""), "relation": d["relation"],
+                     "tail": hv.get("name", v), "tail_type": hv.get("type", ""), "score": round(float(d["score"]), 6),
+                     "source": d["source"], "count": int(d.get("count", 1)), "head_id": u, "tail_id": v})
+    rows.sort(key=lambda r: -r["score"])
+    return rows
+
+
+def entity_nodes(g: nx.MultiDiGraph) -> list[str]:
+    return sorted(n for n, d in g.nodes(data=True) if d.get("kind") == ENTITY_KIND)

@@ -1,0 +1,131 @@
+"""Top-k predictions from a trained run: tails, heads, relations, and "suggested links" for an entity.
+
+Scores are in [0, 1]: sigmoid of the logit for BCE-trained models, the softmax over candidate
+entities for cross-entropy-trained ones (TransE). Known training triples are left out.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+
+import torch
+
+from mmre_demo.data.schema import InputError
+from mmre_demo.kge.io import KgeRun
+
+
+class KgePredictor:
+    """Wraps a `KgeRun` for fast label-level queries (all relations scored in one batch)."""
+
+    def __init__(self, run: KgeRun):
+        self.run = run
+        self.model = run.model.eval()
+        self.e2id, self.r2id = run.entity_to_id, run.relation_to_id
+        self.softmax = run.train_config.get("loss") == "crossentropy"
+        self.kind = run.model_config.model
+        self.known: set[tuple[int, int, int]] = set()
+        self.out_edges: dict[int, set[tuple[int, int]]] = defaultdict(set)
+        for h, r, t in run.triples.get("training", torch.zeros(0, 3, dtype=torch.long)).tolist():
+            self.known.add((h, r, t))
+            self.out_edges[h].add((r, t))
+            self.out_edges[t].add((r, h))
+
+    # ------------------------------------------------------------------ lookups
+    def entity_index(self, label: str) -> int:
+        if label not in self.e2id:
+            close = difflib.get_close_matches(label, list(self.e2id), n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise InputError(f"unknown entity {label!r}: it is not in the trained graph{hint}")
+        return self.e2id[label]
+
+    def relation_index(self, label: str) -> int:
+        if label not in self.r2id:
+            raise InputError(f"unknown relation {label!r}; known: {', '.join(sorted(self.r2id)[:10])}"
+                             f"{' ...' if len(self.r2id) > 10 else ''}")
+        return self.r2id[label]
+
+    def _norm(self, scores: torch.Tensor) -> torch.Tensor:
+        return scores.softmax(dim=-1) if self.softmax else scores.sigmoid()
+
+    @torch.inference_mode()
+    def _cache(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All entity and relation vectors, computed once (the model is frozen after training)."""
+        if not hasattr(self, "_ent"):
+            self._ent = self.model.entity_representations[0](indices=None)
+            self._rel = self.model.relation_representations[0](indices=None)  # row 2r: r, row 2r+1: inverse
+        return self._ent, self._rel
+
+    @torch.inference_mode()
+    def _scores_against_all(self, anchor: int, rel_rows: torch.Tensor) -> torch.Tensor:
+        """(len(rel_rows), n) raw scores of (anchor, rel, every entity) as one matmul (PyKEEN's
+        broadcasting is ~10x slower on 20k entities). Equal to `model.predict_t` / `predict_h` (tested)."""
+        ent, rel = self._cache()
+        q = ent[anchor].unsqueeze(0) * rel[rel_rows] if self.kind != "transe" else None
+        if self.kind == "complex":
+            return q.real @ ent.real.T + q.imag @ ent.imag.T
+        if self.kind == "distmult":
+            return q @ ent.T
+        p = getattr(self.model.interaction, "p", 1)
+        return -torch.cdist(ent[anchor].unsqueeze(0) + rel[rel_rows], ent, p=p)
+
+    def _tail_scores(self, h: int) -> torch.Tensor:
+        """(R, n): score of (h, r, every tail) for every relation."""
+        return self._norm(self._scores_against_all(h, 2 * torch.arange(len(self.r2id))))
+
+    def _head_scores(self, t: int) -> torch.Tensor:
+        """(R, n): score of (every head, r, t) for every relation (via the inverse relations)."""
+        return self._norm(self._scores_against_all(t, 2 * torch.arange(len(self.r2id)) + 1))
+
+    # ------------------------------------------------------------------ public queries
+    def predict_tails(self, head: str, relation: str, k: int = 10) -> list[dict]:
+        h, r = self.entity_index(head), self.relation_index(relation)
+        s = self._tail_scores(h)[r]
+        return self._top_entities(s, k, lambda e: (h, r, e))
+
+    def predict_heads(self, relation: str, tail: str, k: int = 10) -> list[dict]:
+        t, r = self.entity_index(tail), self.relation_index(relation)
+        s = self._head_scores(t)[r]
+        return self._top_entities(s, k, lambda e: (e, r, t))
+
+    def predict_relations(self, head: str, tail: str, k: int = 5) -> list[dict]:
+        h, t = self.entity_index(head), self.entity_index(tail)
+        s = self._tail_scores(h)[:, t]
+        top = s.topk(min(k, s.numel()))
+        return [self._triple(h, int(r), t, float(v)) for v, r in zip(top.values, top.indices)]
+
+    def suggest_links(self, entity: str, k: int = 5) -> list[dict]:
+        """Best new triples with `entity` as head or tail (known training triples and self-loops excluded)."""
+        e = self.entity_index(entity)
+        n = len(self.e2id)
+        both = torch.cat([self._tail_scores(e), self._head_scores(e)], dim=0)  # (2R, n)
+        both[:, e] = -1.0
+        R = len(self.r2id)
+        for r, o in self.out_edges.get(e, ()):  # mask what the graph already says
+            if (e, r, o) in self.known:
+                both[r, o] = -1.0
+            if (o, r, e) in self.known:
+                both[R + r, o] = -1.0
+        flat = both.flatten()
+        top = flat.topk(min(k, int((flat >= 0).sum())))
+        out = []
+        for v, idx in zip(top.values.tolist(), top.indices.tolist()):
+            row, other = divmod(idx, n)
+            h, r, t = (e, row, other) if row < R else (other, row - R, e)
+            out.append(self._triple(h, r, t, v))
+        return out
+
+    # ------------------------------------------------------------------ helpers
+    def _top_entities(self, scores: torch.Tensor, k: int, make) -> list[dict]:
+        top = scores.topk(min(k, scores.numel()))
+        res = []
+        for v, i in zip(top.values.tolist(), top.indices.tolist()):
+            h, r, t = make(i)
+            d = self._triple(h, r, t, v)
+            d["known"] = (h, r, t) in self.known
+            res.append(d)
+        return res
+
+    def _triple(self, h: int, r: int, t: int, score: float) -> dict:
+        return {"head": self.run.entity_labels[h], "relation": self.run.relation_labels[r],
+                "tail": self.run.entity_labels[t], "score": round(float(score), 4)}

@@ -1,0 +1,159 @@
+"""`LinkSuggester`: the app's "suggested links" — trains on the session graph in the background.
+
+Usage from the UI (no call here ever blocks on training)::
+
+    suggester = LinkSuggester()                      # ComplEx + text features by default
+    suggester.refresh(graph)                         # snapshot the graph, train in a daemon thread, return at once
+    rows, message = suggester.suggest_with_message("PER:Bill Cosby", k=5)
+    # rows: [{"head": node_id, "relation": str, "tail": node_id, "score": float in [0, 1]}, ...]
+    #       best first; triples already in the graph and self-loops are left out.
+    # message: "" when rows come from a model trained on the current graph, otherwise why there
+    #          are none / why they may be stale ("training on 12 triples…", "no model yet", ...).
+    suggester.suggest(node_id, k=5)                  # the same rows without the message
+    suggester.status()                               # {"state": "empty"|"training"|"ready"|"error", ...}
+    suggester.wait(timeout=30)                       # tests / CLI: block until the current refresh ends
+
+A suggested edge should go into the graph with `source="suggested"` (drawn dashed); such edges are
+ignored by `refresh` so suggestions never train on themselves. While a refresh is running the
+previous model keeps answering; a newer `refresh` cancels an older one that has not finished.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mmre_demo.data.schema import InputError
+from mmre_demo.kge.datasets import dataset_from_triples, triples_from_parts
+from mmre_demo.kge.features import TextEncoder
+from mmre_demo.kge.predict import KgePredictor
+from mmre_demo.kge.training import default_train_config
+
+
+@dataclass
+class _Snapshot:
+    nodes: dict[Any, dict]
+    edges: list[tuple[Any, Any, dict]]
+    key: int
+
+
+class LinkSuggester:
+    """Background-trained KGE over the app's session graph; see the module docstring for the API."""
+
+    def __init__(self, model: str = "complex", features: str = "text", *, embedding_dim: int = 64,
+                 batch_size: int = 512, max_epochs: int = 100, time_budget_s: float = 20.0, seed: int = 0,
+                 text_encoder: TextEncoder | None = None):
+        self.model, self.features, self.embedding_dim, self.batch_size = model, features, embedding_dim, batch_size
+        self.max_epochs, self.time_budget_s, self.seed = max_epochs, time_budget_s, seed
+        self._encoder: TextEncoder | None = text_encoder  # None: load the project's MiniLM on first use
+        self._lock = threading.Lock()
+        self._predictor: KgePredictor | None = None
+        self._trained_key: int | None = None
+        self._pending_key: int | None = None
+        self._cancel: threading.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._state, self._message = "empty", "No suggestions yet: the graph has not been embedded."
+        self._info: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ training
+    def refresh(self, graph: Any) -> bool:
+        """Start (re)training on a snapshot of `graph` in the background; returns at once.
+
+        Returns False (and does nothing) when the graph's triples are unchanged since the last
+        model or the refresh already running. An empty graph clears the model with a message.
+        """
+        # in the request thread only a reference snapshot and a cheap key; parsing happens in the thread
+        nodes, edges = dict(graph.nodes(data=True)), list(graph.edges(data=True))
+        key = hash((self.features, len(nodes), tuple(
+            (u, v, d.get("relation"), d.get("source")) for u, v, d in edges if d.get("source") != "suggested")))
+        snap = _Snapshot(nodes, edges, key)
+        with self._lock:
+            if snap.key in (self._trained_key, self._pending_key):
+                return False
+            if self._cancel is not None:
+                self._cancel.set()  # a newer graph supersedes an unfinished refresh
+            if not any(nodes.get(u, {}).get("kind") == "entity" and nodes.get(v, {}).get("kind") == "entity"
+                       and d.get("relation") and d.get("source") != "suggested" for u, v, d in edges):
+                self._predictor, self._trained_key, self._pending_key = None, snap.key, None
+                self._state = "empty"
+                self._message = "No suggestions: the graph has no relations between entities yet."
+                return False
+            cancel = threading.Event()
+            self._cancel, self._pending_key = cancel, snap.key
+            self._state = "training"
+            self._message = f"Embedding the graph ({len(edges)} edges)…"
+            self._thread = threading.Thread(target=self._train, args=(snap, cancel), daemon=True,
+                                            name="kge-refresh")
+            self._thread.start()
+        return True
+
+    def _text_encoder(self) -> TextEncoder:
+        if self._encoder is None:
+            from mmre_demo.kge.features import load_text_encoder
+
+            self._encoder = load_text_encoder()
+        return self._encoder
+
+    def _train(self, snap: _Snapshot, cancel: threading.Event) -> None:
+        from mmre_demo.kge.api import fit
+
+        start = time.monotonic()
+        try:
+            triples, info = triples_from_parts(snap.nodes, snap.edges)
+            ds = dataset_from_triples("graph", triples, info, holdout=False, seed=self.seed)
+            features = self.features
+            if features != "none" and not any(i.captions or i.name for i in info.values()):
+                features = "none"
+            tcfg = default_train_config(self.model, max_epochs=self.max_epochs, seed=self.seed, batch_size=self.batch_size,
+                                        time_budget_s=self.time_budget_s)
+            run = fit(ds, self.model, features, embedding_dim=self.embedding_dim, train_config=tcfg,
+                      text_encoder=self._text_encoder() if features != "none" else None, cancel=cancel)
+            predictor = KgePredictor(run)
+        except Exception as exc:  # noqa: BLE001 - reported through status(), never raised into the UI
+            with self._lock:
+                if self._cancel is cancel:
+                    self._state, self._message = "error", f"Could not embed the graph: {exc}"
+                    self._pending_key = None
+            return
+        with self._lock:
+            if cancel.is_set() or self._cancel is not cancel:
+                return  # superseded
+            self._predictor, self._trained_key, self._pending_key = predictor, snap.key, None
+            self._state, self._message = "ready", ""
+            tr = run.info["train"]
+            self._info = {"triples": len(triples), "entities": len(run.entity_labels),
+                          "epochs": tr["epochs"], "seconds": round(time.monotonic() - start, 2),
+                          "stopped_by": tr["stopped_by"], "features": run.model_config.features}
+
+    # ------------------------------------------------------------------ queries
+    def suggest_with_message(self, node_id: str, k: int = 5) -> tuple[list[dict], str]:
+        """Top-k new links touching `node_id`, and a message ("" when all is well)."""
+        with self._lock:
+            predictor, state, message = self._predictor, self._state, self._message
+        if predictor is None:
+            return [], message or "No suggestions yet."
+        try:
+            rows = predictor.suggest_links(node_id, max(0, int(k)))
+        except InputError:
+            extra = " (the graph is being re-embedded)" if state == "training" else ""
+            return [], f"{node_id!r} is not in the embedded graph yet{extra}; refresh after adding its relations."
+        note = "Suggestions come from the previous graph; re-embedding now." if state == "training" else ""
+        return rows, note
+
+    def suggest(self, node_id: str, k: int = 5) -> list[dict]:
+        """Top-k new links touching `node_id`; [] when no model is ready or the node is unknown."""
+        return self.suggest_with_message(node_id, k)[0]
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            return {"state": self._state, "message": self._message, "ready": self._predictor is not None,
+                    **self._info}
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the running refresh ends (for tests and scripts); True if none is running."""
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+        return t is None or not t.is_alive()

@@ -1,0 +1,202 @@
+"""The Gradio Blocks page. All logic lives in `mmre_demo.ui.callbacks` (plain functions); this module
+only lays out components and maps each callback's `{output_name: value}` dict onto them."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gradio as gr
+
+from mmre_demo.annotations import DECISIONS
+from mmre_demo.ui.callbacks import (DECISION_HEADERS, ENTITY_HEADERS, RELATION_CHOICES, RELATION_HEADERS,
+                                    SUGGESTION_HEADERS, TYPE_COLOURS, Controller, examples)
+
+TITLE = "mmre_demo — multimodal relation extraction"
+CSS = """
+#status {min-height: 2.5em; padding: 0.4em 0.8em; border-radius: 8px; background: #f4f6fb;
+         border-left: 4px solid #6366f1; font-size: 1.02em}
+#evidence img {object-fit: contain}
+.small-note {font-size: 0.85em; color: #666}
+"""
+DROPDOWNS = {"pair", "node", "suggestion"}
+
+# api_name of every main action (stable: the README and gradio_client use them)
+API_NAMES = ("predict", "rerun", "explain", "filter", "clear_graph", "export_graph", "suggest_links",
+             "add_suggestion", "refresh_embedding", "annotate", "export_annotations", "preview")
+
+
+def build(controller: Controller | None = None) -> gr.Blocks:
+    """The app. `controller` holds the model; by default the shipped weights load in the background."""
+    ctl = controller or Controller()
+    ex = examples()
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        session = gr.State(None)
+        gr.Markdown(f"## {TITLE}\nUpload an image and its caption (or pick an example). The app finds the entities, "
+                    "classifies every ordered pair, shows where the model looked, and grows a knowledge graph "
+                    "over your submissions.")
+        device_md = gr.Markdown(ctl.device_text(), elem_id="device")
+        with gr.Row():
+            with gr.Column(scale=2):
+                image_file = gr.File(label="Image (optional: jpg, png, webp, gif, tiff, bmp…)", type="filepath",
+                                     elem_id="image-file")
+                preview = gr.Image(label="Image as the model reads it", interactive=False, height=220,
+                                   elem_id="preview", buttons=[])
+                caption = gr.Textbox(label="Caption", lines=3, max_lines=8, elem_id="caption",
+                                     placeholder="e.g. Astronaut Eileen Collins of NASA poses in Houston.")
+                with gr.Row():
+                    run_btn = gr.Button("Extract relations", variant="primary", elem_id="run")
+                with gr.Row():
+                    threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Probability threshold",
+                                          elem_id="threshold")
+                    show_none = gr.Checkbox(False, label="Show pairs predicted as None", elem_id="show-none")
+            with gr.Column(scale=3):
+                status = gr.Markdown("Ready.", elem_id="status")
+                entities_hl = gr.HighlightedText(label="Entities in the caption", color_map=TYPE_COLOURS,
+                                                 show_legend=True, combine_adjacent=False, elem_id="entities")
+                with gr.Accordion("Edit entities (add a row, clear a row's text to remove it, change its type)",
+                                  open=False, elem_id="entity-editor"):
+                    entities_df = gr.Dataframe(headers=ENTITY_HEADERS, datatype=["str", "str", "number", "number"],
+                                               column_count=4, interactive=True, elem_id="entities-table",
+                                               label="Entities (type: PER, ORG, LOC, MISC; leave start/end empty to "
+                                                     "find the text in the caption)")
+                    rerun_btn = gr.Button("Re-run with these entities", elem_id="rerun")
+        gr.Examples([[e["path"], e["caption"]] for e in ex], inputs=[image_file, caption],
+                    label="Examples (public-domain photographs from scikit-image; the last one has no image)",
+                    examples_per_page=8)
+        relations_df = gr.Dataframe(headers=RELATION_HEADERS, interactive=False, elem_id="relations", wrap=True,
+                                    label="Relations: every ordered pair (click a row for its evidence)",
+                                    column_widths=["5%", "19%", "22%", "19%", "9%", "19%", "7%"])
+        pair = gr.Dropdown(label="Pair to explain / annotate", choices=[], elem_id="pair", allow_custom_value=True)
+        with gr.Row():
+            with gr.Column(scale=3):
+                gr.Markdown("#### Where the model looked: attention of the pair, the head and the tail over the image")
+                evidence_img = gr.Image(label="Where the model looked", show_label=False, interactive=False,
+                                        elem_id="evidence", type="pil", buttons=[])
+                evidence_md = gr.Markdown("", elem_id="evidence-text")
+                words = gr.HighlightedText(label="Word weights for this pair (darker = more weight)",
+                                           show_legend=False, combine_adjacent=False, elem_id="words")
+            with gr.Column(scale=2):
+                concepts = gr.Label(label="Visual concepts recognised in the image", num_top_classes=8,
+                                    elem_id="concepts", show_heading=False)
+                with gr.Accordion("Annotator mode: accept / reject / relabel the chosen pair", open=False,
+                                  elem_id="annotator"):
+                    annotator = gr.Textbox(label="Your name", value="", max_lines=1, elem_id="annotator-name")
+                    decision = gr.Radio(list(DECISIONS), value="accept", label="Decision", elem_id="decision")
+                    new_label = gr.Dropdown(RELATION_CHOICES, label="New relation (for relabel)", elem_id="new-label")
+                    annotate_btn = gr.Button("Save decision", elem_id="annotate")
+                    decisions_df = gr.Dataframe(headers=DECISION_HEADERS, value=ctl.decisions(), interactive=False,
+                                                label="Stored decisions (newest first)", elem_id="decisions")
+                    export_ann_btn = gr.Button("Export decisions as MNRE lines", elem_id="export-annotations")
+                    annotations_file = gr.File(label="MNRE export", interactive=False, elem_id="annotations-file")
+        gr.Markdown("### Knowledge graph of this session")
+        with gr.Row():
+            with gr.Column(scale=3):
+                graph = gr.Plot(label="Knowledge graph", elem_id="graph")
+            with gr.Column(scale=1):
+                with gr.Row():
+                    clear_btn = gr.Button("Clear graph", variant="stop", elem_id="clear-graph")
+                    export_btn = gr.Button("Export graph", elem_id="export-graph")
+                files = gr.File(label="Triples and graph (JSON, CSV, GraphML)", file_count="multiple",
+                                interactive=False, elem_id="graph-files")
+                gr.Markdown("**Suggested links** (link prediction on this graph, trained in the background)")
+                node = gr.Dropdown(label="Node", choices=[], elem_id="node", allow_custom_value=True)
+                k = gr.Slider(1, 10, value=5, step=1, label="How many", elem_id="k")
+                with gr.Row():
+                    suggest_btn = gr.Button("Suggest links", elem_id="suggest")
+                    refresh_btn = gr.Button("Refresh embedding", elem_id="refresh-embedding")
+                suggestions_df = gr.Dataframe(headers=SUGGESTION_HEADERS, interactive=False, elem_id="suggestions",
+                                              label="Suggestions (dashed in the graph)")
+                suggestion = gr.Dropdown(label="Suggestion to add", choices=[], elem_id="suggestion",
+                                         allow_custom_value=True)
+                add_btn = gr.Button("Add to graph", elem_id="add-suggestion")
+
+        outs: dict[str, Any] = dict(
+            session=session, status=status, preview=preview, entities_hl=entities_hl, entities_df=entities_df,
+            relations_df=relations_df, pair=pair, evidence_img=evidence_img, evidence_md=evidence_md, words=words,
+            concepts=concepts, graph=graph, node=node, files=files, suggestions_df=suggestions_df,
+            suggestion=suggestion, decisions_df=decisions_df, annotations_file=annotations_file,
+        )
+
+        def bind(names: list[str]) -> tuple[list[Any], Callable[[dict], tuple]]:
+            def convert(result: dict) -> tuple:
+                values = []
+                for n in names:
+                    if n == "status" and str(result.get(n, "")).startswith(("⚠️", "❌")):
+                        gr.Warning(result[n][2:].strip())  # a toast as well as the status line
+                    if n not in result:
+                        values.append(gr.skip())
+                    elif n in DROPDOWNS and isinstance(result[n], dict):
+                        values.append(gr.update(**result[n]))
+                    else:
+                        values.append(result[n])
+                return tuple(values)
+
+            return [outs[n] for n in names], convert
+
+        main_names = ["session", "status", "entities_hl", "entities_df", "relations_df", "pair", "evidence_img",
+                      "evidence_md", "words", "concepts", "graph", "node"]
+        main_outs, main_conv = bind(main_names)
+
+        def do_predict(image, text, thr, none, sess, progress=gr.Progress()):
+            return main_conv(ctl.run(image, text, thr, none, sess, progress=progress))
+
+        def do_rerun(image, text, rows, thr, none, sess, progress=gr.Progress()):
+            return main_conv(ctl.rerun(image, text, rows, thr, none, sess, progress=progress))
+
+        def do_filter(thr, none, sess):
+            return main_conv(ctl.refilter(thr, none, sess))
+
+        ev_outs, ev_conv = bind(["session", "status", "evidence_img", "evidence_md", "words"])
+
+        def do_explain(p, sess):
+            return ev_conv(ctl.explain(p, sess))
+
+        def on_select(evt: gr.SelectData, sess):
+            row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+            try:
+                number = int((evt.row_value or [None])[0])
+            except (TypeError, ValueError, IndexError):
+                number = None
+            if number is None:
+                return gr.skip()
+            return gr.update(value=str(number))
+
+        g_outs, g_conv = bind(["session", "status", "graph", "node", "files", "suggestions_df", "suggestion",
+                               "decisions_df", "annotations_file"])
+        pv_outs, pv_conv = bind(["status", "preview"])
+
+        run_btn.click(do_predict, [image_file, caption, threshold, show_none, session], main_outs,
+                      api_name="predict", concurrency_limit=2)
+        caption.submit(do_predict, [image_file, caption, threshold, show_none, session], main_outs,
+                       api_visibility="private", concurrency_limit=2)
+        rerun_btn.click(do_rerun, [image_file, caption, entities_df, threshold, show_none, session], main_outs,
+                        api_name="rerun", concurrency_limit=2)
+        threshold.release(do_filter, [threshold, show_none, session], main_outs, api_name="filter")
+        show_none.input(do_filter, [threshold, show_none, session], main_outs, api_visibility="private")
+        pair.input(do_explain, [pair, session], ev_outs, api_name="explain")
+        relations_df.select(on_select, [session], pair, api_visibility="private").then(
+            do_explain, [pair, session], ev_outs, api_visibility="private")
+        image_file.change(lambda p: pv_conv(ctl.preview(p)), [image_file], pv_outs, api_name="preview",
+                          show_progress="minimal")
+        clear_btn.click(lambda thr, s: g_conv(ctl.clear_graph(thr, s)), [threshold, session], g_outs,
+                        api_name="clear_graph")
+        export_btn.click(lambda thr, s: g_conv(ctl.export_graph(thr, s)), [threshold, session], g_outs,
+                         api_name="export_graph")
+        suggest_btn.click(lambda n, kk, thr, s: g_conv(ctl.suggest(n, kk, thr, s)), [node, k, threshold, session],
+                          g_outs, api_name="suggest_links")
+        add_btn.click(lambda w, thr, s: g_conv(ctl.add_suggestion(w, thr, s)), [suggestion, threshold, session],
+                      g_outs, api_name="add_suggestion")
+        refresh_btn.click(lambda s: g_conv(ctl.refresh_embedding(s)), [session], g_outs, api_name="refresh_embedding")
+        annotate_btn.click(lambda p, d, nl, who, thr, s: g_conv(ctl.annotate(p, d, nl, who, thr, s)),
+                           [pair, decision, new_label, annotator, threshold, session], g_outs, api_name="annotate")
+        export_ann_btn.click(lambda s: g_conv(ctl.export_annotations(s)), [session], g_outs,
+                             api_name="export_annotations")
+        demo.load(lambda: ctl.device_text(), None, device_md, api_visibility="private")
+    demo.controller = ctl  # for tests and benchmarks
+    return demo
+
+
+def launch_kwargs() -> dict:
+    """launch() arguments shared by app.py and the tests (Gradio 6: theme/css go to launch)."""
+    return dict(theme=gr.themes.Soft(), css=CSS, footer_links=["api", "gradio"], max_file_size="50mb",
+                show_error=False)

@@ -1,0 +1,115 @@
+"""Real browser end to end: Playwright (Python) driving Debian's Chromium against the app on 127.0.0.1.
+
+Screenshots go to ci-artifacts/screenshots/ (kept by the CI run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = os.environ.get("MMRE_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[1] / "ci-artifacts" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+    pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium; .ci/run does it)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+
+
+@pytest.fixture(scope="module")
+def app_url(pipeline, tmp_path_factory):
+    from mmre_demo.annotations import AnnotationStore
+    from mmre_demo.ui import Controller, build, launch_kwargs
+
+    d = tmp_path_factory.mktemp("browser")
+    ctl = Controller(pipeline=pipeline, annotations=AnnotationStore(d / "ann.sqlite3"), export_dir=d / "exp",
+                     suggester_factory=None)
+    demo = build(ctl)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port,
+                                                   prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    exe = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=ARGS)
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        pg = ctx.new_page()
+        pg.set_default_timeout(90_000)
+        yield pg
+        ctx.close()
+        browser.close()
+
+
+def test_end_to_end(page, app_url, tmp_path):
+    from mmre_demo.ui.callbacks import examples
+
+    ex = examples()[0]
+    page.goto(app_url)
+    page.wait_for_selector("#run")
+    assert "Device" in page.inner_text("#device")
+    page.screenshot(path=str(SHOTS / "01_start.png"), full_page=True)
+
+    page.set_input_files("#image-file input[type=file]", ex["path"])
+    page.wait_for_selector("#preview img", state="attached")
+    page.fill("#caption textarea", ex["caption"])
+    page.click("#run")
+    # relations table with at least one relation, and the plotly graph
+    page.wait_for_function("document.querySelector('#relations') && "
+                           "document.querySelector('#relations').innerText.includes('/per/')")
+    page.wait_for_selector("#graph .js-plotly-plot .main-svg")
+    page.wait_for_selector("#evidence img", state="attached")
+    page.locator("#evidence").scroll_into_view_if_needed()
+    page.wait_for_selector("#evidence img")  # visible once scrolled to (lazy loading)
+    assert "Eileen Collins" in page.inner_text("#entities")
+    page.screenshot(path=str(SHOTS / "02_results.png"), full_page=True)
+
+    # select another pair: its evidence replaces the first heatmap
+    first_src = page.get_attribute("#evidence img", "src")
+    page.locator('#relations [data-testid="cell-1-2"]').click()
+    page.wait_for_function("(s) => { const i = document.querySelector('#evidence img'); return i && i.src !== s; }",
+                           arg=first_src)
+    page.locator("#evidence").scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "03_pair_evidence.png"), full_page=True)
+    page.locator("#evidence").screenshot(path=str(SHOTS / "03b_heatmap.png"))
+
+    # export: the JSON download holds the triples
+    page.click("#export-graph")
+    link = page.locator('#graph-files tr:has(td[aria-label="mmre_graph.json"]) a[data-testid="download-link"]')
+    link.wait_for()
+    with page.expect_download() as dl:
+        link.click()
+    target = tmp_path / "graph.json"
+    dl.value.save_as(target)
+    data = json.loads(target.read_text())
+    assert data["triples"] and any(t["head"] == "Eileen Collins" for t in data["triples"])
+    page.locator("#graph").screenshot(path=str(SHOTS / "04_graph.png"))
+
+
+def test_bad_upload_shows_message(page, app_url, tmp_path):
+    page.goto(app_url)
+    page.wait_for_selector("#run")
+    bad = tmp_path / "not_an_image.jpg"
+    bad.write_text("this is text")
+    page.set_input_files("#image-file input[type=file]", str(bad))
+    page.fill("#caption textarea", "Eileen Collins of NASA in Houston.")
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('not an image')")
+    page.screenshot(path=str(SHOTS / "05_bad_upload.png"), full_page=True)
+    assert "Traceback" not in page.content()

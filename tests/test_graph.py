@@ -1,0 +1,111 @@
+"""Session graph: accumulation, threshold, contract, exports, layout for 1..200 nodes (no model, no torch)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+
+import networkx as nx
+import numpy as np
+
+from mmre_demo import graph as kg
+from mmre_demo.data.schema import Entity
+from mmre_demo.prediction import PairPrediction, Prediction
+
+
+def _pred(caption, ents, rels, has_image=True):
+    pairs = []
+    for (h, t), (label, p) in rels.items():
+        pairs.append(PairPrediction(ents[h], ents[t], label, p, [(label, p)]))
+    return Prediction(caption, list(ents), pairs, [], has_image, (10, 10) if has_image else None, "cpu")
+
+
+def _example(score=0.9):
+    cap = "Eileen Collins of NASA in Houston"
+    e = [Entity("Eileen Collins", 0, 14, "PER"), Entity("NASA", 18, 22, "ORG"), Entity("Houston", 26, 33, "LOC")]
+    return _pred(cap, e, {(0, 1): ("/per/org/member_of", score), (1, 2): ("/org/loc/locate_at", 0.3),
+                          (1, 0): ("None", 0.99)})
+
+
+def test_graph_module_does_not_import_torch_or_the_model():
+    code = ("import sys, mmre_demo.graph, mmre_demo.annotations, mmre_demo.heatmap; "
+            "bad = [m for m in ('torch', 'gradio', 'mmre_demo.pipeline') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_contract_and_accumulation():
+    g = kg.new_graph()
+    assert isinstance(g, nx.MultiDiGraph)
+    kg.add_prediction(g, _example(0.8), image_id="abc_astronaut.jpg", image_feature=np.ones(1280))
+    kg.add_prediction(g, _example(0.95), image_id="def_other.jpg")
+    n = g.nodes["PER:Eileen Collins"]
+    assert n["kind"] == "entity" and n["type"] == "PER" and n["name"] == "Eileen Collins"
+    assert n["captions"] == ["Eileen Collins of NASA in Houston"] and n["image_feature"].shape == (1280,)
+    assert g.nodes["image:abc_astronaut.jpg"]["kind"] == "image"
+    assert g.has_edge("image:abc_astronaut.jpg", "ORG:NASA", key="depicts")
+    e = g.edges["PER:Eileen Collins", "ORG:NASA", "/per/org/member_of"]
+    assert e["relation"] == "/per/org/member_of" and e["source"] == "predicted"
+    assert e["score"] == 0.95 and e["count"] == 2  # same triple: one edge, best score
+    assert not g.has_edge("ORG:NASA", "PER:Eileen Collins")  # None is never an edge
+    assert len([n for n in g if n.startswith(("PER", "ORG", "LOC"))]) == 3  # same text + type = same node
+
+
+def test_threshold_and_triples():
+    g = kg.new_graph()
+    kg.add_prediction(g, _example())
+    assert {t["relation"] for t in kg.triples(g, 0.5)} == {"/per/org/member_of"}
+    assert len(kg.triples(g, 0.0)) == 2
+    kg.add_relation(g, "ORG:NASA", "/org/loc/locate_at", "LOC:Houston", 1.0, "annotated")
+    assert len(kg.triples(g, 0.99)) == 1 and kg.triples(g, 0.99)[0]["source"] == "annotated"
+
+
+def test_exports_round_trip(tmp_path):
+    g = kg.new_graph()
+    kg.add_prediction(g, _example(), image_id="x.jpg", image_feature=np.zeros(4))
+    kg.add_relation(g, "PER:Eileen Collins", "/per/loc/place_of_residence", "LOC:Houston", 0.7, "suggested")
+    d = json.loads(kg.to_json(g, 0.5))
+    assert d["triples"][0]["head"] == "Eileen Collins" and any(e["source"] == "suggested" for e in d["edges"])
+    rows = list(csv.DictReader(io.StringIO(kg.to_csv(g, 0.0))))
+    assert {r["relation"] for r in rows} == {"/per/org/member_of", "/org/loc/locate_at"}
+    back = nx.read_graphml(io.BytesIO(kg.to_graphml(g, 0.0).encode()))
+    assert back.has_node("PER:Eileen Collins") and back.number_of_edges() == g.number_of_edges()
+    paths = kg.write_all(g, tmp_path, 0.5)
+    assert [p.rsplit(".", 1)[1] for p in paths] == ["json", "csv", "graphml"]
+
+
+def test_figure_empty_small_and_200_nodes():
+    fig, pos = kg.figure(kg.new_graph())
+    assert pos == {} and "empty" in fig.layout.annotations[0].text
+    g = kg.new_graph()
+    kg.add_entity(g, "Solo", "PER")
+    fig, pos = kg.figure(g)
+    assert len(pos) == 1
+    rng = np.random.default_rng(0)
+    g = kg.new_graph()
+    types = ["PER", "ORG", "LOC", "MISC"]
+    for i in range(200):
+        kg.add_entity(g, f"e{i}", types[i % 4])
+    for _ in range(300):
+        a, b = rng.integers(0, 200, 2)
+        kg.add_relation(g, f"{types[a % 4]}:e{a}", "/per/org/member_of", f"{types[b % 4]}:e{b}", float(rng.random()))
+    t = time.perf_counter()
+    fig, pos = kg.figure(g, 0.5, suggestions=[{"head": "PER:e0", "relation": "/per/per/peer", "tail": "PER:e4",
+                                                 "score": 0.4}])
+    assert time.perf_counter() - t < 10
+    arr = np.array(list(pos.values()))
+    assert arr.shape == (200, 2) and np.abs(arr).max() <= 1.0 + 1e-9
+    # nodes are spread out: the median nearest-neighbour distance is not tiny
+    d = np.sqrt(((arr[:, None] - arr[None]) ** 2).sum(-1)) + np.eye(200) * 9
+    assert np.median(d.min(1)) > 0.02
+    names = {tr.name for tr in fig.data}
+    assert {"PER", "ORG", "LOC", "MISC", "suggested link"} <= names
+    dashed = [tr for tr in fig.data if tr.name == "suggested link"][0]
+    assert dashed.line.dash == "dash"
+    # positions are reused: a second draw keeps nodes close to where they were
+    fig2, pos2 = kg.figure(g, 0.5, positions=pos)
+    assert set(pos2) == set(pos)

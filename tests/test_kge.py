@@ -1,0 +1,255 @@
+"""KGE: datasets, training quality, save/load, features, the suggester, the CLI and bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+
+import networkx as nx
+import pytest
+import torch
+
+from mmre_demo.data.schema import InputError
+from mmre_demo.kge import KgePredictor, evaluate_run, fit, load_dataset, load_run, save_run
+from mmre_demo.kge.datasets import dataset_from_graph, dataset_from_triples, mnre_triples, split_triples
+from mmre_demo.kge.suggest import LinkSuggester
+from mmre_demo.kge.training import default_train_config
+
+torch.set_num_threads(1)
+
+
+def fake_encoder(texts: list[str]) -> torch.Tensor:
+    """Deterministic stand-in for MiniLM: a unit vector seeded by the text."""
+    rows = [torch.randn(16, generator=torch.Generator().manual_seed(zlib.crc32(t.encode()))) for t in texts]
+    return torch.nn.functional.normalize(torch.stack(rows) if rows else torch.zeros(0, 16), dim=-1)
+
+
+def small_graph() -> nx.MultiDiGraph:
+    g = nx.MultiDiGraph()
+    people = [f"Person {i}" for i in range(8)]
+    orgs = ["Acme Corp", "Zürich Verein", "Globex"]
+    for p in people:
+        g.add_node(f"PER:{p}", kind="entity", name=p, type="PER", captions=[f"{p} at work"])
+    for o in orgs:
+        g.add_node(f"ORG:{o}", kind="entity", name=o, type="ORG")
+    for i, p in enumerate(people):
+        g.add_edge(f"PER:{p}", f"ORG:{orgs[i % 3]}", relation="member of (ünïcode)", score=0.9, source="predicted")
+        g.add_edge(f"PER:{p}", f"PER:{people[(i + 1) % 8]}", relation="/per/per/peer", score=0.8, source="annotated")
+    g.add_edge("PER:Person 0", "ORG:Globex", relation="bogus", score=0.5, source="suggested")  # must be ignored
+    g.add_node("img:1", kind="image", image_feature=[0.5] * 8)
+    g.add_edge("img:1", "PER:Person 0", relation="depicts")
+    return g
+
+
+# ------------------------------------------------------------------ datasets
+
+def test_builtin_datasets_load_offline():
+    ds = load_dataset("nations")
+    assert (ds.training.num_triples, ds.validation.num_triples, ds.testing.num_triples) == (1592, 199, 201)
+    assert ds.training.create_inverse_triples
+
+
+def test_split_is_seeded_and_has_no_inverse_leakage():
+    triples = [(f"e{i}", "r", f"e{i + 1}") for i in range(200)] + [(f"e{i + 1}", "r_inv", f"e{i}") for i in range(200)]
+    a = split_triples(triples, seed=3)
+    assert a == split_triples(triples, seed=3)
+    train, val, test, moved = a
+    assert moved == 400 and len(train) + len(val) + len(test) == len(triples)
+    assert len(test) == 40 and len(val) == 40
+    train_pairs = {frozenset((h, t)) for h, _, t in train}
+    assert not any(frozenset((h, t)) in train_pairs for h, _, t in val + test)
+    val_pairs = {frozenset((h, t)) for h, _, t in val}
+    assert not any(frozenset((h, t)) in val_pairs for h, _, t in test)
+
+
+def test_mnre_file_gold_triples_and_types(tmp_path):
+    lines = [
+        "{'token': ['Bill', 'Cosby', 'at', 'Hollywood'], 'h': {'name': 'Bill Cosby', 'pos': [0, 2]}, "
+        "'t': {'name': 'Hollywood', 'pos': [3, 4]}, 'img_id': 'a.jpg', 'relation': '/per/misc/present_in'}",
+        "{'token': ['Bill', 'and', 'Ann'], 'h': {'name': 'Bill', 'pos': [0, 1]}, "
+        "'t': {'name': 'Ann', 'pos': [2, 3]}, 'img_id': 'b.jpg', 'relation': 'None'}",
+    ]
+    f = tmp_path / "m.txt"
+    f.write_text("\n".join(lines), encoding="utf-8")
+    triples, info, records = mnre_triples(f)
+    assert triples == [("PER:Bill Cosby", "/per/misc/present_in", "MISC:Hollywood")]
+    assert info["MISC:Hollywood"].type == "MISC" and len(records) == 1
+
+
+def test_graph_triples_skip_suggested_and_keep_unicode_relations():
+    ds = dataset_from_graph(small_graph())
+    assert "bogus" not in ds.relation_to_id
+    assert "member of (ünïcode)" in ds.relation_to_id
+    assert ds.training.num_triples == 16
+    assert ds.entity_info["PER:Person 0"].image_feature is not None  # from the depicting image node
+
+
+# ------------------------------------------------------------------ training quality (a known result)
+
+@pytest.fixture(scope="module")
+def nations_run():
+    return fit(load_dataset("nations"), "complex")
+
+
+def test_complex_on_nations_is_well_trained(nations_run):
+    m = evaluate_run(nations_run, "test")
+    # 14 entities: a random ranking gives MRR ~0.23; PyKEEN-pipeline ComplEx with the same settings ~0.8
+    assert m["mrr"] > 0.6, m
+    assert m["hits@10"] > 0.95, m
+    assert nations_run.info["train"]["stopped_by"] == "early stopping"
+
+
+def test_save_load_round_trip_without_pickle(nations_run, tmp_path):
+    save_run(nations_run, tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["model.safetensors", "run.json", "triples.safetensors"]
+    loaded = load_run(tmp_path / "run")
+    assert evaluate_run(loaded)["mrr"] == pytest.approx(evaluate_run(nations_run)["mrr"], abs=1e-6)
+    p = KgePredictor(loaded)
+    head = loaded.entity_labels[0]
+    tails = p.predict_tails(head, loaded.relation_labels[0], k=3)
+    assert len(tails) == 3 and tails[0]["score"] >= tails[1]["score"]
+    assert len(p.predict_heads(loaded.relation_labels[0], head, k=2)) == 2
+    assert len(p.predict_relations(head, loaded.entity_labels[1], k=4)) == 4
+
+
+def test_load_refuses_a_non_run_folder(tmp_path):
+    with pytest.raises(InputError, match="not a KGE run folder"):
+        load_run(tmp_path)
+
+
+# ------------------------------------------------------------------ multimodal features
+
+def test_text_and_image_features_train_save_and_load(tmp_path):
+    ds = dataset_from_graph(small_graph())
+    cfg = default_train_config("distmult", max_epochs=5)
+    run = fit(ds, "distmult", "text+image", train_config=cfg, text_encoder=fake_encoder)
+    assert run.model_config.feature_dim == 16 + 8 + 1
+    loaded = load_run(save_run(run, tmp_path / "mm"))
+    a = KgePredictor(run).suggest_links("PER:Person 0", k=3)
+    b = KgePredictor(loaded).suggest_links("PER:Person 0", k=3)
+    assert a == b and len(a) == 3
+
+
+def test_unseen_entity_is_placed_by_its_features_only():
+    from mmre_demo.kge.datasets import _factory
+    from mmre_demo.kge.models import ModelConfig, build_model
+
+    triples = [("PER:a", "r", "ORG:x"), ("PER:b", "r", "ORG:x")]
+    e2id = {"ORG:x": 0, "PER:a": 1, "PER:b": 2, "PER:z": 3}  # z is held out: never in training
+    tf = _factory(triples, e2id, {"r": 0})
+    feats = fake_encoder(list(e2id))
+    model = build_model(ModelConfig(model="complex", embedding_dim=4, features="text"), tf, feats, random_seed=0)
+    rep = model.entity_representations[0]
+    assert rep.seen.flatten().tolist() == [1.0, 1.0, 1.0, 0.0]
+    torch.nn.init.normal_(rep.projection.weight)
+    z = rep(torch.tensor([3]))
+    expected = torch.view_as_complex(rep.projection(feats[3:4]).view(1, 4, 2))
+    assert torch.allclose(z, expected)  # no random structural part for the unseen entity
+
+
+# ------------------------------------------------------------------ bad input
+
+def test_empty_graph_and_empty_triples_are_refused_clearly():
+    g = nx.MultiDiGraph()
+    g.add_node("PER:a", kind="entity", name="a", type="PER")
+    with pytest.raises(InputError, match="no relation edges"):
+        dataset_from_graph(g)
+    with pytest.raises(InputError, match="empty"):
+        dataset_from_triples("x", [])
+    with pytest.raises(InputError, match="three non-empty strings"):
+        dataset_from_triples("x", [("a", "", "b")])
+
+
+def test_single_triple_trains_and_unknown_entity_is_explained():
+    ds = dataset_from_triples("one", [("PER:Ann Lee", "knows", "PER:Bo")], holdout=False)
+    run = fit(ds, "transe", train_config=default_train_config("transe", max_epochs=3))
+    p = KgePredictor(run)
+    rows = p.suggest_links("PER:Ann Lee", k=5)  # known triple and self-loops excluded: only the reverse is left
+    assert [(r["head"], r["relation"], r["tail"]) for r in rows] == [("PER:Bo", "knows", "PER:Ann Lee")]
+    with pytest.raises(InputError, match="did you mean 'PER:Ann Lee'"):
+        p.suggest_links("PER:Ann Le")
+    with pytest.raises(InputError, match="no 'test' triples"):
+        evaluate_run(run, "test")
+
+
+# ------------------------------------------------------------------ the app's suggester
+
+def test_suggester_before_and_with_an_empty_graph():
+    s = LinkSuggester(text_encoder=fake_encoder)
+    rows, msg = s.suggest_with_message("PER:x")
+    assert rows == [] and "No suggestions" in msg
+    assert s.refresh(nx.MultiDiGraph()) is False
+    assert s.status()["state"] == "empty" and s.suggest("PER:x") == []
+
+
+def test_suggester_trains_in_background_and_answers_fast():
+    g = small_graph()
+    s = LinkSuggester(features="text", text_encoder=fake_encoder, max_epochs=20)
+    t0 = time.perf_counter()
+    assert s.refresh(g) is True
+    assert time.perf_counter() - t0 < 0.5  # never blocks the request
+    assert s.refresh(g) is False  # same graph: nothing to do
+    assert s.wait(timeout=120)
+    st = s.status()
+    assert st["state"] == "ready", st
+    t0 = time.perf_counter()
+    rows, msg = s.suggest_with_message("PER:Person 0", k=5)
+    assert time.perf_counter() - t0 < 0.1
+    assert msg == "" and len(rows) == 5
+    assert set(rows[0]) == {"head", "relation", "tail", "score"}
+    existing = {(u, d["relation"], v) for u, v, d in g.edges(data=True) if d.get("source") != "suggested"}
+    assert not any((r["head"], r["relation"], r["tail"]) in existing for r in rows)
+    assert all("PER:Person 0" in (r["head"], r["tail"]) for r in rows)
+    rows, msg = s.suggest_with_message("PER:Nobody")
+    assert rows == [] and "not in the embedded graph" in msg
+
+
+# ------------------------------------------------------------------ CLI
+
+def test_cli_train_eval_suggest(tmp_path, capsys):
+    from mmre_demo.cli import main
+
+    out = tmp_path / "nations"
+    assert main(["kge", "train", "--dataset", "nations", "--model", "distmult", "--epochs", "10", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["kge", "eval", "--run", str(out), "--json"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    m = json.loads(last)
+    assert set(m) == {"mrr", "hits@1", "hits@3", "hits@10"} and 0 < m["mrr"] <= 1
+    assert main(["kge", "suggest", "--run", str(out), "--entity", "usa", "-k", "2", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out.strip().splitlines()[-1])) == 2
+    assert main(["kge", "suggest", "--run", str(out), "--entity", "atlantis"]) == 2
+    assert "unknown entity 'atlantis'" in capsys.readouterr().err
+    assert main(["kge", "train", "--dataset", "umls", "--features", "text", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_mnre_dataset_from_shared_data(shared_data):
+    ds = load_dataset("mnre", mnre_train=shared_data / "mnre" / "mnre_val.txt")
+    train = {tuple(t) for t in ds.training.triples.tolist()}
+    test = ds.testing.triples.tolist()
+    pairs = {frozenset((h, t)) for h, _, t in train}
+    assert test and not any(frozenset((h, t)) in pairs for h, _, t in test)
+
+
+def test_time_budget_stops_mid_epoch():
+    ds = load_dataset("nations")
+    ds.validation = None
+    cfg = default_train_config("complex", batch_size=8, max_epochs=50, time_budget_s=0.0)
+    run = fit(ds, "complex", train_config=cfg)
+    assert run.info["train"]["stopped_by"].startswith("time budget (mid-epoch")
+    assert len(KgePredictor(run).suggest_links("usa", k=3)) == 3  # a partly trained model still answers
+
+
+@pytest.mark.parametrize("model", ["complex", "distmult", "transe"])
+def test_fast_scoring_matches_pykeen(model):
+    ds = load_dataset("nations")
+    run = fit(ds, model, train_config=default_train_config(model, max_epochs=2))
+    p = KgePredictor(run)
+    R = len(run.relation_labels)
+    hr = torch.stack([torch.full((R,), 3), torch.arange(R)], dim=1)
+    rt = torch.stack([torch.arange(R), torch.full((R,), 5)], dim=1)
+    with torch.inference_mode():
+        # predict_t / predict_h map relation r to its internal row (2r, inverse 2r+1) as evaluation does
+        assert torch.allclose(p._tail_scores(3), p._norm(run.model.predict_t(hr)), atol=1e-5)
+        assert torch.allclose(p._head_scores(5), p._norm(run.model.predict_h(rt)), atol=1e-5)

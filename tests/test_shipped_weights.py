@@ -1,0 +1,44 @@
+"""The shipped relation weights load, fit the 30 MB budget, and predict MNRE validation lines."""
+
+from __future__ import annotations
+
+from mmre_demo.data.mnre import read_mnre
+from mmre_demo.data.paths import weights_dir
+from mmre_demo.model.relation import RelationModel
+from mmre_demo.train.evaluate import evaluate_gold_entities
+
+
+def test_weights_folder_fits_the_budget():
+    total = sum(p.stat().st_size for p in weights_dir().rglob("*") if p.is_file())
+    assert total < 30 * 2**20, f"weights/ holds {total / 2**20:.1f} MB; the budget is 30 MB"
+
+
+def test_model_card_and_config_are_there(shipped_relation_dir):
+    card = (shipped_relation_dir / "README.md").read_text()
+    assert "mmre train" in card and "F1" in card
+    model = RelationModel.from_pretrained(shipped_relation_dir)
+    assert model.config.labels[0] == "None" and len(model.config.labels) == 23
+
+
+def test_shipped_model_scores_a_validation_slice(shared_data, shipped_relation_dir):
+    examples, _ = read_mnre(shared_data / "mnre" / "mnre_val.txt")
+    model = RelationModel.from_pretrained(shipped_relation_dir)
+    result = evaluate_gold_entities(model, examples[:300])
+    # the full validation F1 is in the model card; a broken or mismatched checkpoint scores ~0 here
+    assert result["scores"]["f1"] >= 0.45, result["scores"]
+
+
+def test_expected_labels_on_clear_validation_lines(shared_data, pipeline):
+    examples, _ = read_mnre(shared_data / "mnre" / "mnre_val.txt")
+    by_relation = {}
+    for ex in examples:
+        by_relation.setdefault(ex.relation, []).append(ex)
+    hits = 0
+    checked = 0
+    for relation in ("/loc/loc/contain", "/per/org/member_of", "/per/misc/present_in"):
+        for ex in by_relation[relation][:5]:
+            pred = pipeline.predict(None, ex.caption, [ex.head, ex.tail])
+            pair = next(p for p in pred.pairs if p.head == ex.head and p.tail == ex.tail)
+            hits += pair.label == ex.relation
+            checked += 1
+    assert hits >= 0.6 * checked, f"{hits}/{checked} correct"

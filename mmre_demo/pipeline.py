@@ -100,7 +100,6 @@ class Pipeline:
         root = Path(weights) if weights else weights_dir()
         rel_dir = root / "relation" if (root / "relation").is_dir() else root
         dev = resolve_device(device)
-        torch.set_grad_enabled(False)
         model = RelationModel.from_pretrained(rel_dir, device=dev)
         tagger = None
         ner_dir = root / "ner"

@@ -34,3 +34,22 @@ def pipeline(shipped_relation_dir):
     from mmre_demo.pipeline import Pipeline
 
     return Pipeline.load(device="cpu")
+
+
+def launch_test_app(pipeline, folder):
+    """Build the app around `pipeline` (annotations and exports under `folder`), serve it on a free
+    127.0.0.1 port; returns (url, demo). Call `demo.close()` when done."""
+    import socket
+
+    from mmre_demo.annotations import AnnotationStore
+    from mmre_demo.ui import Controller, build, launch_kwargs
+
+    ctl = Controller(pipeline=pipeline, annotations=AnnotationStore(folder / "ann.sqlite3"), export_dir=folder / "exp",
+                     suggester_factory=None)
+    demo = build(ctl)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port,
+                                                   prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    return f"http://127.0.0.1:{port}/", demo

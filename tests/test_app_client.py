@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,25 +10,12 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(pipeline, tmp_path_factory):
-    from mmre_demo.annotations import AnnotationStore
-    from mmre_demo.ui import Controller, build, launch_kwargs
+    from tests.conftest import launch_test_app
 
-    d = tmp_path_factory.mktemp("client")
-    ctl = Controller(pipeline=pipeline, annotations=AnnotationStore(d / "ann.sqlite3"), export_dir=d / "exp",
-                     suggester_factory=None)
-    demo = build(ctl)
-    port = free_port()
-    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port,
-                                                   prevent_thread_lock=True, quiet=True, **launch_kwargs())
-    yield f"http://127.0.0.1:{port}/"
+    url, demo = launch_test_app(pipeline, tmp_path_factory.mktemp("client"))
+    yield url
     demo.close()
 
 

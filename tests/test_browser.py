@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -27,19 +26,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python
 
 @pytest.fixture(scope="module")
 def app_url(pipeline, tmp_path_factory):
-    from mmre_demo.annotations import AnnotationStore
-    from mmre_demo.ui import Controller, build, launch_kwargs
+    from tests.conftest import launch_test_app
 
-    d = tmp_path_factory.mktemp("browser")
-    ctl = Controller(pipeline=pipeline, annotations=AnnotationStore(d / "ann.sqlite3"), export_dir=d / "exp",
-                     suggester_factory=None)
-    demo = build(ctl)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port,
-                                                   prevent_thread_lock=True, quiet=True, **launch_kwargs())
-    yield f"http://127.0.0.1:{port}/"
+    url, demo = launch_test_app(pipeline, tmp_path_factory.mktemp("browser"))
+    yield url
     demo.close()
 
 

@@ -1,4 +1,6 @@
-"""KGE benchmarks (CPU, one thread). Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_kge.py PART
+"""KGE benchmarks (CPU). Run: .venv/bin/python benchmarks/bench_kge.py PART [PART ...] [--threads N]
+
+--threads: torch CPU threads (default 1, as `mmre kge train`).
 
 PART: sidebyside  - UMLS and Nations: our wrapper (`mmre_demo.kge.fit`) vs a plain PyKEEN `pipeline(...)`
                     with the same model kwargs, loss, optimiser, epochs, early stopping and seed.
@@ -18,7 +20,7 @@ import time
 
 import torch
 
-torch.set_num_threads(1)
+torch.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1)
 
 from mmre_demo.kge import evaluate_run, fit, load_dataset  # noqa: E402
 from mmre_demo.kge.models import ModelConfig, default_dim, model_kwargs  # noqa: E402
@@ -77,7 +79,7 @@ def mnre(max_epochs: int = 60) -> None:
         run = fit(ds, "complex", features, embedding_dim=64, train_config=tc, text_encoder=enc)
         total = time.perf_counter() - t0
         m = evaluate_run(run)
-        emit(part="mnre", features=features, train_seconds=round(run.info["train"]["seconds"], 1),
+        emit(part="mnre", features=features, threads=torch.get_num_threads(), train_seconds=round(run.info["train"]["seconds"], 1),
              fit_seconds_incl_features=round(total, 1), epochs=run.info["train"]["epochs"],
              **{k: round(v, 4) for k, v in m.items()})
 
@@ -152,6 +154,10 @@ def app() -> None:
 
 
 if __name__ == "__main__":
-    parts = sys.argv[1:] or ["sidebyside", "mnre", "app"]
+    args = sys.argv[1:]
+    if "--threads" in args:
+        i = args.index("--threads")
+        del args[i : i + 2]
+    parts = args or ["sidebyside", "mnre", "app"]
     for p in parts:
         {"sidebyside": sidebyside, "mnre": mnre, "app": app}[p]()

@@ -1,6 +1,6 @@
 """NER tagger latency on this CPU: load time, then per-caption latency (median over runs after warm-up).
 
-Usage: .venv/bin/python benchmarks/bench_ner.py [--weights DIR] [--runs 30] [--threads N]
+Usage: .venv/bin/python benchmarks/bench_ner.py [--weights DIR] [--runs 30] [--threads N] [--float]
 Not a test: numbers depend on the machine and its load.
 """
 
@@ -24,6 +24,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default=None)
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--float", action="store_true", help="float32 backbone (default: int8 Linear layers on CPU)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     args = ap.parse_args()
 
@@ -34,7 +35,7 @@ def main() -> None:
     from mmre_demo.model.ner import NerTagger
 
     t0 = time.perf_counter()
-    tagger = NerTagger.from_pretrained(args.weights)
+    tagger = NerTagger.from_pretrained(args.weights, int8=False if args.float else None)
     load_s = time.perf_counter() - t0
     for c in CAPTIONS:  # warm-up
         tagger.tag(c)
@@ -49,7 +50,7 @@ def main() -> None:
         tagger.tag_batch(CAPTIONS * 4)
     batch_ms = (time.perf_counter() - t) * 1000 / (max(1, args.runs // 5) * len(CAPTIONS) * 4)
     print(json.dumps({
-        "load_seconds": round(load_s, 2), "threads": torch.get_num_threads(), "calls": len(per_caption),
+        "load_seconds": round(load_s, 2), "backbone": "float32" if args.float else "int8", "threads": torch.get_num_threads(), "calls": len(per_caption),
         "median_ms_per_caption": round(statistics.median(per_caption), 2),
         "p90_ms_per_caption": round(sorted(per_caption)[int(0.9 * len(per_caption))], 2),
         "batched_ms_per_caption": round(batch_ms, 2),

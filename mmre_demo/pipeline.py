@@ -152,10 +152,11 @@ class Pipeline:
     def _predict_locked(self, img, caption, ents, detected, max_pairs, top_k, messages, timings, t0) -> Prediction:
         model = self.model
         concepts: list[tuple[str, float]] = []
-        visual = None
+        visual, image_feature = None, None
         if img is not None:
             t = time.perf_counter()
-            grid, hw, logits, _ = model.encode_images(model.vision.preprocess([img]).to(self.device))
+            grid, hw, logits, pooled = model.encode_images(model.vision.preprocess([img]).to(self.device))
+            image_feature = pooled[0].float().cpu().numpy()
             visual = model.visual_tokens(grid, hw, logits)
             if visual.concept_ids is not None:
                 concepts = [(self._concept_names[int(i)], float(p))
@@ -182,7 +183,7 @@ class Pipeline:
                 results.append(self._pair_result(caption, ents[i], ents[j], probs[k], feats[k], out, k, visual, top_k))
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         return Prediction(caption, ents, results, concepts, img is not None, img.size if img is not None else None,
-                          self.device, messages, timings, detected)
+                          self.device, messages, timings, detected, image_feature)
 
     def _pair_result(self, caption, head, tail, p, feats, out, k, visual, top_k) -> PairPrediction:
         labels = self.model.config.labels

@@ -71,6 +71,8 @@ class Prediction:
     messages: list[str] = field(default_factory=list)  # e.g. "no image: caption only", "pairs capped"
     timings_ms: dict[str, float] = field(default_factory=dict)
     entities_detected: bool = False  # True when the NER tagger found the entities
+    # pooled vision feature of the image (e.g. 1280-d): the knowledge graph's image feature of its entities
+    image_feature: np.ndarray | None = field(default=None, repr=False)
 
     def relations(self, threshold: float = 0.0, include_none: bool = False) -> list[PairPrediction]:
         """Pairs whose label is a relation (or all, with include_none) at or above `threshold`."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import zlib
 
 import networkx as nx
@@ -185,17 +184,14 @@ def test_suggester_before_and_with_an_empty_graph():
 
 def test_suggester_trains_in_background_and_answers_fast():
     g = small_graph()
-    s = LinkSuggester(features="text", text_encoder=fake_encoder, max_epochs=20)
-    t0 = time.perf_counter()
+    s = LinkSuggester(text_encoder=fake_encoder, max_epochs=20)  # the app's default: text+image features
     assert s.refresh(g) is True
-    assert time.perf_counter() - t0 < 0.5  # never blocks the request
+    assert s.status()["state"] == "training"  # returned before training ended (timings: benchmarks/bench_kge.py)
     assert s.refresh(g) is False  # same graph: nothing to do
     assert s.wait(timeout=120)
     st = s.status()
-    assert st["state"] == "ready", st
-    t0 = time.perf_counter()
+    assert st["state"] == "ready" and st["features"] == "text+image", st
     rows, msg = s.suggest_with_message("PER:Person 0", k=5)
-    assert time.perf_counter() - t0 < 0.1
     assert msg == "" and len(rows) == 5
     assert set(rows[0]) == {"head", "relation", "tail", "score"}
     existing = {(u, d["relation"], v) for u, v, d in g.edges(data=True) if d.get("source") != "suggested"}
@@ -253,3 +249,18 @@ def test_fast_scoring_matches_pykeen(model):
         # predict_t / predict_h map relation r to its internal row (2r, inverse 2r+1) as evaluation does
         assert torch.allclose(p._tail_scores(3), p._norm(run.model.predict_t(hr)), atol=1e-5)
         assert torch.allclose(p._head_scores(5), p._norm(run.model.predict_h(rt)), atol=1e-5)
+
+
+def test_feature_projection_starts_at_zero_even_after_pykeen_resets_parameters():
+    """PyKEEN re-initialises every submodule when training starts; W must stay zero (training starts
+    from the plain model), while the structural embeddings do get a fresh init."""
+    from mmre_demo.kge.models import ModelConfig, build_model
+
+    ds = load_dataset("nations")
+    feats = torch.randn(ds.training.num_entities, 16)
+    net = build_model(ModelConfig(model="complex", embedding_dim=8, features="text"), ds.training, feats, random_seed=0)
+    rep = net.entity_representations[0]
+    before = rep.base._embeddings.weight.detach().clone()
+    net.reset_parameters_()
+    assert torch.count_nonzero(rep.projection.weight) == 0
+    assert not torch.equal(before, rep.base._embeddings.weight)

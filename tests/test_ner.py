@@ -126,6 +126,20 @@ def test_crf_marginals_are_distributions(tiny_tagger):
     assert torch.allclose(marg.sum(-1), torch.ones(6), atol=1e-4)
 
 
+def test_crf_marginals_match_the_gradient_of_the_training_log_partition(tiny_tagger):
+    """The NumPy forward-backward used at inference = d log Z / d scores of the torch CRF used in training."""
+    torch.manual_seed(1)
+    head = tiny_tagger.head
+    with torch.no_grad():
+        head.transitions.normal_()
+        head.start.normal_()
+        head.end.normal_()
+    scores = torch.randn(1, 7, len(TAGS), requires_grad=True)
+    log_z = head.log_partition(scores, torch.ones(1, 7, dtype=torch.bool))
+    (grad,) = torch.autograd.grad(log_z.sum(), scores)
+    assert torch.allclose(head.marginals(scores[0].detach()), grad[0], atol=1e-5)
+
+
 def test_training_smoke_loss_goes_down():
     from mmre_demo.train.ner import entity_scores
 

@@ -34,6 +34,7 @@ def test_predict_gives_all_ordered_pairs_with_evidence(pipeline):
         assert sum(w.weight for w in p.token_weights) == pytest.approx(1.0, abs=1e-5)
         assert all(CAPTION[w.start : w.end] == w.text for w in p.token_weights)
     assert len(pred.concepts) == 5 and all(0 <= s <= 1 for _, s in pred.concepts)
+    assert np.allclose(pred.image_feature, pipeline.image_feature(img), atol=1e-5)  # same pooled feature
     json.dumps(pred.to_dict(with_arrays=True))
 
 
@@ -41,7 +42,7 @@ def test_predict_is_deterministic(pipeline):
     a = pipeline.predict(None, CAPTION, ENTS)
     b = pipeline.predict(None, CAPTION, ENTS)
     assert [(p.label, p.probability) for p in a.pairs] == [(p.label, p.probability) for p in b.pairs]
-    assert any("caption alone" in m for m in a.messages)
+    assert any("caption alone" in m for m in a.messages) and a.image_feature is None
 
 
 def test_type_constraint_only_allows_matching_relations():

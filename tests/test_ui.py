@@ -73,6 +73,14 @@ def test_run_fills_every_output(first):
     assert out["concepts"] and all(0 <= v <= 1 for v in out["concepts"].values())
     assert out["graph"].data and out["node"]["choices"]
     assert isinstance(s.graph, nx.MultiDiGraph) and any(n.startswith("image:") for n in s.graph)
+    # the image's pooled vision feature rides on the graph, for the text+image KG embedding
+    images = [d for n, d in s.graph.nodes(data=True) if d["kind"] == "image"]
+    feature = images[0].get("image_feature")
+    assert feature is not None and feature.shape == (s.prediction.image_feature.shape[0],) and np.abs(feature).sum() > 0
+    from mmre_demo.kge.datasets import dataset_from_graph
+
+    ds = dataset_from_graph(s.graph)
+    assert any(info.image_feature is not None for info in ds.entity_info.values())
 
 
 def test_every_example_runs(ctl):

@@ -50,6 +50,13 @@ def model_kwargs(config: ModelConfig) -> dict[str, Any]:
     return kw
 
 
+class _ZeroInitLinear(torch.nn.Linear):
+    """A bias-free Linear that PyKEEN's `reset_parameters_()` (run when training starts) sets back to zero."""
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.zeros_(self.weight)
+
+
 class MultimodalEntityRepresentation(Representation):
     """entity(i) = structural(i) + W · feature(i).
 
@@ -71,8 +78,7 @@ class MultimodalEntityRepresentation(Representation):
         self.is_complex = getattr(base, "is_complex", False)
         out = int(torch.Size(base.shape).numel()) * (2 if self.is_complex else 1)
         self.register_buffer("features", features.float().contiguous())
-        self.projection = torch.nn.Linear(features.shape[1], out, bias=False)
-        torch.nn.init.zeros_(self.projection.weight)
+        self.projection = _ZeroInitLinear(features.shape[1], out, bias=False)
 
     def _plain_forward(self, indices: torch.Tensor | None = None) -> torch.Tensor:
         structural = self.base._plain_forward(indices=indices)

@@ -2,7 +2,7 @@
 
 Usage from the UI (no call here ever blocks on training)::
 
-    suggester = LinkSuggester()                      # ComplEx + text features by default
+    suggester = LinkSuggester()                      # ComplEx + text (+ image, where known) features
     suggester.refresh(graph)                         # snapshot the graph, train in a daemon thread, return at once
     rows, message = suggester.suggest_with_message("PER:Bill Cosby", k=5)
     # rows: [{"head": node_id, "relation": str, "tail": node_id, "score": float in [0, 1]}, ...]
@@ -42,7 +42,7 @@ class _Snapshot:
 class LinkSuggester:
     """Background-trained KGE over the app's session graph; see the module docstring for the API."""
 
-    def __init__(self, model: str = "complex", features: str = "text", *, embedding_dim: int = 64,
+    def __init__(self, model: str = "complex", features: str = "text+image", *, embedding_dim: int = 64,
                  batch_size: int = 512, max_epochs: int = 100, time_budget_s: float = 20.0, seed: int = 0,
                  text_encoder: TextEncoder | None = None):
         self.model, self.features, self.embedding_dim, self.batch_size = model, features, embedding_dim, batch_size

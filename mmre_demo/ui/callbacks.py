@@ -389,7 +389,7 @@ class Controller:
             s.image_id = hashlib.sha1(raw).hexdigest()[:12] + "_" + Path(str(image_path)).name
         else:
             s.image_id = None
-        kg.add_prediction(s.graph, pred, s.image_id, getattr(pred, "image_feature", None),
+        kg.add_prediction(s.graph, pred, s.image_id, pred.image_feature,
                           Path(str(image_path)).name if img is not None else None)
         out = self._prediction_outputs(s, threshold, show_none)
         out.update(self._graph_outputs(s, threshold))

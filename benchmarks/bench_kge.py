@@ -20,7 +20,13 @@ import time
 
 import torch
 
-torch.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1)
+ARGS = sys.argv[1:]  # PART names, with "--threads N" taken out below
+THREADS = 1
+if "--threads" in ARGS:
+    _i = ARGS.index("--threads")
+    THREADS = int(ARGS[_i + 1])
+    del ARGS[_i : _i + 2]
+torch.set_num_threads(THREADS)  # before the imports below start any work
 
 from mmre_demo.kge import evaluate_run, fit, load_dataset  # noqa: E402
 from mmre_demo.kge.models import ModelConfig, default_dim, model_kwargs  # noqa: E402
@@ -154,10 +160,6 @@ def app() -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if "--threads" in args:
-        i = args.index("--threads")
-        del args[i : i + 2]
-    parts = args or ["sidebyside", "mnre", "app"]
+    parts = ARGS or ["sidebyside", "mnre", "app"]
     for p in parts:
         {"sidebyside": sidebyside, "mnre": mnre, "app": app}[p]()

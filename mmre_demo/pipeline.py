@@ -12,7 +12,7 @@ import threading
 import time
 from itertools import permutations
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from mmre_demo.encoders.vision import imagenet_class_names
 from mmre_demo.model.inputs import collate, encode_pair
 from mmre_demo.model.relation import RelationModel
 from mmre_demo.prediction import PairPrediction, Prediction, TokenWeight
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 DEFAULT_MAX_PAIRS = 30
 _WORD = re.compile(r"\S+")
@@ -123,8 +126,11 @@ class Pipeline:
         if img is None:
             return None
         with self._lock, torch.no_grad():
-            pixels = self.model.vision.preprocess([img]).to(self.device)
-            return self.model.encode_images(pixels)[3][0].float().cpu().numpy()
+            return self._encode_image(img)[3][0].float().cpu().numpy()
+
+    def _encode_image(self, img: Image.Image) -> tuple:
+        """Frozen vision backbone on one image: (grid, grid_hw, ImageNet logits, pooled), as `encode_images`."""
+        return self.model.encode_images(self.model.vision.preprocess([img]).to(self.device))
 
     def _coerce_entities(self, caption: str, entities: Sequence[Entity | dict]) -> list[Entity]:
         ents = [e if isinstance(e, Entity) else Entity.from_dict(e) for e in entities]
@@ -155,7 +161,7 @@ class Pipeline:
         visual, image_feature = None, None
         if img is not None:
             t = time.perf_counter()
-            grid, hw, logits, pooled = model.encode_images(model.vision.preprocess([img]).to(self.device))
+            grid, hw, logits, pooled = self._encode_image(img)
             image_feature = pooled[0].float().cpu().numpy()
             visual = model.visual_tokens(grid, hw, logits)
             if visual.concept_ids is not None:

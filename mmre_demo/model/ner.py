@@ -564,7 +564,8 @@ class NerTagger(nn.Module):
                              f"unexpected {sorted(unexpected)[:5]}")
         model.head.load_state_dict(state)
         model = model.to(device).eval()
-        if int8 if int8 is not None else torch.device(device).type == "cpu":
+        use_int8 = torch.device(device).type == "cpu" if int8 is None else int8
+        if use_int8:
             from mmre_demo.encoders.text import quantize_int8
 
             model.encoder = quantize_int8(model.encoder)

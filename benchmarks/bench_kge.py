@@ -80,7 +80,7 @@ def mnre(max_epochs: int = 60) -> None:
          valid=ds.validation.num_triples, test=ds.testing.num_triples)
     enc = load_text_encoder()
     for features in ("none", "text", "text+image"):
-        tc = default_train_config("complex", batch_size=512, max_epochs=max_epochs)
+        tc = default_train_config("complex", sparse=True, max_epochs=max_epochs)
         t0 = time.perf_counter()
         run = fit(ds, "complex", features, embedding_dim=64, train_config=tc, text_encoder=enc)
         total = time.perf_counter() - t0

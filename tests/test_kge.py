@@ -143,7 +143,7 @@ def test_unseen_entity_is_placed_by_its_features_only():
     assert rep.seen.flatten().tolist() == [1.0, 1.0, 1.0, 0.0]
     torch.nn.init.normal_(rep.projection.weight)
     z = rep(torch.tensor([3]))
-    expected = torch.view_as_complex(rep.projection(feats[3:4]).view(1, 4, 2))
+    expected = torch.view_as_complex(rep.projection(feats[3:4] * rep.feature_scale).view(1, 4, 2))
     assert torch.allclose(z, expected)  # no random structural part for the unseen entity
 
 
@@ -264,3 +264,22 @@ def test_feature_projection_starts_at_zero_even_after_pykeen_resets_parameters()
     net.reset_parameters_()
     assert torch.count_nonzero(rep.projection.weight) == 0
     assert not torch.equal(before, rep.base._embeddings.weight)
+
+
+def test_batched_lcwa_instances_match_pykeens_rows():
+    """The batch-at-a-time fetch must give PyKEEN's own (pair, dense target) rows, in the loader's order."""
+    from pykeen.triples import LCWAInstances
+    from torch.utils.data import DataLoader
+
+    from mmre_demo.kge.training import BatchedLCWATrainingLoop
+
+    ds = load_dataset("nations")
+    model = fit(ds, "distmult", train_config=default_train_config("distmult", max_epochs=1, eval_every=0)).model
+    loop = BatchedLCWATrainingLoop(model=model, triples_factory=ds.training)
+    ours = loop._create_training_data_loader(ds.training, None, batch_size=64, shuffle=False, drop_last=False)
+    plain = DataLoader(LCWAInstances.from_triples_factory(ds.training), batch_size=64, shuffle=False)
+    n = 0
+    for a, b in zip(ours, plain):
+        assert torch.equal(a["pairs"], b["pairs"]) and torch.equal(a["target"], b["target"])
+        n += a["pairs"].shape[0]
+    assert n == len(plain.dataset) and n > 64

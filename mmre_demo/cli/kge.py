@@ -69,8 +69,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         images = args.images or default_mnre_images()
     ds = load_dataset(args.dataset, mnre_train=args.mnre_train, seed=args.seed, images_dir=images)
     sparse = args.dataset == "mnre"  # thousands of entities, few triples: smaller, faster model
-    tcfg = default_train_config(args.model, lr=args.lr, batch_size=args.batch_size or (512 if sparse else None),
-                                max_epochs=args.epochs or (60 if sparse else None), seed=args.seed)
+    tcfg = default_train_config(args.model, sparse=sparse, lr=args.lr, batch_size=args.batch_size,
+                                max_epochs=args.epochs, seed=args.seed)
     run = fit(ds, args.model, args.features, embedding_dim=args.dim or (64 if sparse else None), train_config=tcfg)
     tr = run.info["train"]
     summary = {"dataset": args.dataset, "model": args.model, "features": args.features,

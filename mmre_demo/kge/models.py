@@ -28,6 +28,10 @@ class ModelConfig:
     init_std: float = 0.1  # DistMult/ComplEx: small normal init (PyKEEN's std=1 default trains badly)
     features: str = "none"  # none | text | text+image
     feature_dim: int = 0
+    # multiplies the fixed features. Adam's step is scale-free per parameter, so this is W's learning
+    # rate relative to the embeddings' (PyKEEN's loop rebuilds the optimiser with one parameter group).
+    # MNRE KG validation MRR: 0.129 at 1, 0.169 at 10, 0.175 at 30 (docs/kge.md).
+    feature_scale: float = 10.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +71,8 @@ class MultimodalEntityRepresentation(Representation):
     training still get a meaningful embedding through their features.
     """
 
-    def __init__(self, base: Representation, features: torch.Tensor, seen: torch.Tensor | None = None):
+    def __init__(self, base: Representation, features: torch.Tensor, seen: torch.Tensor | None = None,
+                 feature_scale: float = 1.0):
         if features.shape[0] != base.max_id:
             raise ValueError(f"{features.shape[0]} feature rows for {base.max_id} entities")
         super().__init__(max_id=base.max_id, shape=base.shape)
@@ -79,12 +84,13 @@ class MultimodalEntityRepresentation(Representation):
         out = int(torch.Size(base.shape).numel()) * (2 if self.is_complex else 1)
         self.register_buffer("features", features.float().contiguous())
         self.projection = _ZeroInitLinear(features.shape[1], out, bias=False)
+        self.feature_scale = float(feature_scale)
 
     def _plain_forward(self, indices: torch.Tensor | None = None) -> torch.Tensor:
         structural = self.base._plain_forward(indices=indices)
         structural = structural * (self.seen if indices is None else self.seen[indices])
         feats = self.features if indices is None else self.features[indices]
-        extra = self.projection(feats)
+        extra = self.projection(feats * self.feature_scale)
         if self.is_complex:
             extra = torch.view_as_complex(extra.view(*extra.shape[:-1], -1, 2))
         return structural + extra.view(structural.shape)
@@ -107,7 +113,7 @@ def build_model(config: ModelConfig, triples_factory: CoreTriplesFactory, featur
         base = model.entity_representations[0]
         seen = torch.zeros(base.max_id, dtype=torch.bool)
         seen[triples_factory.mapped_triples[:, [0, 2]].flatten()] = True
-        model.entity_representations[0] = MultimodalEntityRepresentation(base, features, seen)
+        model.entity_representations[0] = MultimodalEntityRepresentation(base, features, seen, config.feature_scale)
     elif config.features != "none":
         raise ValueError(f"features={config.features!r} needs a feature tensor")
     return model

@@ -43,7 +43,7 @@ class LinkSuggester:
     """Background-trained KGE over the app's session graph; see the module docstring for the API."""
 
     def __init__(self, model: str = "complex", features: str = "text+image", *, embedding_dim: int = 64,
-                 batch_size: int = 512, max_epochs: int = 100, time_budget_s: float = 20.0, seed: int = 0,
+                 batch_size: int = 512, max_epochs: int = 30, time_budget_s: float = 20.0, seed: int = 0,
                  text_encoder: TextEncoder | None = None):
         self.model, self.features, self.embedding_dim, self.batch_size = model, features, embedding_dim, batch_size
         self.max_epochs, self.time_budget_s, self.seed = max_epochs, time_budget_s, seed
@@ -106,7 +106,7 @@ class LinkSuggester:
             features = self.features
             if features != "none" and not any(i.captions or i.name for i in info.values()):
                 features = "none"
-            tcfg = default_train_config(self.model, max_epochs=self.max_epochs, seed=self.seed, batch_size=self.batch_size,
+            tcfg = default_train_config(self.model, sparse=True, max_epochs=self.max_epochs, seed=self.seed, batch_size=self.batch_size,
                                         time_budget_s=self.time_budget_s)
             run = fit(ds, self.model, features, embedding_dim=self.embedding_dim, train_config=tcfg,
                       text_encoder=self._text_encoder() if features != "none" else None, cancel=cancel)

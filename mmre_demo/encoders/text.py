@@ -101,8 +101,8 @@ class SentenceEmbedder:
     def embed(self, texts: list[str], batch_size: int = 128) -> torch.Tensor:
         """(len(texts), dim) unit vectors; empty list gives an empty (0, dim) tensor.
 
-        Texts are batched shortest first, so a batch pads to similar lengths (a KG's short entity
-        names and long captions embed ~2x faster than in their given order).
+        Texts are batched shortest first, so a batch pads only to similar lengths; the output keeps
+        the given order (MNRE KG features: 28 s vs 29-32 s unsorted, a small gain).
         """
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = torch.zeros(len(texts), self.dim)

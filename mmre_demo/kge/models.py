@@ -62,17 +62,18 @@ class _ZeroInitLinear(torch.nn.Linear):
 
 
 class MultimodalEntityRepresentation(Representation):
-    """entity(i) = structural(i) + W · feature(i).
+    """entity(i) = seen(i) · structural(i) + W · (feature_scale · feature(i)).
 
-    `feature` is a fixed (n, f) tensor (text [+ image] features, not trained); W starts at zero, so
+    `feature` is a fixed (n, f) tensor (text [+ image] features, not trained); `feature_scale` comes
+    from `ModelConfig` (W's relative learning rate, see there); W starts at zero, so
     training starts from the plain model and learns how much the features help. Entities that are
     not in the training triples (`seen` = 0) are represented by their features alone. For complex-valued
     models (ComplEx) W maps to 2·d real numbers viewed as d complex ones. Entities never seen in
     training still get a meaningful embedding through their features.
     """
 
-    def __init__(self, base: Representation, features: torch.Tensor, seen: torch.Tensor | None = None,
-                 feature_scale: float = 1.0):
+    def __init__(self, base: Representation, features: torch.Tensor, seen: torch.Tensor | None,
+                 feature_scale: float):
         if features.shape[0] != base.max_id:
             raise ValueError(f"{features.shape[0]} feature rows for {base.max_id} entities")
         super().__init__(max_id=base.max_id, shape=base.shape)

@@ -1,6 +1,6 @@
 """Speed and memory of the relation pipeline on this machine (run by hand, not a test).
 
-    python benchmarks/bench_relation.py [--runs 20] [--threads 2]
+    python benchmarks/bench_relation.py [--runs 20] [--threads 2] [--weights DIR]
 
 Measures, with the shipped weights: model load time in a fresh process, resident memory after
 loading, and `predict` (image + caption with 3 entities = 6 ordered pairs; NER not involved) as the
@@ -50,9 +50,9 @@ def time_predict(pipe, image, runs: int, warmup: int = 3) -> dict[str, float]:
             "min_ms": min(times)}
 
 
-def fresh_load_seconds() -> float:
+def fresh_load_seconds(weights: str | None) -> float:
     code = ("import time; t=time.perf_counter(); from mmre_demo.pipeline import Pipeline; "
-            "Pipeline.load(device='cpu', with_ner=False); print(time.perf_counter()-t)")
+            f"Pipeline.load(weights={weights!r}, device='cpu', with_ner=False); print(time.perf_counter()-t)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -76,6 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--weights", default=None, help="a trained model folder instead of the shipped one")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from PIL import Image
@@ -86,22 +87,22 @@ def main() -> None:
 
     image = Image.open(Path(__file__).resolve().parents[1] / "assets" / "astronaut.png").convert("RGB") \
         if (Path(__file__).resolve().parents[1] / "assets" / "astronaut.png").is_file() else Image.new("RGB", (512, 512))
-    results: dict[str, object] = {"threads": args.threads, "runs": args.runs}
-    loads = [fresh_load_seconds() for _ in range(3)]
+    results: dict[str, object] = {"threads": args.threads, "runs": args.runs, "weights": args.weights or "shipped"}
+    loads = [fresh_load_seconds(args.weights) for _ in range(3)]
     results["load_seconds_fresh_process_median_of_3"] = statistics.median(loads)
     base = rss_mb()
-    pipe = Pipeline.load(device="cpu", with_ner=False)
+    pipe = Pipeline.load(weights=args.weights, device="cpu", with_ner=False)
     results["rss_mb_after_load"] = rss_mb()
     results["rss_mb_before_load"] = base
-    results["shipped"] = time_predict(pipe, image, args.runs)
-    results["shipped_text_only"] = time_predict(pipe, None, args.runs)
+    results["model"] = time_predict(pipe, image, args.runs)
+    results["model_text_only"] = time_predict(pipe, None, args.runs)
     del pipe
     with tempfile.TemporaryDirectory() as tmp:
         bert, resnet = big_backbones(Path(tmp))
         model = RelationModel(RelationConfig(text_backbone=bert, vision_backbone=resnet)).eval()
         big = Pipeline(model, None, "cpu")
         results["bert_base_resnet50"] = time_predict(big, image, args.runs)
-    results["ratio_big_over_shipped"] = results["bert_base_resnet50"]["median_ms"] / results["shipped"]["median_ms"]
+    results["ratio_big_over_model"] = results["bert_base_resnet50"]["median_ms"] / results["model"]["median_ms"]
     print(json.dumps(results, indent=2))
 
 

@@ -168,3 +168,23 @@ def test_packaged_backbone_integrity_is_checked(tmp_path: Path):
     fake.write_bytes(b"not the real weights")
     with pytest.raises(IntegrityError, match="does not match"):
         verify(fake, "minilm/model.safetensors")
+
+
+def test_lora_adapts_attention_of_mpnet_style_backbones(tmp_path: Path):
+    """MPNet names its attention projections q/k/v/o (BERT: query/key/value/dense); both get adapters."""
+    from transformers import MPNetConfig, MPNetModel
+
+    from mmre_demo.encoders.text import resolve_text_backbone
+
+    mpnet_dir = tmp_path / "tiny-mpnet"
+    MPNetModel(MPNetConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+               add_pooling_layer=False).save_pretrained(mpnet_dir)
+    src = Path(resolve_text_backbone("minilm"))
+    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(src / f, mpnet_dir / f)
+    model = RelationModel(RelationConfig(text_backbone=str(mpnet_dir), lora_r=2, lora_alpha=4))
+    adapted = {n.rsplit(".lora_A", 1)[0].rsplit(".", 1)[-1] for n, _ in model.named_parameters() if ".lora_A" in n}
+    assert {"q", "k", "v", "o", "dense"} <= adapted
+    a, b = ents("Alice Smith", "Paris")
+    out = run_batch(model.eval(), [Item(encode_pair(model.tokenizer, CAPTION, a, b), 0, None)], None, explain=True)
+    assert out.logits.shape == (1, 23) and out.token_attention is not None

@@ -21,7 +21,8 @@ class RelationConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.1
-    lora_targets: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+    # Linear layers that get adapters: BERT-style names, then MPNet's (q/k/v/o); PEFT adapts those present.
+    lora_targets: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense", "q", "k", "v", "o"])
     dropout: float = 0.1
     modality_dropout: float = 0.3  # chance of hiding the image of a training example
     none_bias: float = 0.0  # added to the `None` logit when deciding (tuned on validation data)

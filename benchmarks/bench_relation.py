@@ -2,9 +2,9 @@
 
     python benchmarks/bench_relation.py [--runs 20] [--threads 2] [--weights DIR]
 
-Measures, with the shipped weights: model load time in a fresh process, resident memory after
-loading, and `predict` (image + caption with 3 entities = 6 ordered pairs; NER not involved) as the
-median over --runs after warm-up. Then builds the same pipeline code with BERT-base-sized text and
+Measures, with the shipped weights (or a trained folder given by --weights): model load time in a
+fresh process, resident memory after loading, and `predict` (image + caption with 3 entities = 6
+ordered pairs; NER not involved) as the median over --runs after warm-up. Then builds the same pipeline code with BERT-base-sized text and
 ResNet-50-sized vision backbones (random weights from configs) and times it in the same run.
 """
 

@@ -4,8 +4,9 @@
 
 Measures, with the shipped weights (or a trained folder given by --weights): model load time in a
 fresh process, resident memory after loading, and `predict` (image + caption with 3 entities = 6
-ordered pairs; NER not involved) as the median over --runs after warm-up. Then builds the same pipeline code with BERT-base-sized text and
-ResNet-50-sized vision backbones (random weights from configs) and times it in the same run.
+ordered pairs; NER not involved) as the median over --runs after warm-up. Then builds the same
+pipeline code with BERT-base-sized text and ResNet-50-sized vision backbones (random weights from
+configs) and times it in the same run.
 """
 
 from __future__ import annotations

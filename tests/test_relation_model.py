@@ -118,18 +118,24 @@ def test_image_pathway_learns_a_label_only_the_image_carries():
     assert acc_without <= 0.5 + 1e-9, f"text alone should not separate the labels: {acc_without:.2f}"
 
 
+def _save_with_minilm_tokenizer(text_model, folder: Path) -> Path:
+    """Save a (tiny, random) text model as a local Hugging Face folder with MiniLM's tokenizer files."""
+    from mmre_demo.encoders.text import resolve_text_backbone
+
+    text_model.save_pretrained(folder)
+    src = Path(resolve_text_backbone("minilm"))
+    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(src / f, folder / f)
+    return folder
+
+
 def _tiny_hub_models(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A tiny BERT and a tiny ViT and CLIP saved as local Hugging Face folders (random weights)."""
     from transformers import BertConfig, BertModel, CLIPConfig, CLIPModel, ViTConfig, ViTModel
 
-    from mmre_demo.encoders.text import resolve_text_backbone
-
-    bert_dir = tmp_path / "tiny-bert"
-    BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-              ).save_pretrained(bert_dir)
-    src = Path(resolve_text_backbone("minilm"))
-    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copy(src / f, bert_dir / f)
+    bert_dir = _save_with_minilm_tokenizer(
+        BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)),
+        tmp_path / "tiny-bert")
     vit_dir = tmp_path / "tiny-vit"
     ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                        intermediate_size=64), add_pooling_layer=False).save_pretrained(vit_dir)
@@ -174,14 +180,10 @@ def test_lora_adapts_attention_of_mpnet_style_backbones(tmp_path: Path):
     """MPNet names its attention projections q/k/v/o (BERT: query/key/value/dense); both get adapters."""
     from transformers import MPNetConfig, MPNetModel
 
-    from mmre_demo.encoders.text import resolve_text_backbone
-
-    mpnet_dir = tmp_path / "tiny-mpnet"
-    MPNetModel(MPNetConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
-               add_pooling_layer=False).save_pretrained(mpnet_dir)
-    src = Path(resolve_text_backbone("minilm"))
-    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copy(src / f, mpnet_dir / f)
+    mpnet_dir = _save_with_minilm_tokenizer(
+        MPNetModel(MPNetConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+                   add_pooling_layer=False),
+        tmp_path / "tiny-mpnet")
     model = RelationModel(RelationConfig(text_backbone=str(mpnet_dir), lora_r=2, lora_alpha=4))
     adapted = {n.rsplit(".lora_A", 1)[0].rsplit(".", 1)[-1] for n, _ in model.named_parameters() if ".lora_A" in n}
     assert {"q", "k", "v", "o", "dense"} <= adapted

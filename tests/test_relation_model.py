@@ -60,6 +60,31 @@ def test_save_load_round_trip_gives_identical_outputs(small_model: RelationModel
     assert not any(k.endswith("attention.self.query.base_layer.weight") for k in keys)
 
 
+def test_span_pooling_starts_as_marker_pooling_learns_and_round_trips(small_model: RelationModel, tmp_path: Path):
+    torch.manual_seed(0)
+    spans = RelationModel(RelationConfig(lora_r=4, lora_alpha=8, pair_pooling="markers+spans"), init_concepts=False)
+    spans.load_state_dict(small_model.state_dict(), strict=False)  # same weights; the span pooler stays at zero
+    spans.eval()
+    a, b = ents("Alice Smith", "Bob Jones")
+    items = [Item(encode_pair(small_model.tokenizer, CAPTION, a, b), 0, None)]
+    assert np.allclose(predict_logits(small_model, items, None), predict_logits(spans, items, None), atol=1e-6)
+    # one training step moves the pooler off zero, and the outputs then differ from marker pooling
+    spans.train()
+    loss = torch.nn.functional.cross_entropy(run_batch(spans, items, None).logits, torch.tensor([3]))
+    loss.backward()
+    assert spans.span_pooler.proj.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        spans.span_pooler.proj.weight.sub_(spans.span_pooler.proj.weight.grad)
+    spans.eval()
+    assert not np.allclose(predict_logits(small_model, items, None), predict_logits(spans, items, None), atol=1e-4)
+    spans.save_pretrained(tmp_path / "s")
+    loaded = RelationModel.from_pretrained(tmp_path / "s")
+    assert loaded.config.pair_pooling == "markers+spans"
+    assert np.array_equal(predict_logits(spans, items, None), predict_logits(loaded, items, None))
+    with pytest.raises(ValueError, match="pair_pooling"):
+        RelationModel(RelationConfig(pair_pooling="mean"), pretrained_backbones=False, init_concepts=False)
+
+
 def test_from_pretrained_refuses_foreign_files(tmp_path: Path):
     with pytest.raises(FileNotFoundError):
         RelationModel.from_pretrained(tmp_path)
@@ -165,6 +190,18 @@ def test_hub_style_text_and_vision_backbones_plug_in(tmp_path: Path):
         model.save_pretrained(tmp_path / f"saved-{vision.name}")
         again = RelationModel.from_pretrained(tmp_path / f"saved-{vision.name}")
         assert torch.allclose(run_batch(again, items, cache).logits, out.logits, atol=1e-6)
+
+
+def test_half_precision_text_checkpoint_loads_as_float32(tmp_path: Path):
+    """An fp16 upload (a common hub format) must not make training run in fp16."""
+    from transformers import BertConfig, BertModel
+
+    from mmre_demo.encoders.text import load_text_backbone
+
+    bert = BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
+    folder = _save_with_minilm_tokenizer(bert.half(), tmp_path / "tiny-bert-fp16")
+    _, model = load_text_backbone(str(folder))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
 def test_packaged_backbone_integrity_is_checked(tmp_path: Path):

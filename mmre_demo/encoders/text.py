@@ -51,7 +51,9 @@ def load_text_backbone(
     path = resolve_text_backbone(name)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if pretrained:
-        model = AutoModel.from_pretrained(path, attn_implementation="eager", add_pooling_layer=False)
+        # float32 whatever the checkpoint stores: an fp16 upload would otherwise train in fp16.
+        model = AutoModel.from_pretrained(path, attn_implementation="eager", add_pooling_layer=False,
+                                          dtype=torch.float32)
     else:
         config = AutoConfig.from_pretrained(path)
         config._attn_implementation = "eager"

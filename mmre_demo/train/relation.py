@@ -21,6 +21,7 @@ from tqdm import tqdm
 from mmre_demo.data.images import load_image
 from mmre_demo.data.mnre import MnreExample
 from mmre_demo.data.schema import InputError
+from mmre_demo.device import resolve_device
 from mmre_demo.model.config import RelationConfig
 from mmre_demo.model.inputs import PairFeatures, collate, encode_pair
 from mmre_demo.model.relation import RelationModel, RelationOutput
@@ -143,6 +144,7 @@ class TrainArgs:
     seed: int = 13
     tensorboard: bool = False
     resume: bool = False
+    device: str = "auto"  # cuda > mps > cpu, or $MMRE_DEVICE (see mmre_demo.device)
     config: RelationConfig = field(default_factory=RelationConfig)
 
 
@@ -181,16 +183,16 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
           images_dir: str | Path | None = None, log=print) -> dict:
     """Train, keep the best epoch (validation F1 with tuned None bias) in OUT/best; returns the history."""
     _seed_everything(args.seed)
+    device = resolve_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     resume_dir = out / "last"
     if args.resume and (resume_dir / "trainer_state.json").is_file():
-        model = RelationModel.from_pretrained(resume_dir)
-        model.train()
+        model = RelationModel.from_pretrained(resume_dir, device=device)
         state = json.loads((resume_dir / "trainer_state.json").read_text())
         log(f"resuming after epoch {state['epoch']}")
     else:
-        model = RelationModel(args.config)
+        model = RelationModel(args.config).to(device)
         state = {"epoch": 0, "best_f1": -1.0, "history": [], "args": {k: str(v) for k, v in asdict(args).items() if k != "config"}}
     model.train()
     cache = ImageCache(model)
@@ -206,7 +208,7 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
     scheduler = _schedule(optimizer, steps_per_epoch * args.epochs, args.warmup)
     if args.resume and (resume_dir / "optimizer.pt").is_file():
         # Our own resume file; weights_only=True refuses anything but tensors and plain containers.
-        opt_state = torch.load(resume_dir / "optimizer.pt", weights_only=True)
+        opt_state = torch.load(resume_dir / "optimizer.pt", map_location=device, weights_only=True)
         optimizer.load_state_dict(opt_state["optimizer"])
         scheduler.load_state_dict(opt_state["scheduler"])
         for _ in range(state["epoch"]):  # replay the shuffles so the batch order matches a fresh run

@@ -6,9 +6,15 @@ import os
 
 import torch
 
+from mmre_demo.data.schema import InputError
+
 
 def resolve_device(requested: str | None = "auto") -> str:
-    """"auto" -> $MMRE_DEVICE if set, else cuda > mps > cpu. An unavailable explicit choice is an error."""
+    """"auto" -> $MMRE_DEVICE if set, else cuda > mps > cpu.
+
+    An unknown or unavailable explicit choice is an InputError (a bad flag or $MMRE_DEVICE value),
+    which the CLI prints as a one-line error.
+    """
     choice = (requested or "auto").lower()
     if choice == "auto":
         choice = os.environ.get("MMRE_DEVICE", "auto").lower()
@@ -19,9 +25,9 @@ def resolve_device(requested: str | None = "auto") -> str:
             return "mps"
         return "cpu"
     if choice.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {choice!r} requested but CUDA is not available")
+        raise InputError(f"device {choice!r} requested but CUDA is not available")
     if choice == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RuntimeError("device 'mps' requested but Apple MPS is not available")
+        raise InputError("device 'mps' requested but Apple MPS is not available")
     if choice not in ("cpu", "mps") and not choice.startswith("cuda"):
-        raise RuntimeError(f"unknown device {choice!r}; use auto, cpu, cuda or mps")
+        raise InputError(f"unknown device {choice!r}; use auto, cpu, cuda or mps")
     return choice

@@ -57,9 +57,6 @@ def test_encode_pair_points_at_markers(tokenizer):
     assert toks[f.head_index] == "[" and toks[f.tail_index] == "{"
     assert toks[0] == "[CLS]" and toks[-1] == "[SEP]"
     assert f.token_spans[f.head_index + 1] == (0, 4)  # "bill"
-    # the entity token lists cover exactly the entities' word pieces (nothing of the markers or "'s")
-    assert tokenizer.convert_ids_to_tokens([f.input_ids[k] for k in f.head_tokens]) == ["bill", "co", "##sby"]
-    assert tokenizer.convert_ids_to_tokens([f.input_ids[k] for k in f.tail_tokens]) == ["hollywood", "walk", "of", "fame"]
 
 
 def test_long_caption_keeps_both_markers(tokenizer):

@@ -65,6 +65,14 @@ def test_training_is_seeded(tiny_setup):
     assert losses[0] == losses[1]
 
 
+def test_unknown_training_device_is_a_one_line_error(tiny_setup, capsys):
+    tmp, data, _, bert, vit = tiny_setup
+    code = main(["train", "--train", str(data), "--val", str(data), "--out", str(tmp / "run"),
+                 "--text-backbone", bert, "--vision-backbone", vit, "--device", "tpu9"])
+    assert code == 2
+    assert "unknown device 'tpu9'" in capsys.readouterr().err
+
+
 def test_malformed_training_file_names_the_line(tmp_path: Path, capsys):
     bad = tmp_path / "bad.txt"
     bad.write_text(LINES[0] + "\n{'token': oops}\n")

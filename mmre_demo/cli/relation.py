@@ -41,8 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--vision-backbone", default="efficientnet-lite0")
     t.add_argument("--backbone-training", choices=["lora", "full", "frozen"], default="lora")
     t.add_argument("--lora-r", type=int, default=16)
-    t.add_argument("--pair-pooling", choices=["markers", "markers+spans"], default="markers",
-                   help="how an entity is read from the text: its opening marker, or marker + entity/caption means")
     t.add_argument("--limit", type=int, help="use only the first N training lines (quick runs)")
     t.add_argument("--skip-bad", action="store_true", help="skip malformed lines (counted) instead of failing")
     t.add_argument("--tensorboard", action="store_true")
@@ -108,8 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.limit:
         train_ex = train_ex[: args.limit]
     config = RelationConfig(text_backbone=args.text_backbone, vision_backbone=args.vision_backbone,
-                            backbone_training=args.backbone_training, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
-                            pair_pooling=args.pair_pooling)
+                            backbone_training=args.backbone_training, lora_r=args.lora_r, lora_alpha=2 * args.lora_r)
     targs = TrainArgs(out=Path(args.out), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       head_lr=args.head_lr, seed=args.seed, tensorboard=args.tensorboard, resume=args.resume,
                       device=args.device, config=config)

@@ -23,9 +23,6 @@ class RelationConfig:
     lora_dropout: float = 0.1
     # Linear layers that get adapters: BERT-style names, then MPNet's (q/k/v/o); PEFT adapts those present.
     lora_targets: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense", "q", "k", "v", "o"])
-    # "markers": an entity is its opening marker's hidden state; "markers+spans" adds a learned,
-    # zero-initialised term from the mean of the entity's own tokens and of the whole caption.
-    pair_pooling: str = "markers"
     dropout: float = 0.1
     modality_dropout: float = 0.3  # chance of hiding the image of a training example
     none_bias: float = 0.0  # added to the `None` logit when deciding (tuned on validation data)

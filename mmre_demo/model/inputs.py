@@ -80,8 +80,6 @@ class PairFeatures:
     head_index: int  # token index of the head's opening marker
     tail_index: int
     token_spans: list[tuple[int, int]]  # caption char span of each token ((-1, -1) for markers/specials)
-    head_tokens: list[int]  # token indices inside the head entity (may be empty if cropped)
-    tail_tokens: list[int]
 
 
 def _special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
@@ -115,32 +113,22 @@ def encode_pair(tokenizer: PreTrainedTokenizerBase, caption: str, head: Entity, 
         spans[prefix + k] = (cs[0], cs[-1] + 1) if cs else (-1, -1)
     head_index = prefix + keep.index(h_tok)
     tail_index = prefix + keep.index(t_tok)
-    return PairFeatures(full, head_index, tail_index, spans, _tokens_within(spans, head), _tokens_within(spans, tail))
-
-
-def _tokens_within(spans: list[tuple[int, int]], entity: Entity) -> list[int]:
-    return [k for k, (s, e) in enumerate(spans) if s >= entity.start and e <= entity.end and e > s]
+    return PairFeatures(full, head_index, tail_index, spans)
 
 
 def collate(features: list[PairFeatures], pad_id: int) -> dict[str, "torch.Tensor"]:
-    """Pad a list of pairs into one batch (input_ids, attention_mask, head/tail marker index and token mask)."""
+    """Pad a list of pairs into one batch (input_ids, attention_mask, head_index, tail_index)."""
     import torch
 
     width = max(len(f.input_ids) for f in features)
     ids = torch.full((len(features), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(features), width), dtype=torch.long)
-    head_mask = torch.zeros((len(features), width))
-    tail_mask = torch.zeros((len(features), width))
     for i, f in enumerate(features):
         ids[i, : len(f.input_ids)] = torch.tensor(f.input_ids)
         mask[i, : len(f.input_ids)] = 1
-        head_mask[i, f.head_tokens] = 1.0
-        tail_mask[i, f.tail_tokens] = 1.0
     return {
         "input_ids": ids,
         "attention_mask": mask,
         "head_index": torch.tensor([f.head_index for f in features]),
         "tail_index": torch.tensor([f.tail_index for f in features]),
-        "head_mask": head_mask,
-        "tail_mask": tail_mask,
     }

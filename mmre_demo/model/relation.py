@@ -33,31 +33,6 @@ class RelationOutput:
     token_attention: torch.Tensor | None = None  # (B, T) last-layer attention of the two markers
 
 
-def _masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    weights = mask.to(hidden.dtype).unsqueeze(-1)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
-
-
-class SpanPooler(nn.Module):
-    """Marker state + W [mean of the entity's tokens; mean of the caption], W zero at the start.
-
-    MiniLM was trained for mean-pooled sentence embeddings, so its token states may carry what the
-    marker state misses; starting from zero keeps the plain marker model as the starting point.
-    """
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.proj = nn.Linear(2 * dim, dim)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
-
-    def forward(self, hidden, attention_mask, head, tail, head_mask, tail_mask) -> tuple[torch.Tensor, torch.Tensor]:
-        caption = _masked_mean(hidden, attention_mask)
-        head = head + self.proj(torch.cat([_masked_mean(hidden, head_mask), caption], -1))
-        tail = tail + self.proj(torch.cat([_masked_mean(hidden, tail_mask), caption], -1))
-        return head, tail
-
-
 class RelationModel(nn.Module):
     def __init__(self, config: RelationConfig, pretrained_backbones: bool = True, init_concepts: bool = True):
         super().__init__()
@@ -72,9 +47,6 @@ class RelationModel(nn.Module):
             embedder = SentenceEmbedder(self.tokenizer, encoder.eval())
             self.visual_tokenizer.concept_embeddings.copy_(embedder.embed(imagenet_class_names()))
         self.text_encoder = self._adapt_backbone(encoder, config)
-        if config.pair_pooling not in ("markers", "markers+spans"):
-            raise ValueError(f"pair_pooling must be 'markers' or 'markers+spans', not {config.pair_pooling!r}")
-        self.span_pooler = SpanPooler(dim) if config.pair_pooling == "markers+spans" else None
         self.cross_attention = CrossModalAttention(dim)
         self.fusion = GatedFusion(2 * dim)
         self.classifier = nn.Sequential(
@@ -118,17 +90,12 @@ class RelationModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, head_index: torch.Tensor,
                 tail_index: torch.Tensor, visual: VisualTokens | None = None,
                 image_index: torch.Tensor | None = None, has_image: torch.Tensor | None = None,
-                explain: bool = False, head_mask: torch.Tensor | None = None,
-                tail_mask: torch.Tensor | None = None) -> RelationOutput:
+                explain: bool = False) -> RelationOutput:
         """Pairs (B) of token ids with marker positions; `image_index` maps each pair to a row of `visual`."""
         out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, output_attentions=explain)
         hidden = out.last_hidden_state
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         head, tail = hidden[rows, head_index], hidden[rows, tail_index]
-        if self.span_pooler is not None:
-            if head_mask is None or tail_mask is None:
-                raise ValueError("pair_pooling 'markers+spans' needs head_mask and tail_mask (see inputs.collate)")
-            head, tail = self.span_pooler(hidden, attention_mask, head, tail, head_mask, tail_mask)
         text_pair = torch.cat([head, tail], dim=-1)
         if has_image is None:
             has_image = torch.zeros(hidden.shape[0], device=hidden.device)

@@ -271,7 +271,7 @@ class Controller:
 
             try:
                 dev = resolve_device("auto")
-            except RuntimeError as exc:
+            except InputError as exc:
                 dev = f"unavailable ({exc})"
         override = os.environ.get("MMRE_DEVICE")
         return f"**Device:** `{dev}`" + (f" (from MMRE_DEVICE={override})" if override else

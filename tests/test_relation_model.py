@@ -179,6 +179,17 @@ def test_half_precision_text_checkpoint_loads_as_float32(tmp_path: Path):
     assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
+def test_half_precision_vision_checkpoint_loads_as_float32(tmp_path: Path):
+    from transformers import ViTConfig, ViTModel
+
+    from mmre_demo.encoders.vision import load_vision_backbone
+
+    ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=64), add_pooling_layer=False).half().save_pretrained(tmp_path / "vit16")
+    vision = load_vision_backbone(str(tmp_path / "vit16"))
+    assert {p.dtype for p in vision.parameters()} == {torch.float32}
+
+
 def test_packaged_backbone_integrity_is_checked(tmp_path: Path):
     from mmre_demo.encoders.integrity import IntegrityError, verify
 

@@ -115,7 +115,8 @@ def _load_hf_vision(name: str, pretrained: bool) -> VisionBackbone:
     if getattr(config, "vision_config", None) is not None:  # CLIP / SigLIP: take the vision tower
         config = config.vision_config
     if pretrained:
-        model = AutoModel.from_pretrained(name)
+        # float32 whatever the checkpoint stores (hub CLIP towers are often fp16), like the text side.
+        model = AutoModel.from_pretrained(name, dtype=torch.float32)
         model = getattr(model, "vision_model", model)
     else:
         model = AutoModel.from_config(config)

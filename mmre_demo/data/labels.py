@@ -31,6 +31,11 @@ RELATIONS: tuple[str, ...] = (
 NONE_LABEL = "None"
 LABEL_TO_ID: dict[str, int] = {label: i for i, label in enumerate(RELATIONS)}
 ENTITY_TYPES: tuple[str, ...] = ("PER", "ORG", "LOC", "MISC")
+# Relations that hold both ways ("A peer B" is "B peer A"): either direction is the same fact.
+SYMMETRIC_RELATIONS: frozenset[str] = frozenset({
+    "/per/per/couple", "/per/per/siblings", "/per/per/peer", "/per/per/neighbor", "/per/per/alumi",
+    "/per/per/alternate_names", "/org/org/alternate_names",
+})
 
 
 def relation_types(label: str) -> tuple[str, str] | None:
@@ -39,6 +44,10 @@ def relation_types(label: str) -> tuple[str, str] | None:
         return None
     _, head, tail, _ = label.split("/", 3)
     return head.upper(), tail.upper()
+
+
+def is_symmetric(label: str) -> bool:
+    return label in SYMMETRIC_RELATIONS
 
 
 def short_name(label: str) -> str:

@@ -1,8 +1,9 @@
 """`Pipeline.load()` / `Pipeline.predict(image, caption, entities=None)`: the API of the app and the CLI.
 
-One request: check the inputs, find entities (or take the user's), form the ordered pairs,
-encode the image once, classify all pairs of the caption in one batch, and turn attention into
-evidence (image heatmaps, word weights).
+One request: check the inputs, find entities (or take the user's), form both directions of each
+entity pair, encode the image once, classify all pairs of the caption in one batch (with and without
+the image, from one text pass), keep one direction per pair (`decoding`), and turn attention into
+evidence (image heatmaps, word weights). Probabilities are calibrated (`RelationModel.decide`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from itertools import permutations
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -18,13 +19,15 @@ import numpy as np
 import torch
 
 from mmre_demo.data.images import ImageInput, load_image
-from mmre_demo.data.labels import ENTITY_TYPES, NONE_LABEL, relation_types
+from mmre_demo.data.labels import constrain_to_types
 from mmre_demo.data.paths import weights_dir
 from mmre_demo.data.schema import Entity, InputError, check_caption, check_entities
+from mmre_demo.decoding import decode_directions, select_pairs
 from mmre_demo.device import resolve_device
 from mmre_demo.encoders.vision import imagenet_class_names
-from mmre_demo.model.inputs import collate, encode_pair
-from mmre_demo.model.relation import RelationModel
+from mmre_demo.model.fusion import VisualTokens
+from mmre_demo.model.inputs import PairFeatures, collate, encode_pair
+from mmre_demo.model.relation import RelationModel, RelationOutput
 from mmre_demo.prediction import PairPrediction, Prediction, TokenWeight
 
 if TYPE_CHECKING:
@@ -32,30 +35,6 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_PAIRS = 30
 _WORD = re.compile(r"\S+")
-
-
-def type_mask(labels: Sequence[str], head_type: str, tail_type: str) -> np.ndarray:
-    """1 for labels whose implied (head, tail) types match the pair's types (None always allowed)."""
-    out = np.zeros(len(labels), dtype=np.float32)
-    for i, lab in enumerate(labels):
-        types = relation_types(lab)
-        out[i] = 1.0 if types is None or types == (head_type.upper(), tail_type.upper()) else 0.0
-    return out
-
-
-def select_pairs(entities: list[Entity], max_pairs: int) -> tuple[list[tuple[int, int]], str | None]:
-    """All ordered pairs, or the `max_pairs` closest in the caption with a message saying so."""
-    pairs = list(permutations(range(len(entities)), 2))
-    if len(pairs) <= max_pairs:
-        return pairs, None
-
-    def gap(p: tuple[int, int]) -> int:
-        a, b = entities[p[0]], entities[p[1]]
-        return max(a.start, b.start) - min(a.end, b.end)
-
-    kept = sorted(sorted(pairs, key=lambda p: (gap(p), p))[:max_pairs])
-    return kept, (f"{len(entities)} entities give {len(pairs)} ordered pairs; only the {max_pairs} pairs "
-                  "of entities closest to each other were classified (raise max_pairs for more).")
 
 
 def word_weights(caption: str, token_spans: list[tuple[int, int]], weights: np.ndarray) -> list[TokenWeight]:
@@ -82,6 +61,24 @@ def _heatmap(weights: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
     return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
 
 
+@dataclass
+class EncodedImage:
+    """One request's image, encoded once: visual tokens, recognised concepts, pooled feature."""
+
+    visual: VisualTokens
+    concepts: list[tuple[str, float]]
+    feature: np.ndarray  # pooled vision feature (the knowledge graph's image feature)
+
+
+@dataclass
+class ClassifiedBatch:
+    """The relation model's output for a batch of ordered pairs, as calibrated probabilities."""
+
+    output: RelationOutput
+    probs: np.ndarray  # (B, L) with the image (or text only when there is none)
+    text_only_probs: np.ndarray | None  # (B, L) the same pairs without the image; None without an image
+
+
 class Pipeline:
     """Relation model (+ NER tagger when its weights exist) on one device. Thread-safe `predict`.
 
@@ -98,14 +95,15 @@ class Pipeline:
 
     @classmethod
     def load(cls, weights: str | Path | None = None, device: str = "auto", with_ner: bool = True,
-             type_constraint: bool = True) -> "Pipeline":
-        """Load `weights/relation` (and `weights/ner` if present) from `weights` (default: shipped)."""
+             type_constraint: bool = True, ner_weights: str | Path | None = None) -> "Pipeline":
+        """Load the relation model from `weights` (default: shipped `weights/relation`) and the tagger
+        from `ner_weights` (default: `weights/ner` beside it, else the shipped tagger)."""
         root = Path(weights) if weights else weights_dir()
         rel_dir = root / "relation" if (root / "relation").is_dir() else root
         dev = resolve_device(device)
         model = RelationModel.from_pretrained(rel_dir, device=dev)
         tagger = None
-        ner_dir = root / "ner"
+        ner_dir = Path(ner_weights) if ner_weights else (root / "ner" if (root / "ner").is_dir() else weights_dir() / "ner")
         if with_ner and ner_dir.is_dir():
             from mmre_demo.model.ner import NerTagger
 
@@ -126,11 +124,7 @@ class Pipeline:
         if img is None:
             return None
         with self._lock, torch.no_grad():
-            return self._encode_image(img)[3][0].float().cpu().numpy()
-
-    def _encode_image(self, img: Image.Image) -> tuple:
-        """Frozen vision backbone on one image: (grid, grid_hw, ImageNet logits, pooled), as `encode_images`."""
-        return self.model.encode_images(self.model.vision.preprocess([img]).to(self.device))
+            return self._encode_image(img).feature
 
     def _coerce_entities(self, caption: str, entities: Sequence[Entity | dict]) -> list[Entity]:
         ents = [e if isinstance(e, Entity) else Entity.from_dict(e) for e in entities]
@@ -139,6 +133,8 @@ class Pipeline:
     # ---- one request ----------------------------------------------------------------------------
     def predict(self, image: ImageInput, caption: str, entities: Sequence[Entity | dict] | None = None,
                 max_pairs: int = DEFAULT_MAX_PAIRS, top_k: int = 3) -> Prediction:
+        """Entities (detected unless given) -> both directions of each entity pair -> one decoded
+        relation per pair, with calibrated probabilities, the image's measured influence and evidence."""
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         messages: list[str] = []
@@ -152,62 +148,81 @@ class Pipeline:
             timings["ner_ms"] = (time.perf_counter() - t0) * 1000
         else:
             ents = self._coerce_entities(caption, entities)
-        with self._lock, torch.no_grad():
-            return self._predict_locked(img, caption, ents, detected, max_pairs, top_k, messages, timings, t0)
-
-    def _predict_locked(self, img, caption, ents, detected, max_pairs, top_k, messages, timings, t0) -> Prediction:
-        model = self.model
-        concepts: list[tuple[str, float]] = []
-        visual, image_feature = None, None
-        if img is not None:
-            t = time.perf_counter()
-            grid, hw, logits, pooled = self._encode_image(img)
-            image_feature = pooled[0].float().cpu().numpy()
-            visual = model.visual_tokens(grid, hw, logits)
-            if visual.concept_ids is not None:
-                concepts = [(self._concept_names[int(i)], float(p))
-                            for i, p in zip(visual.concept_ids[0], visual.concept_probs[0])]
-            timings["image_ms"] = (time.perf_counter() - t) * 1000
         pairs, cap_message = select_pairs(ents, max_pairs)
         if cap_message:
             messages.append(cap_message)
         if len(ents) < 2:
             messages.append(f"{len(ents)} entit{'y' if len(ents) == 1 else 'ies'} found in the caption: a relation "
                             "needs two. Add entities by hand to classify a pair.")
-        results: list[PairPrediction] = []
-        if pairs:
-            t = time.perf_counter()
-            feats = [encode_pair(model.tokenizer, caption, ents[i], ents[j], model.config.max_length) for i, j in pairs]
-            batch = {k: v.to(self.device) for k, v in collate(feats, model.tokenizer.pad_token_id).items()}
-            n = len(pairs)
-            has_image = torch.full((n,), 1.0 if visual is not None else 0.0, device=self.device)
-            image_index = torch.zeros(n, dtype=torch.long, device=self.device)
-            out = model(**batch, visual=visual, image_index=image_index, has_image=has_image, explain=True)
-            probs = model.decide(out.logits).float().cpu().numpy()
-            timings["relation_ms"] = (time.perf_counter() - t) * 1000
-            for k, (i, j) in enumerate(pairs):
-                results.append(self._pair_result(caption, ents[i], ents[j], probs[k], feats[k], out, k, visual, top_k))
+        elif not pairs:
+            messages.append("Every entity has the same name: a relation needs two different entities.")
+        with self._lock, torch.no_grad():
+            encoded = None
+            if img is not None:
+                t = time.perf_counter()
+                encoded = self._encode_image(img)
+                timings["image_ms"] = (time.perf_counter() - t) * 1000
+            decoded: list[PairPrediction] = []
+            if pairs:
+                t = time.perf_counter()
+                decoded = decode_directions(self._classify(caption, ents, pairs, encoded, top_k))
+                timings["relation_ms"] = (time.perf_counter() - t) * 1000
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
-        return Prediction(caption, ents, results, concepts, img is not None, img.size if img is not None else None,
-                          self.device, messages, timings, detected, image_feature)
+        return Prediction(caption, ents, decoded, encoded.concepts if encoded else [], img is not None,
+                          img.size if img is not None else None, self.device, messages, timings, detected,
+                          encoded.feature if encoded else None, threshold=self.model.config.threshold)
 
-    def _pair_result(self, caption, head, tail, p, feats, out, k, visual, top_k) -> PairPrediction:
+    def _encode_image(self, img: Image.Image) -> EncodedImage:
+        model = self.model
+        out = model.encode_images(model.vision.preprocess([img]).to(self.device))
+        visual = model.visual_tokens(out)
+        concepts = []
+        if visual.concept_ids is not None:
+            concepts = [(self._concept_names[int(i)], float(p))
+                        for i, p in zip(visual.concept_ids[0], visual.concept_probs[0])]
+        return EncodedImage(visual, concepts, out.pooled[0].float().cpu().numpy())
+
+    def _run_model(self, feats: list[PairFeatures], image: EncodedImage | None) -> ClassifiedBatch:
+        """All ordered pairs of one caption in one batch; with an image, also without it (same text pass)."""
+        model = self.model
+        batch = {k: v.to(self.device) for k, v in collate(feats, model.tokenizer.pad_token_id).items()}
+        n = len(feats)
+        has_image = torch.full((n,), 1.0 if image is not None else 0.0, device=self.device)
+        out = model(**batch, visual=image.visual if image else None, image_index=torch.zeros(n, dtype=torch.long,
+                    device=self.device), has_image=has_image, explain=True, with_text_only=True)
+        text_only = None if out.text_only_logits is None else model.decide(out.text_only_logits).float().cpu().numpy()
+        return ClassifiedBatch(out, model.decide(out.logits).float().cpu().numpy(), text_only)
+
+    def _classify(self, caption: str, ents: list[Entity], pairs: list[tuple[int, int]],
+                  image: EncodedImage | None, top_k: int) -> list[PairPrediction]:
+        feats = [encode_pair(self.model.tokenizer, caption, ents[i], ents[j], self.model.config.max_length)
+                 for i, j in pairs]
+        result = self._run_model(feats, image)
+        return [self._pair_result(caption, ents[i], ents[j], feats[k], result, k, image, top_k)
+                for k, (i, j) in enumerate(pairs)]
+
+    def _pair_result(self, caption: str, head: Entity, tail: Entity, feats: PairFeatures, result: ClassifiedBatch,
+                     k: int, image: EncodedImage | None, top_k: int) -> PairPrediction:
         labels = self.model.config.labels
+        p, p_text = result.probs[k], None if result.text_only_probs is None else result.text_only_probs[k]
         constrained = False
-        if self.type_constraint and head.type in ENTITY_TYPES and tail.type in ENTITY_TYPES:
-            masked = p * type_mask(labels, head.type, tail.type)
-            if masked.sum() > 0:
-                constrained = int(masked.argmax()) != int(p.argmax())
-                p = masked / masked.sum()
+        if self.type_constraint:
+            masked = constrain_to_types(p, labels, head.type, tail.type)
+            constrained = int(masked.argmax()) != int(p.argmax())
+            p = masked
+            if p_text is not None:
+                p_text = constrain_to_types(p_text, labels, head.type, tail.type)
         order = np.argsort(-p)
         best = int(order[0])
         pair = PairPrediction(head, tail, labels[best], float(p[best]),
                               [(labels[int(i)], float(p[int(i)])) for i in order[: max(top_k, 1)]],
-                              visual_gate=float(out.visual_share[k]), type_constrained=constrained)
+                              type_constrained=constrained,
+                              image_influence=None if p_text is None else float(p[best] - p_text[best]))
+        out = result.output
         if out.token_attention is not None:
             pair.token_weights = word_weights(caption, feats.token_spans, out.token_attention[k].cpu().numpy())
-        if visual is not None and out.entity_attention is not None:
-            n, hw = visual.n_spatial, visual.grid_hw
+        if image is not None and out.entity_attention is not None:
+            n, hw = image.visual.n_spatial, image.visual.grid_hw
             pair.head_heatmap = _heatmap(out.entity_attention[k, 0, :n], hw)
             pair.tail_heatmap = _heatmap(out.entity_attention[k, 1, :n], hw)
             pair.image_heatmap = _heatmap(out.entity_attention[k, :, :n].mean(0), hw)

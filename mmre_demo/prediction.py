@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mmre_demo.data.labels import NONE_LABEL
+from mmre_demo.data.labels import NONE_LABEL, is_symmetric
 from mmre_demo.data.schema import Entity
 
 
@@ -34,12 +34,25 @@ class PairPrediction:
     head_heatmap: np.ndarray | None = None  # (h, w) text->image attention of the head entity
     tail_heatmap: np.ndarray | None = None
     token_weights: list[TokenWeight] = field(default_factory=list)  # word-level, sums to 1
-    visual_gate: float = 0.0  # share of the fused representation that came from the image (0..1)
+    # measured effect of the image: P(label | image + caption) - P(label | caption alone); None = no image
+    image_influence: float | None = None
     type_constrained: bool = False  # label changed by the entity-type constraint
+    reverse: tuple[str, float] | None = None  # the other direction's (label, probability), when classified
 
     @property
     def is_relation(self) -> bool:
         return self.label != NONE_LABEL
+
+    @property
+    def symmetric(self) -> bool:
+        """A relation that holds both ways (`peer`, `couple`, ...): one fact in either direction."""
+        return is_symmetric(self.label)
+
+    def influence_text(self) -> str:
+        """How the image changed this pair's label probability, in words for tables and notes."""
+        if self.image_influence is None:
+            return "no image"
+        return f"{self.image_influence:+.2f}"
 
     def to_dict(self, with_arrays: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -49,8 +62,9 @@ class PairPrediction:
             "probability": round(self.probability, 6),
             "top_k": [[lab, round(p, 6)] for lab, p in self.top_k],
             "token_weights": [[t.text, t.start, t.end, round(t.weight, 6)] for t in self.token_weights],
-            "visual_gate": round(self.visual_gate, 6),
+            "image_influence": None if self.image_influence is None else round(self.image_influence, 6),
             "type_constrained": self.type_constrained,
+            "reverse": None if self.reverse is None else [self.reverse[0], round(self.reverse[1], 6)],
         }
         if with_arrays:
             for name in ("image_heatmap", "head_heatmap", "tail_heatmap"):
@@ -73,15 +87,15 @@ class Prediction:
     entities_detected: bool = False  # True when the NER tagger found the entities
     # pooled vision feature of the image (e.g. 1280-d): the knowledge graph's image feature of its entities
     image_feature: np.ndarray | None = field(default=None, repr=False)
+    # the model's default probability threshold (the one that maximised end-to-end F1 on validation)
+    threshold: float = 0.5
 
-    def relations(self, threshold: float = 0.0, include_none: bool = False) -> list[PairPrediction]:
-        """Pairs whose label is a relation (or all, with include_none) at or above `threshold`."""
-        return [
-            p for p in self.pairs
-            if (include_none or p.is_relation) and p.probability >= threshold
-        ]
+    def relations(self, threshold: float | None = None, include_none: bool = False) -> list[PairPrediction]:
+        """Relations at or above `threshold` (default: the model's); with include_none, every pair."""
+        cut = self.threshold if threshold is None else threshold
+        return [p for p in self.pairs if include_none or (p.is_relation and p.probability >= cut)]
 
-    def triples(self, threshold: float = 0.0) -> list[dict[str, Any]]:
+    def triples(self, threshold: float | None = None) -> list[dict[str, Any]]:
         """(head, relation, tail, score) dicts for the knowledge graph."""
         return [
             {
@@ -104,4 +118,5 @@ class Prediction:
             "device": self.device,
             "messages": self.messages,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "threshold": self.threshold,
         }

@@ -224,3 +224,40 @@ def test_shipped_tagger_on_valid_sample(shipped_tagger):
     if not f.is_file():
         pytest.skip(f"Twitter NER data not found at {f.parent} (set MMRE_DATA_DIR)")
     assert evaluate(shipped_tagger, read_conll(f)[:100])["f1"] > 0.6
+
+
+def test_partial_loss_with_one_allowed_tag_per_word_is_the_crf_loss():
+    from mmre_demo.model.ner import NerConfig, NerHead
+
+    torch.manual_seed(0)
+    head = NerHead(NerConfig(), num_layers=2, dim=4)
+    with torch.no_grad():
+        head.transitions.normal_()
+    scores = torch.randn(2, 5, 9)
+    tags = torch.tensor([[1, 2, 0, 3, 4], [0, 5, 6, 0, 0]])
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    allowed = torch.nn.functional.one_hot(tags, 9).bool()
+    assert torch.allclose(head.partial_loss(scores, allowed, mask), head.loss(scores, tags, mask), atol=1e-4)
+    free = torch.ones_like(allowed)
+    assert head.partial_loss(scores, free, mask).item() == pytest.approx(0.0, abs=1e-4)  # no label: no loss
+
+
+def test_mnre_spans_become_partial_labels_on_the_taggers_words():
+    from mmre_demo.data.mnre import MnreExample
+    from mmre_demo.data.schema import Entity
+    from mmre_demo.train.ner import mnre_partial_sentences
+
+    cap = "RT @Titans : Marcus Mariota beats Houston"
+
+    def e(t: str) -> Entity:
+        return Entity(t, cap.index(t), cap.index(t) + len(t))
+
+    lines = [MnreExample(cap, e("Marcus Mariota"), e("@Titans"), "/per/org/member_of", None, tuple(cap.split())),
+             MnreExample(cap, e("Marcus Mariota"), e("Houston"), "None", None, tuple(cap.split()))]
+    (sent,) = mnre_partial_sentences(lines)
+    assert sent.tokens == ("RT", "@", "Titans", ":", "Marcus", "Mariota", "beats", "Houston")
+    allowed = dict(enumerate(sent.allowed))
+    assert allowed[2] == ("B-ORG",) and allowed[4] == ("B-PER",) and allowed[5] == ("I-PER",)
+    assert set(allowed[7]) == {"B-PER", "B-LOC", "B-ORG", "B-MISC"}  # only a None line: any type
+    assert "I-PER" not in allowed[6] and len(allowed[0]) == 9  # after a span: no I-; elsewhere free
+    assert len(allowed[1]) == 9  # the '@' stays outside the entity

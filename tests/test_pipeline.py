@@ -8,10 +8,14 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from mmre_demo.data.labels import type_mask
 from mmre_demo.data.schema import Entity, InputError
-from mmre_demo.pipeline import select_pairs, type_mask, word_weights
+from mmre_demo.decoding import select_pairs
+from mmre_demo.model.inputs import encode_pair
+from mmre_demo.pipeline import word_weights
 
 CAPTION = "Astronaut Eileen Collins of NASA poses at Johnson Space Center in Houston"
 
@@ -23,12 +27,15 @@ def spans(*items: tuple[str, str]) -> list[dict]:
 ENTS = spans(("Eileen Collins", "PER"), ("NASA", "ORG"), ("Houston", "LOC"))
 
 
-def test_predict_gives_all_ordered_pairs_with_evidence(pipeline):
+def test_predict_gives_one_decoded_pair_per_entity_pair_with_evidence(pipeline):
     img = Image.new("RGB", (320, 240), (30, 60, 200))
     pred = pipeline.predict(img, CAPTION, ENTS)
-    assert len(pred.pairs) == 6 and pred.has_image and pred.image_size == (320, 240)
+    assert len(pred.pairs) == 3 and pred.has_image and pred.image_size == (320, 240)
+    assert len({frozenset((p.head.text, p.tail.text)) for p in pred.pairs}) == 3
     for p in pred.pairs:
         assert p.label == p.top_k[0][0] and 0 <= p.probability <= 1
+        assert p.reverse is not None and 0 <= p.reverse[1] <= 1  # the other direction was classified too
+        assert isinstance(p.image_influence, float) and -1 <= p.image_influence <= 1
         assert len(p.top_k) == 3 and p.top_k[0][1] >= p.top_k[1][1] >= p.top_k[2][1]
         assert p.image_heatmap.shape == (7, 7) and 0 <= p.image_heatmap.min() and p.image_heatmap.max() <= 1
         assert sum(w.weight for w in p.token_weights) == pytest.approx(1.0, abs=1e-5)
@@ -43,6 +50,34 @@ def test_predict_is_deterministic(pipeline):
     b = pipeline.predict(None, CAPTION, ENTS)
     assert [(p.label, p.probability) for p in a.pairs] == [(p.label, p.probability) for p in b.pairs]
     assert any("caption alone" in m for m in a.messages) and a.image_feature is None
+    assert all(p.image_influence is None and p.influence_text() == "no image" for p in a.pairs)
+
+
+def test_text_only_probabilities_are_those_of_a_pass_without_the_image(pipeline):
+    """The image's influence compares against the same pairs classified with no image at all."""
+    ents = [Entity.from_dict(e) for e in ENTS]
+    feats = [encode_pair(pipeline.model.tokenizer, CAPTION, ents[i], ents[j]) for i, j in [(0, 1), (1, 0), (0, 2)]]
+    img = Image.new("RGB", (320, 240), (200, 60, 30))
+    with torch.no_grad():
+        with_image = pipeline._run_model(feats, pipeline._encode_image(img))
+        without = pipeline._run_model(feats, None)
+    assert without.text_only_probs is None
+    assert np.allclose(with_image.text_only_probs, without.probs, atol=1e-5)
+
+
+def test_calibrated_probabilities_use_the_stored_temperature(pipeline):
+    logits = torch.tensor([[2.0, 0.5, -1.0] + [0.0] * (pipeline.model.config.num_labels - 3)])
+    cfg = pipeline.model.config
+    saved = cfg.temperature, cfg.none_bias
+    try:
+        cfg.none_bias, cfg.temperature = 0.0, 1.0
+        sharp = pipeline.model.decide(logits)
+        cfg.temperature = 2.0
+        soft = pipeline.model.decide(logits)
+    finally:
+        cfg.temperature, cfg.none_bias = saved
+    assert int(sharp.argmax()) == int(soft.argmax()) and float(soft.max()) < float(sharp.max())
+    assert torch.allclose(soft, (logits / 2.0).softmax(-1))
 
 
 def test_type_constraint_only_allows_matching_relations():
@@ -61,11 +96,21 @@ def test_predict_with_type_constraint_never_breaks_types(pipeline):
         assert relation_types(p.label) == (p.head.type, p.tail.type)
 
 
-def test_pairs_are_capped_with_a_message():
-    ents = [Entity(f"e{i}", 3 * i, 3 * i + 2) for i in range(30)]
+def test_pairs_are_capped_with_a_message_and_keep_both_directions():
+    ents = [Entity(f"e{i:02d}", 4 * i, 4 * i + 3) for i in range(30)]
     pairs, msg = select_pairs(ents, 30)
-    assert len(pairs) == 30 and "870" in msg
+    assert len(pairs) == 30 and "435 entity pairs" in msg and "15 pairs" in msg
+    assert all((j, i) in pairs for i, j in pairs)  # both directions of every kept pair
     assert all(abs(i - j) <= 2 for i, j in pairs)  # the closest pairs are kept
+
+
+def test_two_mentions_of_one_name_are_not_paired():
+    caption = "Paris loves Paris and Rome"
+    ents = [Entity("Paris", 0, 5), Entity("Paris", 12, 17), Entity("Rome", 22, 26)]
+    pairs, msg = select_pairs(ents, 30)
+    assert msg is None and (0, 1) not in pairs and (1, 0) not in pairs
+    assert sorted(pairs) == [(0, 2), (1, 2), (2, 0), (2, 1)]
+    assert caption[12:17] == "Paris"
 
 
 def test_word_weights_sum_tokens_into_words():
@@ -100,12 +145,20 @@ def test_one_entity_explains_why_no_pairs(pipeline):
     assert pred.pairs == [] and any("needs two" in m for m in pred.messages)
 
 
+def test_relations_default_to_the_models_threshold(pipeline):
+    pred = pipeline.predict(None, CAPTION, ENTS)
+    assert pred.threshold == pipeline.model.config.threshold
+    for p in pred.pairs:
+        p.label, p.probability = "/per/org/member_of", pred.threshold - 0.01
+    assert pred.relations() == [] and len(pred.relations(threshold=0.0)) == 3
+
+
 def test_cli_predict_json_and_error_exit_code():
     cmd = [sys.executable, "-m", "mmre_demo", "predict", "--caption", CAPTION, "--entities", json.dumps(ENTS), "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     pred = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(pred["pairs"]) == 6
+    assert len(pred["pairs"]) == 3 and all(p["image_influence"] is None for p in pred["pairs"])
     bad = subprocess.run([sys.executable, "-m", "mmre_demo", "predict", "--caption", CAPTION, "--entities", "[{"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr and "Traceback" not in bad.stderr

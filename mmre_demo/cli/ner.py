@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=13)
     t.add_argument("--limit", type=int, help="first N sentences of each training file (quick runs)")
     t.add_argument("--cache-dir", help="cache the frozen backbone's features here (reused across runs)")
+    t.add_argument("--mnre-train", help="MNRE file whose entity spans are added as partial labels")
+    t.add_argument("--mnre-val", help="MNRE file on which the end-to-end recall ceiling is measured each epoch")
     t.add_argument("--text-backbone", default="minilm")
     t.add_argument("--no-shape", action="store_true", help="ablation: no word-shape embedding")
     t.add_argument("--no-chars", action="store_true", help="ablation: no character CNN")
@@ -86,7 +88,8 @@ def cmd_train_ner(args: argparse.Namespace) -> int:
     config = NerConfig(text_backbone=args.text_backbone, use_shape=not args.no_shape,
                        use_chars=not args.no_chars, use_crf=not args.no_crf, lstm_hidden=args.lstm_hidden)
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                             patience=args.patience, limit=args.limit, cache_dir=args.cache_dir)
+                             patience=args.patience, limit=args.limit, cache_dir=args.cache_dir,
+                             mnre_train=args.mnre_train, mnre_val=args.mnre_val)
     train_files = args.train or _default_files("train")
     val_files = args.val or _default_files("valid")
     model = train_ner(config, train_files, val_files, args.out, settings, device=args.device)

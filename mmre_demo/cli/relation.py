@@ -46,7 +46,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--tensorboard", action="store_true")
     t.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda or mps")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    t.add_argument("--pairs", default="gold",
+                   help="comma-separated pair sources: gold (MNRE's lines), reverse (their other direction), "
+                        "silver (pairs MNRE left out, with the tagger's entities); e.g. gold,reverse,silver")
+    t.add_argument("--extra-fraction", type=float, default=1.0,
+                   help="share of the reverse + silver pairs drawn afresh each epoch (1 = all)")
+    t.add_argument("--init-from", help="start from a saved model folder (e.g. weights/relation)")
+    t.add_argument("--ner-weights", help="tagger for silver pairs and end-to-end selection (default: shipped)")
+    t.add_argument("--select-on", choices=["end_to_end", "gold"], default="end_to_end",
+                   help="best epoch by the product's end-to-end F1 on val (default) or by gold-pair F1")
     t.set_defaults(handler=cmd_train)
+
+    c = sub.add_parser("calibrate", help="fit a saved model's None bias, temperature and threshold on validation data")
+    c.add_argument("--weights", required=True, help="saved relation model folder")
+    c.add_argument("--val", required=True, help="MNRE-format validation file")
+    c.add_argument("--out", required=True, help="where to save the calibrated model (may be --weights itself)")
+    c.add_argument("--images", default=None, help="folder of images named by img_id")
+    c.add_argument("--ner-weights", help="tagger for the end-to-end threshold (default: the shipped weights/ner)")
+    c.add_argument("--device", default="auto")
+    c.add_argument("--json", action="store_true", help="the last stdout line is the JSON summary")
+    c.set_defaults(handler=cmd_calibrate)
 
     e = sub.add_parser("eval", help="MNRE micro P/R/F1 of a model on a data file")
     e.add_argument("--data", required=True)
@@ -56,6 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--detect-entities", action="store_true",
                    help="end to end: find entities with the tagger instead of using the gold ones")
     e.add_argument("--no-type-constraint", action="store_true", help="with --detect-entities: no type constraint")
+    e.add_argument("--threshold", type=float, default=None,
+                   help="with --detect-entities: probability threshold (default: the model's own)")
+    e.add_argument("--records", help="with --detect-entities: write each caption's gold and shown triples here (JSONL)")
+    e.add_argument("--ner-weights", help="tagger folder (default: the shipped weights/ner)")
     e.add_argument("--types-from-tagger", action="store_true",
                    help="gold spans: take entity types from the NER tagger and apply the type constraint")
     e.add_argument("--image-ablation", action="store_true",
@@ -88,9 +111,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print("entities: " + ", ".join(f"{e.text} ({e.type}) [{e.start}:{e.end}]" for e in pred.entities))
     if pred.concepts:
         print("visual concepts: " + ", ".join(f"{c} {p:.2f}" for c, p in pred.concepts))
+    print(f"relations at >= {pred.threshold:.2f} (the model's threshold; one per entity pair, more probable direction):")
     for pair in pred.pairs:
+        shown = "" if pair.is_relation and pair.probability >= pred.threshold else "  [not shown]"
         alts = "; ".join(f"{lab} {p:.2f}" for lab, p in pair.top_k[1:])
-        print(f"{pair.head.text} -> {pair.tail.text}: {pair.label} ({pair.probability:.2f})  alternatives: {alts}")
+        reverse = f"; reverse: {pair.reverse[0]} {pair.reverse[1]:.2f}" if pair.reverse else ""
+        print(f"  {pair.head.text} -> {pair.tail.text}: {pair.label} ({pair.probability:.2f}; image influence "
+              f"{pair.influence_text()}){shown}  alternatives: {alts}{reverse}")
     return 0
 
 
@@ -99,6 +126,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mmre_demo.model.config import RelationConfig
     from mmre_demo.train.relation import TrainArgs, train
 
+    from mmre_demo.data.product_pairs import PAIR_SOURCES
+    from mmre_demo.data.schema import InputError
+
+    sources = tuple(s.strip() for s in args.pairs.split(",") if s.strip())
+    if not sources or set(sources) - set(PAIR_SOURCES):
+        raise InputError(f"--pairs {args.pairs!r}: choose a comma-separated subset of {', '.join(PAIR_SOURCES)}")
+    if not 0 < args.extra_fraction <= 1:
+        raise InputError(f"--extra-fraction must be in (0, 1], got {args.extra_fraction}")
     train_ex, bad_t = read_mnre(args.train, skip_bad=args.skip_bad)
     val_ex, bad_v = read_mnre(args.val, skip_bad=args.skip_bad)
     if bad_t or bad_v:
@@ -109,29 +144,56 @@ def cmd_train(args: argparse.Namespace) -> int:
                             backbone_training=args.backbone_training, lora_r=args.lora_r, lora_alpha=2 * args.lora_r)
     targs = TrainArgs(out=Path(args.out), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       head_lr=args.head_lr, seed=args.seed, tensorboard=args.tensorboard, resume=args.resume,
-                      device=args.device, config=config)
+                      device=args.device, config=config,
+                      pair_sources=sources,
+                      extra_fraction=args.extra_fraction, init_from=Path(args.init_from) if args.init_from else None,
+                      ner_weights=Path(args.ner_weights) if args.ner_weights else None, select_on=args.select_on)
     state = train(targs, train_ex, val_ex, images_dir=args.images)
     print(json.dumps({"best_epoch": state.get("best_epoch"), "best_val_f1": state["best_f1"],
                       "saved": str(Path(args.out) / "best")}))
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Refit the decision bias, temperature and threshold of a saved model (e.g. after a tagger change)."""
+    from mmre_demo.data.mnre import read_mnre
+    from mmre_demo.device import resolve_device
+    from mmre_demo.model.ner import NerTagger
+    from mmre_demo.model.relation import RelationModel
+    from mmre_demo.train.relation import ImageCache, check_on_validation, prepare_items
+
+    examples, _ = read_mnre(args.val)
+    root = Path(args.weights)
+    model = RelationModel.from_pretrained(root / "relation" if (root / "relation").is_dir() else root,
+                                          device=resolve_device(args.device))
+    cache = ImageCache(model)
+    cache.add_folder(args.images, {e.img_id for e in examples if e.img_id})
+    check = check_on_validation(model, prepare_items(model, examples, cache), cache, examples,
+                                NerTagger.from_pretrained(args.ner_weights), args.images, end_to_end=True)
+    model.config.metrics = {**model.config.metrics, "val": check.gold, "calibration": check.calibration,
+                            "end_to_end": check.end_to_end, "calibrated_on": Path(args.val).name}
+    model.save_pretrained(args.out)
+    e2e = check.end_to_end or {}
+    summary = {"none_bias": check.none_bias, "temperature": round(check.temperature, 4), "threshold": check.threshold,
+               "gold_f1": round(check.gold["f1"], 4), "ece_before": round(check.calibration["ece_before"], 4),
+               "ece_after": round(check.calibration["ece_after"], 4), "e2e_f1": round(e2e.get("f1", 0.0), 4),
+               "e2e_precision": round(e2e.get("precision", 0.0), 4), "e2e_recall": round(e2e.get("recall", 0.0), 4),
+               "saved": str(args.out)}
+    print(json.dumps(summary))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from mmre_demo.data.mnre import read_mnre
     from mmre_demo.data.paths import weights_dir
-    from mmre_demo.train.evaluate import end_to_end_scores, evaluate_gold_entities, summary_line
+    from mmre_demo.train.evaluate import evaluate_gold_entities, summary_line
     from mmre_demo.train.metrics import format_report, save_confusion_png
 
     examples, bad = read_mnre(args.data, skip_bad=args.skip_bad)
     if bad:
         print(f"skipped {bad} malformed lines in {args.data}")
     if args.detect_entities:
-        from mmre_demo.pipeline import Pipeline
-
-        pipe = Pipeline.load(args.weights, device=args.device, type_constraint=not args.no_type_constraint)
-        scores = end_to_end_scores(pipe, examples, args.images)
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}))
-        return 0
+        return _eval_end_to_end(args, examples)
     from mmre_demo.device import resolve_device
     from mmre_demo.model.relation import RelationModel
 
@@ -168,4 +230,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         print(" ".join(f"{k}={v}" for k, v in summary.items()))
     sys.stdout.flush()
+    return 0
+
+
+def _rounded(d: dict) -> dict:
+    return {k: _rounded(v) if isinstance(v, dict) else round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def _eval_end_to_end(args: argparse.Namespace, examples: list) -> int:
+    """The product's metric: entities detected, pairs decoded, `relations()` as a user sees them."""
+    from mmre_demo.pipeline import Pipeline
+    from mmre_demo.train.end_to_end import predict_captions, score_runs
+
+    pipe = Pipeline.load(args.weights, device=args.device, type_constraint=not args.no_type_constraint,
+                         ner_weights=args.ner_weights)
+    threshold = pipe.model.config.threshold if args.threshold is None else args.threshold
+    runs = predict_captions(pipe, examples, args.images, progress=not args.json and sys.stderr.isatty())
+    scores = score_runs(runs, threshold)
+    if args.records:
+        Path(args.records).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.records).write_text("".join(json.dumps(r.record(threshold), ensure_ascii=False) + "\n"
+                                              for r in runs))
+    if not args.json:
+        s = scores
+        print(f"end to end ({s['n_captions']} captions, threshold {s['threshold']:.2f}): "
+              f"P {s['precision']:.3f} R {s['recall']:.3f} F1 {s['f1']:.3f}   "
+              f"(strict: P {s['strict']['precision']:.3f} R {s['strict']['recall']:.3f} F1 {s['strict']['f1']:.3f})")
+        print(f"recall ceiling set by the tagger: {s['recall_ceiling']:.3f}")
+        print("false positives: " + ", ".join(f"{k} {v}" for k, v in s["false_positives"].items()))
+        print("misses: " + ", ".join(f"{k} {v}" for k, v in s["misses"].items()))
+    print(json.dumps(_rounded(scores)))
     return 0

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
+
 # The order of ../shared/data/mnre/rel2id.json (the order the published MNRE code bases use).
 RELATIONS: tuple[str, ...] = (
     "None",
@@ -53,3 +57,21 @@ def is_symmetric(label: str) -> bool:
 def short_name(label: str) -> str:
     """`/per/org/member_of` -> `member_of`; used for graph edges and tables."""
     return label.rsplit("/", 1)[-1] if label != NONE_LABEL else NONE_LABEL
+
+
+def type_mask(labels: Sequence[str], head_type: str, tail_type: str) -> np.ndarray:
+    """1 for labels whose implied (head, tail) types match the pair's types (None always allowed)."""
+    pair = (head_type.upper(), tail_type.upper())
+    return np.array([1.0 if relation_types(lab) in (None, pair) else 0.0 for lab in labels], dtype=np.float32)
+
+
+def constrain_to_types(probs: np.ndarray, labels: Sequence[str], head_type: str, tail_type: str) -> np.ndarray:
+    """Zero the relations whose implied types contradict the pair's known types; renormalise.
+
+    Unknown types ("" or anything outside PER/ORG/LOC/MISC) constrain nothing.
+    """
+    if head_type.upper() not in ENTITY_TYPES or tail_type.upper() not in ENTITY_TYPES:
+        return probs
+    masked = probs * type_mask(labels, head_type, tail_type)
+    total = masked.sum()
+    return masked / total if total > 0 else probs

@@ -34,6 +34,22 @@ class VisionOutput:
     logits: torch.Tensor | None  # (B, 1000) ImageNet logits, or None for towers without a classifier
     pooled: torch.Tensor  # (B, C) mean of the grid
 
+    def rows(self, index: list[int] | slice) -> "VisionOutput":
+        """The outputs of some images of the batch (batch dimension kept)."""
+        return VisionOutput(self.grid[index], self.grid_hw, None if self.logits is None else self.logits[index],
+                            self.pooled[index])
+
+    def to(self, device: torch.device | str) -> "VisionOutput":
+        return VisionOutput(self.grid.to(device), self.grid_hw, None if self.logits is None else self.logits.to(device),
+                            self.pooled.to(device))
+
+    @staticmethod
+    def cat(outputs: list["VisionOutput"]) -> "VisionOutput":
+        """Several images' outputs (same backbone, so the same grid shape) as one batch."""
+        logits = None if outputs[0].logits is None else torch.cat([o.logits for o in outputs])
+        return VisionOutput(torch.cat([o.grid for o in outputs]), outputs[0].grid_hw, logits,
+                            torch.cat([o.pooled for o in outputs]))
+
 
 class VisionBackbone(nn.Module):
     """Wraps a CNN or ViT-like model behind `preprocess` and `forward -> VisionOutput`."""
@@ -82,14 +98,9 @@ class VisionBackbone(nn.Module):
             side = int(round(n**0.5))
         return VisionOutput(tokens, (side, side), None, tokens.mean(1))
 
-    def class_activation_map(self, grid: torch.Tensor, class_ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """CAM: the classifier weights of the given classes applied to each grid cell, probability-weighted.
-
-        grid (B, N, C), class_ids (B, k), weights (B, k) -> (B, N) non-negative maps.
-        """
-        fc = self.model._fc.weight[class_ids]  # (B, k, C)
-        cams = torch.einsum("bnc,bkc->bkn", grid, fc).clamp(min=0)
-        return (cams * weights.unsqueeze(-1)).sum(1)
+    def cell_logits(self, grid: torch.Tensor) -> torch.Tensor | None:
+        """ImageNet logits of each grid cell (the classifier applied per cell), or None without a classifier."""
+        return self.model._fc(grid) if self.has_concepts else None
 
 
 def _load_efficientnet(name: str, pretrained: bool) -> VisionBackbone:

@@ -26,6 +26,8 @@ class RelationConfig:
     dropout: float = 0.1
     modality_dropout: float = 0.3  # chance of hiding the image of a training example
     none_bias: float = 0.0  # added to the `None` logit when deciding (tuned on validation data)
+    temperature: float = 1.0  # logits are divided by it before the softmax (fitted on validation: calibration)
+    threshold: float = 0.5  # default probability threshold for showing a relation (max end-to-end F1 on validation)
     metrics: dict[str, Any] = field(default_factory=dict)  # measured numbers, for the model card
 
     @property

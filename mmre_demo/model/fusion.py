@@ -104,10 +104,7 @@ class GatedFusion(nn.Module):
         self.alpha = nn.Parameter(torch.tensor(alpha_init))
         self.beta = nn.Parameter(torch.tensor(1.0))
 
-    def forward(self, text: torch.Tensor, image: torch.Tensor, has_image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """text, image (B, D); has_image (B,) float -> (fused (B, D), visual share (B,) in [0, 1])."""
+    def forward(self, text: torch.Tensor, image: torch.Tensor, has_image: torch.Tensor) -> torch.Tensor:
+        """text, image (B, D); has_image (B,) float -> fused (B, D)."""
         g = torch.sigmoid(self.gate(torch.cat([text, image], dim=-1)))
-        visual = self.alpha * g * image * has_image.unsqueeze(-1)
-        textual = self.beta * text
-        share = visual.norm(dim=-1) / (visual.norm(dim=-1) + textual.norm(dim=-1) + 1e-9)
-        return textual + visual, share
+        return self.beta * text + self.alpha * g * image * has_image.unsqueeze(-1)

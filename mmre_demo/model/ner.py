@@ -331,6 +331,15 @@ class NerHead(nn.Module):
         gold = gold + self.end[last]
         return (self.log_partition(scores, mask) - gold).mean()
 
+    def partial_loss(self, scores: torch.Tensor, allowed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean NLL of the tag paths `allowed` permits (B, W, T): log Z - log Z(allowed paths).
+
+        With one allowed tag per word it is the ordinary CRF loss; with partial labels (some spans
+        known, the other words free) it sums over every completion (Tsuboi et al., 2008).
+        """
+        restricted = scores.masked_fill(~allowed, -1e4)
+        return (self.log_partition(scores, mask) - self.log_partition(restricted, mask)).mean()
+
     def decode_one(self, scores: torch.Tensor) -> tuple[list[int], list[float]]:
         """Best path for one sentence (W, T) and each word's probability of its tag on that path."""
         if scores.shape[0] == 0:
@@ -367,6 +376,7 @@ class WordBatch:
     chars: torch.Tensor  # (B, W, C)
     mask: torch.Tensor  # (B, W) bool
     tags: torch.Tensor | None = None  # (B, W), -100 on padding
+    allowed: torch.Tensor | None = None  # (B, W, T) bool: the tags each word may have (partial labels)
 
 
 # ---- the tagger ---------------------------------------------------------------------------
@@ -460,8 +470,9 @@ class NerTagger(nn.Module):
 
     # ---- batching -----------------------------------------------------------------------------
     def make_batch(self, feats: Sequence[torch.Tensor], sentences: Sequence[Sequence[str]],
-                   tags: Sequence[Sequence[str]] | None = None) -> WordBatch:
-        """Pad word features + shape/char ids (+ tag ids) of several sentences."""
+                   tags: Sequence[Sequence[str]] | None = None,
+                   allowed: Sequence[Sequence[Sequence[str]]] | None = None) -> WordBatch:
+        """Pad word features + shape/char ids (+ tag ids, or the allowed tags of each word) of sentences."""
         b, w = len(sentences), max(1, max(len(s) for s in sentences))
         num_layers, dim = feats[0].shape[1:] if len(feats[0]) else (self.head.mix.weights.shape[0], 1)
         x = torch.zeros(b, w, num_layers, dim, dtype=feats[0].dtype)
@@ -479,14 +490,24 @@ class NerTagger(nn.Module):
                 chars[i, j, : len(c)] = torch.tensor(c)
             if tags is not None:
                 tag_ids[i, :n] = torch.tensor([self.tag_to_id[t] for t in repair_bio(tags[i])])
+        allowed_mask = None
+        if allowed is not None:
+            allowed_mask = torch.ones(b, w, self.config.num_tags, dtype=torch.bool)
+            for i, word_tags in enumerate(allowed):
+                for j, options in enumerate(word_tags):
+                    allowed_mask[i, j] = False
+                    allowed_mask[i, j, [self.tag_to_id[t] for t in options]] = True
         dev = self.device
         return WordBatch(x.to(dev), shapes.to(dev), chars.to(dev), mask.to(dev),
-                         tag_ids.to(dev) if tags is not None else None)
+                         tag_ids.to(dev) if tags is not None else None,
+                         allowed_mask.to(dev) if allowed_mask is not None else None)
 
     def scores(self, batch: WordBatch) -> torch.Tensor:
         return self.head(batch.feats, batch.shapes, batch.chars, batch.mask)
 
     def loss(self, batch: WordBatch) -> torch.Tensor:
+        if batch.allowed is not None:
+            return self.head.partial_loss(self.scores(batch), batch.allowed, batch.mask)
         return self.head.loss(self.scores(batch), batch.tags, batch.mask)
 
     # ---- prediction -------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mmre_demo.encoders.text import SentenceEmbedder, load_text_backbone
-from mmre_demo.encoders.vision import VisionBackbone, imagenet_class_names, load_vision_backbone
+from mmre_demo.encoders.vision import VisionBackbone, VisionOutput, imagenet_class_names, load_vision_backbone
 from mmre_demo.model.config import RelationConfig
 from mmre_demo.model.fusion import CrossModalAttention, GatedFusion, VisualTokenizer, VisualTokens
 
@@ -28,9 +28,10 @@ CONFIG_NAME = "config.json"
 @dataclass
 class RelationOutput:
     logits: torch.Tensor  # (B, L)
-    visual_share: torch.Tensor  # (B,) share of the fused vector that came from the image
     entity_attention: torch.Tensor | None = None  # (B, 2, N_visual) head/tail -> visual tokens
     token_attention: torch.Tensor | None = None  # (B, T) last-layer attention of the two markers
+    # (B, L) the same pairs with the image left out (same text pass); only when asked and an image is given
+    text_only_logits: torch.Tensor | None = None
 
 
 class RelationModel(nn.Module):
@@ -73,25 +74,28 @@ class RelationModel(nn.Module):
 
     # ---- image side -------------------------------------------------------------------------
     @torch.no_grad()
-    def encode_images(self, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int], torch.Tensor | None, torch.Tensor]:
-        """Frozen vision backbone -> (grid (B, N, C), grid_hw, ImageNet logits or None, pooled (B, C)).
+    def encode_images(self, pixels: torch.Tensor) -> VisionOutput:
+        """Frozen vision backbone: grid, ImageNet logits, pooled feature.
 
         Kept separate from `visual_tokens` so training can cache the frozen part per image.
         """
-        out = self.vision(pixels)
-        return out.grid, out.grid_hw, out.logits, out.pooled
+        return self.vision(pixels)
 
-    def visual_tokens(self, grid: torch.Tensor, grid_hw: tuple[int, int], logits: torch.Tensor | None) -> VisualTokens:
-        """Visual tokens (trainable part) from cached backbone outputs; per-cell concepts via the CNN's classifier."""
-        cell_logits = self.vision.model._fc(grid) if (self.vision.has_concepts and logits is not None) else None
-        return self.visual_tokenizer(grid, grid_hw, logits, cell_logits)
+    def visual_tokens(self, vision: VisionOutput) -> VisualTokens:
+        """Visual tokens (trainable part) from the backbone's outputs; per-cell concepts via its classifier."""
+        cell_logits = self.vision.cell_logits(vision.grid) if vision.logits is not None else None
+        return self.visual_tokenizer(vision.grid, vision.grid_hw, vision.logits, cell_logits)
 
     # ---- forward ----------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, head_index: torch.Tensor,
                 tail_index: torch.Tensor, visual: VisualTokens | None = None,
                 image_index: torch.Tensor | None = None, has_image: torch.Tensor | None = None,
-                explain: bool = False) -> RelationOutput:
-        """Pairs (B) of token ids with marker positions; `image_index` maps each pair to a row of `visual`."""
+                explain: bool = False, with_text_only: bool = False) -> RelationOutput:
+        """Pairs (B) of token ids with marker positions; `image_index` maps each pair to a row of `visual`.
+
+        `with_text_only` also classifies each pair without its image (reusing the text pass), so the
+        image's effect on the probabilities is measured, not guessed from the fusion's norms.
+        """
         out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, output_attentions=explain)
         hidden = out.last_hidden_state
         rows = torch.arange(hidden.shape[0], device=hidden.device)
@@ -110,19 +114,25 @@ class RelationModel(nn.Module):
         if self.training and self.config.modality_dropout > 0:
             keep = (torch.rand_like(has_image) >= self.config.modality_dropout).to(has_image.dtype)
             has_image = has_image * keep
-        fused, share = self.fusion(text_pair, image_pair, has_image)
-        logits = self.classifier(fused)
+        logits = self.classifier(self.fusion(text_pair, image_pair, has_image))
+        text_only = None
+        if with_text_only and entity_attention is not None:
+            text_only = self.classifier(self.fusion(text_pair, image_pair, torch.zeros_like(has_image)))
         token_attention = None
         if explain and out.attentions:
             last = out.attentions[-1].mean(1)  # (B, T, T), heads averaged
             token_attention = 0.5 * (last[rows, head_index] + last[rows, tail_index])
-        return RelationOutput(logits, share, entity_attention, token_attention)
+        return RelationOutput(logits, entity_attention, token_attention, text_only)
 
     def decide(self, logits: torch.Tensor) -> torch.Tensor:
-        """Probabilities after the tuned `None` bias (the decision rule used for labels)."""
+        """Calibrated probabilities: the tuned `None` bias, then the fitted temperature.
+
+        The bias sets the labels (argmax); the temperature only rescales confidence, so labels are
+        the same with or without calibration.
+        """
         bias = torch.zeros(logits.shape[-1], device=logits.device)
         bias[self.config.labels.index("None")] = self.config.none_bias
-        return (logits + bias).softmax(-1)
+        return ((logits + bias) / self.config.temperature).softmax(-1)
 
     # ---- save / load ------------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:

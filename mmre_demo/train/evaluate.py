@@ -3,14 +3,13 @@ to end with detected entities (the product's real use)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from mmre_demo.data.labels import NONE_LABEL
+from mmre_demo.data.labels import NONE_LABEL, constrain_to_types
 from mmre_demo.data.mnre import MnreExample
 from mmre_demo.model.relation import RelationModel
 from mmre_demo.train.metrics import confusion_matrix, mnre_scores, per_relation_report
@@ -40,16 +39,8 @@ def tagged_types(tagger: Any, examples: list[MnreExample]) -> list[tuple[str, st
 
 
 def constrain_by_types(probs: np.ndarray, labels: list[str], types: list[tuple[str, str]]) -> np.ndarray:
-    """Zero the relations whose implied types contradict known entity types; renormalise."""
-    from mmre_demo.pipeline import type_mask
-
-    out = probs.copy()
-    for i, (h, t) in enumerate(types):
-        if h and t:
-            masked = out[i] * type_mask(labels, h, t)
-            if masked.sum() > 0:
-                out[i] = masked / masked.sum()
-    return out
+    """Zero the relations whose implied types contradict known entity types; renormalise (row by row)."""
+    return np.stack([constrain_to_types(row, labels, h, t) for row, (h, t) in zip(probs, types)]) if len(probs) else probs
 
 
 def evaluate_gold_entities(model: RelationModel, examples: list[MnreExample],
@@ -82,38 +73,6 @@ def evaluate_gold_entities(model: RelationModel, examples: list[MnreExample],
     }
 
 
-def end_to_end_scores(pipeline: Any, examples: list[MnreExample], images_dir: str | Path | None = None,
-                      type_constraint: bool | None = None) -> dict[str, float]:
-    """Detect entities, pair, classify; a gold non-None triple is found when a predicted triple
-    matches its head text, tail text and relation. Micro P/R/F1 over unique triples per caption."""
-    by_caption: dict[str, list[MnreExample]] = defaultdict(list)
-    for ex in examples:
-        by_caption[ex.caption].append(ex)
-    previous = pipeline.type_constraint
-    if type_constraint is not None:
-        pipeline.type_constraint = type_constraint
-    tp = n_pred = n_gold = 0
-    try:
-        for caption, group in by_caption.items():
-            gold = {(e.head.text, e.tail.text, e.relation) for e in group if e.relation != NONE_LABEL}
-            img_id = group[0].img_id
-            image = None
-            if images_dir and img_id and (Path(images_dir) / img_id).is_file():
-                image = Path(images_dir) / img_id
-            pred_obj = pipeline.predict(image, caption, entities=None)
-            pred = {(p.head.text, p.tail.text, p.label) for p in pred_obj.relations()}
-            tp += len(gold & pred)
-            n_pred += len(pred)
-            n_gold += len(gold)
-    finally:
-        pipeline.type_constraint = previous
-    precision = tp / n_pred if n_pred else 0.0
-    recall = tp / n_gold if n_gold else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "n_captions": len(by_caption),
-            "n_gold_triples": n_gold, "n_predicted_triples": n_pred}
-
-
 def image_ablation(model: RelationModel, examples: list[MnreExample], images_dir: str | Path) -> dict[str, Any]:
     """F1 on the examples whose images are available, with and without the images."""
     cache = ImageCache(model)
@@ -129,4 +88,4 @@ def summary_line(scores: dict[str, float]) -> dict[str, float]:
     return {k: (round(float(scores[k]), 4) if isinstance(scores[k], float) else scores[k]) for k in keys if k in scores}
 
 
-__all__ = ["evaluate_gold_entities", "end_to_end_scores", "image_ablation", "summary_line", "np"]
+__all__ = ["evaluate_gold_entities", "image_ablation", "summary_line"]

@@ -22,6 +22,8 @@ from mmre_demo.data.images import load_image
 from mmre_demo.data.mnre import MnreExample
 from mmre_demo.data.schema import InputError
 from mmre_demo.device import resolve_device
+from mmre_demo.encoders.vision import VisionOutput
+from mmre_demo.model.fusion import VisualTokens
 from mmre_demo.model.config import RelationConfig
 from mmre_demo.model.inputs import PairFeatures, collate, encode_pair
 from mmre_demo.model.relation import RelationModel, RelationOutput
@@ -36,11 +38,11 @@ class Item:
 
 
 class ImageCache:
-    """Frozen vision outputs (grid, logits) per image, computed once."""
+    """Frozen vision outputs per image (one-row `VisionOutput`s on the CPU), computed once."""
 
     def __init__(self, model: RelationModel):
         self.model = model
-        self.entries: dict[str, tuple[torch.Tensor, tuple[int, int], torch.Tensor | None]] = {}
+        self.entries: dict[str, VisionOutput] = {}
 
     def add_images(self, images: dict[str, "object"], batch_size: int = 16) -> None:
         keys = [k for k in images if k not in self.entries]
@@ -48,9 +50,13 @@ class ImageCache:
             chunk = keys[i : i + batch_size]
             pixels = self.model.vision.preprocess([images[k] for k in chunk])
             device = next(self.model.parameters()).device
-            grid, hw, logits, _ = self.model.encode_images(pixels.to(device))
+            out = self.model.encode_images(pixels.to(device)).to("cpu")
             for j, k in enumerate(chunk):
-                self.entries[k] = (grid[j].cpu(), hw, None if logits is None else logits[j].cpu())
+                self.entries[k] = out.rows(slice(j, j + 1))
+
+    def visual_tokens(self, keys: list[str], device: torch.device) -> VisualTokens:
+        """Visual tokens of the cached images `keys`, in that order (one row each)."""
+        return self.model.visual_tokens(VisionOutput.cat([self.entries[k] for k in keys]).to(device))
 
     def add_folder(self, folder: str | Path | None, img_ids: set[str]) -> tuple[int, int]:
         """Load the referenced images found in `folder`; returns (found, unreadable)."""
@@ -102,10 +108,7 @@ def run_batch(model: RelationModel, batch: list[Item], cache: ImageCache | None,
     visual = image_index = None
     has_image = torch.zeros(len(batch), device=device)
     if keys and cache is not None:
-        grids = torch.stack([cache.entries[k][0] for k in keys]).to(device)
-        logits = cache.entries[keys[0]][2]
-        img_logits = torch.stack([cache.entries[k][2] for k in keys]).to(device) if logits is not None else None
-        visual = model.visual_tokens(grids, cache.entries[keys[0]][1], img_logits)
+        visual = cache.visual_tokens(keys, device)
         pos = {k: i for i, k in enumerate(keys)}
         image_index = torch.tensor([pos.get(it.image_key, 0) for it in batch], device=device)
         has_image = torch.tensor([1.0 if it.image_key else 0.0 for it in batch], device=device)
@@ -135,9 +138,9 @@ def scores_with_bias(logits: np.ndarray, gold: list[int], none_bias: float, none
 @dataclass
 class TrainArgs:
     out: Path
-    epochs: int = 6
+    epochs: int = 7
     batch_size: int = 32
-    lr: float = 5e-4  # LoRA adapters (or the whole backbone with backbone_training="full": use ~5e-5)
+    lr: float = 8e-4  # LoRA adapters (or the whole backbone with backbone_training="full": use ~5e-5)
     head_lr: float = 1e-3  # fusion + classifier
     warmup: float = 0.06
     weight_decay: float = 0.01
@@ -145,6 +148,13 @@ class TrainArgs:
     tensorboard: bool = False
     resume: bool = False
     device: str = "auto"  # cuda > mps > cpu, or $MMRE_DEVICE (see mmre_demo.device)
+    # which pairs of each caption to train on (see mmre_demo.data.product_pairs): MNRE's lines ("gold"),
+    # their other direction ("reverse"), and the pairs MNRE left out, with the tagger's entities ("silver")
+    pair_sources: tuple[str, ...] = ("gold",)
+    extra_fraction: float = 1.0  # share of the reverse + silver pairs drawn afresh for each epoch
+    init_from: Path | None = None  # start from a saved model (its config wins over `config`)
+    ner_weights: Path | None = None  # tagger for silver pairs and end-to-end selection (default: shipped)
+    select_on: str = "end_to_end"  # "end_to_end" (the product's F1 on val) or "gold" (MNRE gold-pair F1)
     config: RelationConfig = field(default_factory=RelationConfig)
 
 
@@ -179,31 +189,116 @@ def _save_last(out: Path, model: RelationModel, optimizer, scheduler, state: dic
     (last / "trainer_state.json").write_text(json.dumps(state, indent=2))
 
 
+def epoch_items(gold: list[Item], extra: list[Item], fraction: float, rng: random.Random) -> list[Item]:
+    """One epoch's training pairs: all MNRE lines plus a fresh draw of the extra (reverse/silver) pairs."""
+    if fraction >= 1.0 or not extra:
+        return gold + extra
+    return gold + rng.sample(extra, int(round(len(extra) * fraction)))
+
+
+def _tag_captions(tagger, examples: list[MnreExample], log) -> dict[str, list]:
+    captions = sorted({e.caption for e in examples})
+    out: dict[str, list] = {}
+    for i in range(0, len(captions), 64):
+        chunk = captions[i : i + 64]
+        out.update(zip(chunk, tagger.tag_batch(chunk)))
+    log(f"tagged {len(captions)} captions")
+    return out
+
+
+def _load_model(args: TrainArgs, device: str, resume_dir: Path, log) -> tuple[RelationModel, dict]:
+    fresh = {"epoch": 0, "best_f1": -1.0, "history": [],
+             "args": {k: str(v) for k, v in asdict(args).items() if k != "config"}}
+    if args.resume and (resume_dir / "trainer_state.json").is_file():
+        state = json.loads((resume_dir / "trainer_state.json").read_text())
+        log(f"resuming after epoch {state['epoch']}")
+        return RelationModel.from_pretrained(resume_dir, device=device), state
+    if args.init_from:
+        log(f"starting from {args.init_from} (its config; backbone and LoRA settings given here are ignored)")
+        return RelationModel.from_pretrained(args.init_from, device=device), fresh
+    return RelationModel(args.config).to(device), fresh
+
+
+@dataclass
+class EpochCheck:
+    """Validation after an epoch: the decision bias, calibration, threshold and the scores they give."""
+
+    none_bias: float
+    temperature: float
+    threshold: float
+    gold: dict  # MNRE gold-pair scores (None bias tuned)
+    gold_untuned_f1: float
+    calibration: dict
+    end_to_end: dict | None  # the product's scores at `threshold`
+
+    def selection_f1(self, select_on: str) -> float:
+        return self.end_to_end["f1"] if select_on == "end_to_end" and self.end_to_end else self.gold["f1"]
+
+
+def check_on_validation(model: RelationModel, val_items: list[Item], cache: ImageCache,
+                        val_examples: list[MnreExample], tagger, images_dir, end_to_end: bool) -> EpochCheck:
+    """Tune the None bias (gold-pair F1), fit the temperature (NLL), then the threshold (end-to-end F1).
+
+    Sets them on `model.config`, so the end-to-end run sees the model exactly as it would be saved.
+    """
+    from mmre_demo.train.calibration import calibration_report, fit_temperature
+
+    gold = [it.label for it in val_items]
+    logits = predict_logits(model, val_items, cache)
+    raw = scores_with_bias(logits, gold, 0.0)
+    bias, _ = best_none_bias(logits, gold)
+    tuned = scores_with_bias(logits, gold, bias)
+    shifted = logits.copy()
+    shifted[:, model.config.labels.index("None")] += bias
+    temperature = fit_temperature(shifted, gold)
+    model.config.none_bias, model.config.temperature = bias, temperature
+    e2e, threshold = None, model.config.threshold
+    if end_to_end and tagger is not None:
+        from mmre_demo.pipeline import Pipeline
+        from mmre_demo.train.end_to_end import best_threshold, predict_captions
+
+        was_training = model.training
+        model.eval()
+        device = str(next(model.parameters()).device)
+        runs = predict_captions(Pipeline(model, tagger, device), val_examples, images_dir)
+        model.train(was_training)
+        threshold, e2e = best_threshold(runs)
+        model.config.threshold = threshold
+    return EpochCheck(bias, temperature, threshold, tuned, raw["f1"], calibration_report(shifted, gold, temperature), e2e)
+
+
 def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list[MnreExample],
           images_dir: str | Path | None = None, log=print) -> dict:
-    """Train, keep the best epoch (validation F1 with tuned None bias) in OUT/best; returns the history."""
+    """Train; keep the best epoch on validation (end-to-end F1 at its tuned threshold, or gold-pair F1)
+    in OUT/best with its None bias, temperature and threshold; returns the history."""
+    from mmre_demo.data.product_pairs import build_product_pairs
+
     _seed_everything(args.seed)
     device = resolve_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     resume_dir = out / "last"
-    if args.resume and (resume_dir / "trainer_state.json").is_file():
-        model = RelationModel.from_pretrained(resume_dir, device=device)
-        state = json.loads((resume_dir / "trainer_state.json").read_text())
-        log(f"resuming after epoch {state['epoch']}")
-    else:
-        model = RelationModel(args.config).to(device)
-        state = {"epoch": 0, "best_f1": -1.0, "history": [], "args": {k: str(v) for k, v in asdict(args).items() if k != "config"}}
+    model, state = _load_model(args, device, resume_dir, log)
     model.train()
+    tagger = None
+    if "silver" in args.pair_sources or args.select_on == "end_to_end":
+        from mmre_demo.model.ner import NerTagger
+
+        tagger = NerTagger.from_pretrained(args.ner_weights)
     cache = ImageCache(model)
     found, bad = cache.add_folder(images_dir, {e.img_id for e in train_examples + val_examples if e.img_id})
     if images_dir:
         log(f"images: {found} found in {images_dir} ({bad} unreadable); the other examples are text-only")
-    train_items = prepare_items(model, train_examples, cache)
+    detected = _tag_captions(tagger, train_examples, log) if "silver" in args.pair_sources else {}
+    pairs, counts = build_product_pairs(train_examples, detected, args.pair_sources)
+    log(f"training pairs: {json.dumps(counts)}")
+    items = prepare_items(model, pairs, cache)
+    gold_items, extra_items = items[: len(train_examples)], items[len(train_examples) :]
     val_items = prepare_items(model, val_examples, cache)
-    val_gold = [it.label for it in val_items]
     rng = random.Random(args.seed)
-    steps_per_epoch = math.ceil(len(train_items) / args.batch_size)
+    per_epoch = len(gold_items) + (len(extra_items) if args.extra_fraction >= 1 else
+                                   int(round(len(extra_items) * args.extra_fraction)))
+    steps_per_epoch = math.ceil(per_epoch / args.batch_size)
     optimizer = _optimizer(model, args)
     scheduler = _schedule(optimizer, steps_per_epoch * args.epochs, args.warmup)
     if args.resume and (resume_dir / "optimizer.pt").is_file():
@@ -211,8 +306,8 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
         opt_state = torch.load(resume_dir / "optimizer.pt", map_location=device, weights_only=True)
         optimizer.load_state_dict(opt_state["optimizer"])
         scheduler.load_state_dict(opt_state["scheduler"])
-        for _ in range(state["epoch"]):  # replay the shuffles so the batch order matches a fresh run
-            batches(train_items, args.batch_size, rng)
+        for _ in range(state["epoch"]):  # replay the draws and shuffles so the batch order matches a fresh run
+            batches(epoch_items(gold_items, extra_items, args.extra_fraction, rng), args.batch_size, rng)
     writer = None
     if args.tensorboard:
         try:
@@ -225,7 +320,8 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
     for epoch in range(state["epoch"] + 1, args.epochs + 1):
         started = time.time()
         total, seen = 0.0, 0
-        bar = tqdm(batches(train_items, args.batch_size, rng), desc=f"epoch {epoch}/{args.epochs}", leave=False)
+        epoch_batches = batches(epoch_items(gold_items, extra_items, args.extra_fraction, rng), args.batch_size, rng)
+        bar = tqdm(epoch_batches, desc=f"epoch {epoch}/{args.epochs}", leave=False, mininterval=5.0)
         for batch in bar:
             output = run_batch(model, batch, cache)
             labels = torch.tensor([it.label for it in batch], device=output.logits.device)
@@ -238,24 +334,29 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
             total += loss.item() * len(batch)
             seen += len(batch)
             bar.set_postfix(loss=f"{total / seen:.4f}")
-        logits = predict_logits(model, val_items, cache)
-        raw = scores_with_bias(logits, val_gold, 0.0)
-        bias, _ = best_none_bias(logits, val_gold)
-        tuned = scores_with_bias(logits, val_gold, bias)
-        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_f1": raw["f1"], "val_f1_tuned": tuned["f1"],
-               "none_bias": bias, "val_precision": tuned["precision"], "val_recall": tuned["recall"],
-               "val_accuracy": tuned["accuracy"], "seconds": round(time.time() - started, 1)}
+        train_seconds = time.time() - started
+        check = check_on_validation(model, val_items, cache, val_examples, tagger, images_dir,
+                                    args.select_on == "end_to_end")
+        e2e = check.end_to_end or {}
+        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_f1": check.gold_untuned_f1,
+               "val_f1_tuned": check.gold["f1"], "none_bias": check.none_bias, "val_precision": check.gold["precision"],
+               "val_recall": check.gold["recall"], "val_accuracy": check.gold["accuracy"],
+               "temperature": round(check.temperature, 4), "ece_before": round(check.calibration["ece_before"], 4),
+               "ece_after": round(check.calibration["ece_after"], 4), "threshold": check.threshold,
+               "e2e_f1": e2e.get("f1"), "e2e_precision": e2e.get("precision"), "e2e_recall": e2e.get("recall"),
+               "train_seconds": round(train_seconds, 1), "seconds": round(time.time() - started, 1)}
         state["history"].append(row)
         log(json.dumps(row))
         if writer is not None:
             for k, v in row.items():
-                if k != "epoch":
+                if k != "epoch" and v is not None:
                     writer.add_scalar(k, v, epoch)
-        if tuned["f1"] > state["best_f1"]:
-            state["best_f1"] = tuned["f1"]
+        if check.selection_f1(args.select_on) > state["best_f1"]:
+            state["best_f1"] = check.selection_f1(args.select_on)
             state["best_epoch"] = epoch
-            model.config.none_bias = bias
-            model.config.metrics = {"val": tuned, "val_untuned_f1": raw["f1"], "epoch": epoch}
+            model.config.metrics = {"val": check.gold, "val_untuned_f1": check.gold_untuned_f1, "epoch": epoch,
+                                    "calibration": check.calibration, "end_to_end": e2e or None,
+                                    "pair_sources": list(args.pair_sources), "selected_on": args.select_on}
             model.save_pretrained(out / "best")
         state["epoch"] = epoch
         _save_last(out, model, optimizer, scheduler, state)

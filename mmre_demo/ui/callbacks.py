@@ -38,7 +38,7 @@ log = logging.getLogger("mmre_demo.ui")
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 MAX_PAIRS = 30
 ENTITY_HEADERS = ["text", "type", "start", "end"]
-RELATION_HEADERS = ["#", "head", "relation", "tail", "probability", "top-3 alternatives", "image share"]
+RELATION_HEADERS = ["#", "head", "relation", "tail", "probability", "top-3 alternatives", "image influence"]
 SUGGESTION_HEADERS = ["head", "relation", "tail", "score"]
 DECISION_HEADERS = ["id", "time", "annotator", "head", "predicted", "tail", "decision", "relation", "img_id"]
 TYPE_COLOURS = {"PER": "#1f77b4", "ORG": "#ff7f0e", "LOC": "#2ca02c", "MISC": "#9467bd", "?": "#8c8c8c"}
@@ -216,7 +216,7 @@ def relation_rows(pred: Any, threshold: float, show_none: bool) -> list[list[Any
     for i, p in visible_pairs(pred, threshold, show_none):
         alts = ", ".join(f"{short_name(lab)} {pr:.2f}" for lab, pr in p.top_k if lab != p.label)
         rows.append([i + 1, f"{p.head.text} ({p.head.type or '?'})", p.label, f"{p.tail.text} ({p.tail.type or '?'})",
-                     round(p.probability, 3), alts, round(p.visual_gate, 2)])
+                     round(p.probability, 3), alts, p.influence_text()])
     return rows
 
 
@@ -331,6 +331,9 @@ class Controller:
                     "evidence_md": "Choose a pair to see where the model looked."}
         p = pred.pairs[s.pair_index]
         md = [f"**{p.head.text}** → `{p.label}` → **{p.tail.text}** — probability {p.probability:.2f}"]
+        if p.reverse is not None:
+            md.append(f"The other direction ({p.tail.text} → {p.head.text}) read `{p.reverse[0]}` "
+                      f"({p.reverse[1]:.2f}); only the more probable direction is shown.")
         if p.type_constrained:
             md.append("The label was changed by the entity-type constraint (the top raw label did not fit the types).")
         img = None
@@ -338,8 +341,12 @@ class Controller:
             img = evidence_panels(s.image, [("pair (head + tail)", p.image_heatmap),
                                             (f"head: {p.head.text}", p.head_heatmap),
                                             (f"tail: {p.tail.text}", p.tail_heatmap)])
-            md.append(f"{p.visual_gate:.0%} of the pair's fused representation came from the image. "
-                      "Bright = where the entity words attended in the image (relative to this image).")
+            without = p.probability - (p.image_influence or 0.0)
+            md.append(f"The image changed this pair's label probability by {p.influence_text()} "
+                      f"({without:.2f} from the caption alone, {p.probability:.2f} with the image).")
+            md.append("Heatmaps: where the entity words attended in the image (relative to this image). This "
+                      "attention was not trained on MNRE images, which are not available here: read it as a "
+                      "hint, not as evidence.")
         else:
             md.append("No image was given, so there is no image heatmap: the caption alone was used.")
         return {"evidence_img": img, "words": word_segments(pred.caption, p.token_weights), "evidence_md": "\n\n".join(md)}
@@ -354,11 +361,26 @@ class Controller:
         w, h = img.size
         return {"preview": fit(img, 512), "status": _status("ok", [f"Image {Path(image_path).name}: {w} x {h} pixels."])}
 
+    def default_threshold(self) -> float:
+        """The model's own threshold (max end-to-end F1 on validation), read without waiting for the load."""
+        if self._pipe is not None:
+            return float(self._pipe.model.config.threshold)
+        from mmre_demo.data.paths import weights_dir
+        from mmre_demo.model.config import RelationConfig
+
+        root = Path(os.environ.get("MMRE_WEIGHTS") or weights_dir())
+        config = root / "relation" / "config.json" if (root / "relation").is_dir() else root / "config.json"
+        try:
+            return float(RelationConfig.load(config).threshold)
+        except (OSError, ValueError):
+            return RelationConfig().threshold
+
     @guarded
-    def run(self, image_path: str | None, caption: str | None, threshold: float = 0.5, show_none: bool = False,
-            session: Session | None = None, entity_rows_in: Any = None, progress: ProgressFn = None) -> dict:
+    def run(self, image_path: str | None, caption: str | None, threshold: float | None = None,
+            show_none: bool = False, session: Session | None = None, entity_rows_in: Any = None,
+            progress: ProgressFn = None) -> dict:
         """Extract: entities (detected, or the table's when `entity_rows_in` is given), relations, evidence,
-        and merge the triples into the session graph."""
+        and merge the triples into the session graph. `threshold` None = the model's own."""
         t0 = time.perf_counter()
         s = session or Session()
         step = progress or (lambda *a, **k: None)
@@ -369,6 +391,8 @@ class Controller:
             step(0.1, desc="Reading the image")
             img = load_image(image_path, name=Path(str(image_path)).name)
         pipe = self.pipe
+        if threshold is None:
+            threshold = float(pipe.model.config.threshold)
         if entity_rows_in is not None:
             ents = parse_entity_rows(caption, entity_rows_in)
             detected = False
@@ -377,7 +401,7 @@ class Controller:
             ents = pipe.detect_entities(caption)
             detected = True
         n = len(ents)
-        step(0.45, desc=f"Classifying {min(n * (n - 1), MAX_PAIRS)} entity pairs")
+        step(0.45, desc=f"Classifying {min(n * (n - 1) // 2, MAX_PAIRS // 2)} entity pairs, both directions")
         pred = pipe.predict(img, caption, entities=ents, max_pairs=MAX_PAIRS, top_k=3)
         pred.entities_detected = detected
         step(0.85, desc="Updating the knowledge graph")
@@ -406,7 +430,7 @@ class Controller:
         step(1.0, desc="Done")
         return out
 
-    def rerun(self, image_path: str | None, caption: str | None, rows: Any, threshold: float = 0.5,
+    def rerun(self, image_path: str | None, caption: str | None, rows: Any, threshold: float | None = None,
               show_none: bool = False, session: Session | None = None, progress: ProgressFn = None) -> dict:
         """Re-run with the user's entity table (add / remove / retype rows)."""
         return self.run(image_path, caption, threshold, show_none, session,

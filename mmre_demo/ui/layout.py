@@ -32,7 +32,8 @@ def build(controller: Controller | None = None) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         session = gr.State(None)
         gr.Markdown(f"## {TITLE}\nUpload an image and its caption (or pick an example). The app finds the entities, "
-                    "classifies every ordered pair, shows where the model looked, and grows a knowledge graph "
+                    "classifies both directions of every pair and keeps the more probable one, shows where the "
+                    "model looked, and grows a knowledge graph "
                     "over your submissions.")
         device_md = gr.Markdown(ctl.device_text(), elem_id="device")
         with gr.Row():
@@ -46,8 +47,9 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                 with gr.Row():
                     run_btn = gr.Button("Extract relations", variant="primary", elem_id="run")
                 with gr.Row():
-                    threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Probability threshold",
-                                          elem_id="threshold")
+                    threshold = gr.Slider(0.0, 1.0, value=ctl.default_threshold(), step=0.05,
+                                          label="Probability threshold (default: the model's, best end-to-end "
+                                                "F1 on validation)", elem_id="threshold")
                     show_none = gr.Checkbox(False, label="Show pairs predicted as None", elem_id="show-none")
             with gr.Column(scale=3):
                 status = gr.Markdown("Ready.", elem_id="status")
@@ -64,7 +66,8 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                     label="Examples (public-domain photographs from scikit-image; the last one has no image)",
                     examples_per_page=8)
         relations_df = gr.Dataframe(headers=RELATION_HEADERS, interactive=False, elem_id="relations", wrap=True,
-                                    label="Relations: every ordered pair (click a row for its evidence)",
+                                    label="Relations: one row per entity pair, in its more probable direction "
+                                          "(click a row for its evidence)",
                                     column_widths=["5%", "19%", "22%", "19%", "9%", "19%", "7%"])
         pair = gr.Dropdown(label="Pair to explain / annotate", choices=[], elem_id="pair", allow_custom_value=True)
         with gr.Row():

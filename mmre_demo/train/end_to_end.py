@@ -1,0 +1,217 @@
+"""The product's metric: what a user sees for a caption (detected entities, decoded pairs) against MNRE.
+
+A gold non-`None` triple is *found* when a predicted triple has the same relation and the same head
+and tail after name normalisation (`normalise_name`: "@Titans" = "Titans"); for symmetric relations
+either direction counts; each gold triple is found at most once, and a predicted triple is one fact
+however often it is predicted. Micro P/R/F1 over all captions. The strict score (exact texts,
+direction) is kept beside it for comparison with earlier numbers.
+
+Every predicted triple that is not found and every gold triple that is missed gets a reason, so the
+score says *why* it is what it is. `predict_captions` runs the product once; `score_runs` scores it at
+any threshold, so tuning the threshold costs no second run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from mmre_demo.data.labels import NONE_LABEL, is_symmetric
+from mmre_demo.data.mnre import MnreExample
+from mmre_demo.data.names import normalise_name
+from mmre_demo.data.schema import Entity
+
+FALSE_POSITIVE_REASONS = ("unannotated_pair", "gold_none_pair", "wrong_label", "wrong_direction")
+MISS_REASONS = ("entity_not_detected", "boundary_differs", "relation_wrong")
+
+TripleKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Triple:
+    """A (head, relation, tail) with the entities' caption spans (spans explain misses)."""
+
+    head: Entity
+    relation: str
+    tail: Entity
+
+
+@dataclass
+class CaptionResult:
+    """One caption: the gold lines (all of them, `None` included) and what the product showed."""
+
+    gold: list[Triple]
+    predicted: list[Triple]
+    detected: list[Entity] = field(default_factory=list)
+
+
+def triple_key(head: str, relation: str, tail: str) -> TripleKey:
+    """Normalised names; a symmetric relation's names are put in a fixed order."""
+    h, t = normalise_name(head), normalise_name(tail)
+    if is_symmetric(relation) and t < h:
+        h, t = t, h
+    return h, relation, t
+
+
+def _strict_key(t: Triple) -> tuple[str, str, str]:
+    return t.head.text, t.relation, t.tail.text
+
+
+def _false_positive_reason(key: TripleKey, annotated: dict[tuple[str, str], set[str]]) -> str:
+    h, rel, t = key
+    forward, backward = annotated.get((h, t), set()), annotated.get((t, h), set())
+    if rel in backward and rel not in forward:
+        return "wrong_direction"
+    if (forward | backward) - {NONE_LABEL}:
+        return "wrong_label"
+    if forward or backward:
+        return "gold_none_pair"
+    return "unannotated_pair"
+
+
+def _entity_status(gold: Entity, detected: Sequence[Entity], detected_names: set[str]) -> str:
+    if normalise_name(gold.text) in detected_names:
+        return "found"
+    if any(d.start < gold.end and gold.start < d.end for d in detected):
+        return "boundary"
+    return "missing"
+
+
+def _miss_reason(gold: Triple, detected: Sequence[Entity], detected_names: set[str]) -> str:
+    statuses = {_entity_status(e, detected, detected_names) for e in (gold.head, gold.tail)}
+    if "missing" in statuses:
+        return "entity_not_detected"
+    if "boundary" in statuses:
+        return "boundary_differs"
+    return "relation_wrong"
+
+
+def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_gold if n_gold else 0.0
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+
+
+def score_captions(results: Iterable[CaptionResult]) -> dict[str, Any]:
+    """Micro P/R/F1 (normalised names, symmetric either way), the strict score, and the breakdown."""
+    tp = n_pred = n_gold = 0
+    s_tp = s_pred = s_gold = 0
+    fp_reasons: Counter[str] = Counter()
+    miss_reasons: Counter[str] = Counter()
+    n_captions = 0
+    for res in results:
+        n_captions += 1
+        gold_rel = [g for g in res.gold if g.relation != NONE_LABEL]
+        gold_keys: dict[TripleKey, Triple] = {}
+        for g in gold_rel:
+            gold_keys.setdefault(triple_key(g.head.text, g.relation, g.tail.text), g)
+        pred_keys = {triple_key(p.head.text, p.relation, p.tail.text) for p in res.predicted
+                     if p.relation != NONE_LABEL}
+        found = pred_keys & gold_keys.keys()
+        tp, n_pred, n_gold = tp + len(found), n_pred + len(pred_keys), n_gold + len(gold_keys)
+
+        annotated: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for g in res.gold:
+            annotated[(normalise_name(g.head.text), normalise_name(g.tail.text))].add(g.relation)
+        for key in pred_keys - found:
+            fp_reasons[_false_positive_reason(key, annotated)] += 1
+        detected_names = {normalise_name(d.text) for d in res.detected}
+        for key in gold_keys.keys() - found:
+            miss_reasons[_miss_reason(gold_keys[key], res.detected, detected_names)] += 1
+
+        strict_gold = {_strict_key(g) for g in gold_rel}
+        strict_pred = {_strict_key(p) for p in res.predicted if p.relation != NONE_LABEL}
+        s_tp, s_pred, s_gold = s_tp + len(strict_gold & strict_pred), s_pred + len(strict_pred), s_gold + len(strict_gold)
+    return {
+        **_prf(tp, n_pred, n_gold),
+        "n_captions": n_captions, "n_gold_triples": n_gold, "n_predicted_triples": n_pred, "n_found": tp,
+        "strict": {**_prf(s_tp, s_pred, s_gold), "n_gold_triples": s_gold, "n_predicted_triples": s_pred},
+        "false_positives": {r: fp_reasons[r] for r in FALSE_POSITIVE_REASONS},
+        "misses": {r: miss_reasons[r] for r in MISS_REASONS},
+    }
+
+
+def gold_by_caption(examples: Sequence[MnreExample]) -> dict[str, list[MnreExample]]:
+    """MNRE lines grouped by caption (one post = one caption), in order of first appearance."""
+    groups: dict[str, list[MnreExample]] = defaultdict(list)
+    for ex in examples:
+        groups[ex.caption].append(ex)
+    return dict(groups)
+
+
+@dataclass
+class CaptionRun:
+    """What the product produced for one caption (every decoded pair, before any threshold)."""
+
+    caption: str
+    line_no: int
+    gold: list[Triple]
+    pairs: list[Any]  # PairPrediction, one per unordered entity pair
+    detected: list[Entity]
+
+    def result(self, threshold: float) -> CaptionResult:
+        shown = [Triple(p.head, p.label, p.tail) for p in self.pairs if p.is_relation and p.probability >= threshold]
+        return CaptionResult(self.gold, shown, self.detected)
+
+    def record(self, threshold: float) -> dict[str, Any]:
+        return {"caption": self.caption, "line_no": self.line_no,
+                "gold": [[g.head.text, g.relation, g.tail.text] for g in self.gold],
+                "predicted": [[p.head.text, p.label, p.tail.text, round(p.probability, 4)] for p in self.pairs
+                              if p.is_relation and p.probability >= threshold],
+                "entities": [e.text for e in self.detected]}
+
+
+def predict_captions(pipeline: Any, examples: Sequence[MnreExample], images_dir: str | Path | None = None,
+                     progress: bool = False) -> list[CaptionRun]:
+    """Run the product on every caption: entities detected, both directions classified, decoded."""
+    items = list(gold_by_caption(examples).items())
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, desc="end to end", dynamic_ncols=True, mininterval=2.0)
+    runs = []
+    for caption, group in items:
+        img_id = group[0].img_id
+        image = Path(images_dir) / img_id if images_dir and img_id and (Path(images_dir) / img_id).is_file() else None
+        pred = pipeline.predict(image, caption, entities=None)
+        runs.append(CaptionRun(caption, group[0].line_no, [Triple(g.head, g.relation, g.tail) for g in group],
+                               list(pred.pairs), list(pred.entities)))
+    return runs
+
+
+def score_runs(runs: Sequence[CaptionRun], threshold: float) -> dict[str, Any]:
+    """The end-to-end score of these runs at one threshold, with the tagger's recall ceiling."""
+    scores = score_captions(r.result(threshold) for r in runs)
+    scores["threshold"] = threshold
+    scores["recall_ceiling"] = recall_ceiling_of_runs(runs)
+    return scores
+
+
+def recall_ceiling_of_runs(runs: Sequence[CaptionRun]) -> float:
+    """Share of gold relation triples whose head and tail names are both among the detected entities:
+    the end-to-end recall no relation classifier can beat with these entities."""
+    hit = total = 0
+    for r in runs:
+        names = {normalise_name(e.text) for e in r.detected}
+        keys = {triple_key(g.head.text, g.relation, g.tail.text) for g in r.gold if g.relation != NONE_LABEL}
+        total += len(keys)
+        hit += sum(1 for h, _, t in keys if h in names and t in names)
+    return hit / total if total else 0.0
+
+
+THRESHOLD_GRID = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
+
+
+def best_threshold(runs: Sequence[CaptionRun], grid: Sequence[float] = THRESHOLD_GRID) -> tuple[float, dict[str, Any]]:
+    """The threshold with the highest end-to-end F1 on these (validation) runs, and its scores."""
+    best: tuple[float, dict[str, Any]] | None = None
+    for t in grid:
+        scores = score_runs(runs, t)
+        if best is None or scores["f1"] > best[1]["f1"] + 1e-12:
+            best = (float(t), scores)
+    assert best is not None
+    return best

@@ -162,3 +162,13 @@ def test_cli_predict_json_and_error_exit_code():
     bad = subprocess.run([sys.executable, "-m", "mmre_demo", "predict", "--caption", CAPTION, "--entities", "[{"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_entities_inside_a_hashtag_and_a_handle_are_classified(pipeline):
+    caption = "RT @NASAJohnson : #EileenCollins flew again"
+    ents = [{"text": "NASA", "start": caption.index("NASA"), "end": caption.index("NASA") + 4, "type": "ORG"},
+            {"text": "Eileen", "start": caption.index("Eileen"), "end": caption.index("Eileen") + 6, "type": "PER"}]
+    pred = pipeline.predict(None, caption, ents)
+    (pair,) = pred.pairs
+    assert {pair.head.text, pair.tail.text} == {"NASA", "Eileen"} and pair.reverse is not None
+    assert all(caption[w.start : w.end] == w.text for w in pair.token_weights)

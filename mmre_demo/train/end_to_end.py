@@ -96,36 +96,52 @@ def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
 
 
+@dataclass
+class CaptionErrors:
+    """One caption's triples by outcome: found, false positives and misses, each with its reason."""
+
+    n_gold: int
+    n_predicted: int
+    found: list[TripleKey]
+    false_positives: list[tuple[TripleKey, str]]
+    misses: list[tuple[TripleKey, str]]
+    strict: tuple[int, int, int]  # (found, predicted, gold) with exact texts and direction
+
+
+def caption_errors(res: CaptionResult) -> CaptionErrors:
+    """Match one caption's predicted triples against its gold ones and explain every mismatch."""
+    gold_rel = [g for g in res.gold if g.relation != NONE_LABEL]
+    gold_keys: dict[TripleKey, Triple] = {}
+    for g in gold_rel:
+        gold_keys.setdefault(triple_key(g.head.text, g.relation, g.tail.text), g)
+    pred_keys = {triple_key(p.head.text, p.relation, p.tail.text) for p in res.predicted if p.relation != NONE_LABEL}
+    found = pred_keys & gold_keys.keys()
+    annotated: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for g in res.gold:
+        annotated[(normalise_name(g.head.text), normalise_name(g.tail.text))].add(g.relation)
+    detected_names = {normalise_name(d.text) for d in res.detected}
+    strict_gold = {_strict_key(g) for g in gold_rel}
+    strict_pred = {_strict_key(p) for p in res.predicted if p.relation != NONE_LABEL}
+    return CaptionErrors(
+        len(gold_keys), len(pred_keys), sorted(found),
+        [(k, _false_positive_reason(k, annotated)) for k in sorted(pred_keys - found)],
+        [(k, _miss_reason(gold_keys[k], res.detected, detected_names)) for k in sorted(gold_keys.keys() - found)],
+        (len(strict_gold & strict_pred), len(strict_pred), len(strict_gold)),
+    )
+
+
 def score_captions(results: Iterable[CaptionResult]) -> dict[str, Any]:
     """Micro P/R/F1 (normalised names, symmetric either way), the strict score, and the breakdown."""
-    tp = n_pred = n_gold = 0
-    s_tp = s_pred = s_gold = 0
+    tp = n_pred = n_gold = s_tp = s_pred = s_gold = n_captions = 0
     fp_reasons: Counter[str] = Counter()
     miss_reasons: Counter[str] = Counter()
-    n_captions = 0
     for res in results:
+        e = caption_errors(res)
         n_captions += 1
-        gold_rel = [g for g in res.gold if g.relation != NONE_LABEL]
-        gold_keys: dict[TripleKey, Triple] = {}
-        for g in gold_rel:
-            gold_keys.setdefault(triple_key(g.head.text, g.relation, g.tail.text), g)
-        pred_keys = {triple_key(p.head.text, p.relation, p.tail.text) for p in res.predicted
-                     if p.relation != NONE_LABEL}
-        found = pred_keys & gold_keys.keys()
-        tp, n_pred, n_gold = tp + len(found), n_pred + len(pred_keys), n_gold + len(gold_keys)
-
-        annotated: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for g in res.gold:
-            annotated[(normalise_name(g.head.text), normalise_name(g.tail.text))].add(g.relation)
-        for key in pred_keys - found:
-            fp_reasons[_false_positive_reason(key, annotated)] += 1
-        detected_names = {normalise_name(d.text) for d in res.detected}
-        for key in gold_keys.keys() - found:
-            miss_reasons[_miss_reason(gold_keys[key], res.detected, detected_names)] += 1
-
-        strict_gold = {_strict_key(g) for g in gold_rel}
-        strict_pred = {_strict_key(p) for p in res.predicted if p.relation != NONE_LABEL}
-        s_tp, s_pred, s_gold = s_tp + len(strict_gold & strict_pred), s_pred + len(strict_pred), s_gold + len(strict_gold)
+        tp, n_pred, n_gold = tp + len(e.found), n_pred + e.n_predicted, n_gold + e.n_gold
+        s_tp, s_pred, s_gold = s_tp + e.strict[0], s_pred + e.strict[1], s_gold + e.strict[2]
+        fp_reasons.update(reason for _, reason in e.false_positives)
+        miss_reasons.update(reason for _, reason in e.misses)
     return {
         **_prf(tp, n_pred, n_gold),
         "n_captions": n_captions, "n_gold_triples": n_gold, "n_predicted_triples": n_pred, "n_found": tp,
@@ -158,11 +174,15 @@ class CaptionRun:
         return CaptionResult(self.gold, shown, self.detected)
 
     def record(self, threshold: float) -> dict[str, Any]:
+        """What a person auditing the score reads: gold, shown triples, and each error with its reason."""
+        errors = caption_errors(self.result(threshold))
         return {"caption": self.caption, "line_no": self.line_no,
                 "gold": [[g.head.text, g.relation, g.tail.text] for g in self.gold],
                 "predicted": [[p.head.text, p.label, p.tail.text, round(p.probability, 4)] for p in self.pairs
                               if p.is_relation and p.probability >= threshold],
-                "entities": [e.text for e in self.detected]}
+                "entities": [e.text for e in self.detected],
+                "false_positives": [[*key, reason] for key, reason in errors.false_positives],
+                "misses": [[*key, reason] for key, reason in errors.misses]}
 
 
 def predict_captions(pipeline: Any, examples: Sequence[MnreExample], images_dir: str | Path | None = None,

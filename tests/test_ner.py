@@ -261,3 +261,23 @@ def test_mnre_spans_become_partial_labels_on_the_taggers_words():
     assert set(allowed[7]) == {"B-PER", "B-LOC", "B-ORG", "B-MISC"}  # only a None line: any type
     assert "I-PER" not in allowed[6] and len(allowed[0]) == 9  # after a span: no I-; elsewhere free
     assert len(allowed[1]) == 9  # the '@' stays outside the entity
+
+
+def test_a_tagger_with_two_conventions_tags_under_the_one_asked_for(tmp_path):
+    torch.manual_seed(0)
+    config = NerConfig(lstm_hidden=16, char_filters=8, char_dim=8, shape_dim=4, conventions=["twitter", "mnre"],
+                       tag_convention="mnre")
+    tagger = NerTagger(config, pretrained_backbone=False).eval()
+    with torch.no_grad():
+        tagger.head.convention.weight.copy_(torch.tensor([[0.0] * 16, [50.0] * 16]))  # conventions far apart
+    words = [w for w, _ in SENTS]
+    feats = tagger.word_features(words)
+    default = tagger.predict_words(words, feats=feats)
+    assert default == tagger.predict_words(words, feats=feats, convention="mnre")  # tag() uses tag_convention
+    assert default != tagger.predict_words(words, feats=feats, convention="twitter")
+    with pytest.raises(ValueError, match="unknown annotation convention 'conll'"):
+        tagger.predict_words(words, feats=feats, convention="conll")
+    tagger.save_pretrained(tmp_path)
+    loaded = NerTagger.from_pretrained(tmp_path, pretrained_backbone=False, int8=False)
+    assert loaded.config.conventions == ["twitter", "mnre"] and loaded.config.tag_convention == "mnre"
+

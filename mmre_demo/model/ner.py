@@ -216,11 +216,23 @@ class NerConfig:
     lstm_hidden: int = 200  # per direction; 0 = no BiLSTM (linear head on the features)
     use_crf: bool = True
     dropout: float = 0.33
+    # Annotation conventions the head learned (one learned embedding each): data sets disagree on what is
+    # an entity (MNRE marks handles and names that Twitter-NER leaves out); `tag()` uses `tag_convention`.
+    conventions: list[str] = field(default_factory=lambda: ["twitter"])
+    tag_convention: str = "twitter"
+    convention_dim: int = 16
     metrics: dict[str, Any] = field(default_factory=dict)  # measured numbers, for the model card
 
     @property
     def num_tags(self) -> int:
         return len(self.tags)
+
+    def convention_id(self, name: str | None = None) -> int:
+        """Index of a convention (default: the one `tag()` uses); a clear error for an unknown one."""
+        name = name or self.tag_convention
+        if name not in self.conventions:
+            raise ValueError(f"unknown annotation convention {name!r}; this tagger knows {self.conventions}")
+        return self.conventions.index(name)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
@@ -273,6 +285,9 @@ class NerHead(nn.Module):
         if config.use_chars:
             self.chars = CharCNN(config.char_dim, config.char_filters)
             width += config.char_filters
+        if len(config.conventions) > 1:
+            self.convention = nn.Embedding(len(config.conventions), config.convention_dim)
+            width += config.convention_dim
         self.dropout = nn.Dropout(config.dropout)
         if config.lstm_hidden:
             self.lstm = nn.LSTM(width, config.lstm_hidden, batch_first=True, bidirectional=True)
@@ -287,13 +302,18 @@ class NerHead(nn.Module):
         self.register_buffer("start_ok", start_ok, persistent=False)
 
     def forward(self, feats: torch.Tensor, shapes: torch.Tensor, chars: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
-        """(B, W, L, D) layer features, (B, W) shapes, (B, W, C) chars, (B, W) mask -> (B, W, T) scores."""
+                mask: torch.Tensor, convention: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, W, L, D) layer features, (B, W) shapes, (B, W, C) chars, (B, W) mask, (B,) convention ids
+        -> (B, W, T) scores."""
         x = [self.mix(feats.float())]
         if self.config.use_shape:
             x.append(self.shape(shapes))
         if self.config.use_chars:
             x.append(self.chars(chars))
+        if len(self.config.conventions) > 1:
+            ids = convention if convention is not None else torch.zeros(feats.shape[0], dtype=torch.long,
+                                                                           device=feats.device)
+            x.append(self.convention(ids).unsqueeze(1).expand(-1, feats.shape[1], -1))
         h = self.dropout(torch.cat(x, -1))
         if self.config.lstm_hidden:
             lengths = mask.sum(1).clamp(min=1).cpu()
@@ -377,6 +397,7 @@ class WordBatch:
     mask: torch.Tensor  # (B, W) bool
     tags: torch.Tensor | None = None  # (B, W), -100 on padding
     allowed: torch.Tensor | None = None  # (B, W, T) bool: the tags each word may have (partial labels)
+    convention: torch.Tensor | None = None  # (B,) annotation-convention id of each sentence
 
 
 # ---- the tagger ---------------------------------------------------------------------------
@@ -395,6 +416,7 @@ class NerTagger(nn.Module):
         num_layers = int(encoder.config.num_hidden_layers) + 1
         self.head = NerHead(config, num_layers, int(encoder.config.hidden_size))
         self.tag_to_id = {t: i for i, t in enumerate(config.tags)}
+        self.backbone_int8 = False
 
     def train(self, mode: bool = True) -> "NerTagger":
         super().train(mode)
@@ -471,8 +493,10 @@ class NerTagger(nn.Module):
     # ---- batching -----------------------------------------------------------------------------
     def make_batch(self, feats: Sequence[torch.Tensor], sentences: Sequence[Sequence[str]],
                    tags: Sequence[Sequence[str]] | None = None,
-                   allowed: Sequence[Sequence[Sequence[str]]] | None = None) -> WordBatch:
-        """Pad word features + shape/char ids (+ tag ids, or the allowed tags of each word) of sentences."""
+                   allowed: Sequence[Sequence[Sequence[str]]] | None = None,
+                   conventions: Sequence[int] | None = None) -> WordBatch:
+        """Pad word features + shape/char ids (+ tag ids, or the allowed tags of each word) of sentences;
+        `conventions` = each sentence's annotation-convention id (default: the one `tag()` uses)."""
         b, w = len(sentences), max(1, max(len(s) for s in sentences))
         num_layers, dim = feats[0].shape[1:] if len(feats[0]) else (self.head.mix.weights.shape[0], 1)
         x = torch.zeros(b, w, num_layers, dim, dtype=feats[0].dtype)
@@ -497,13 +521,14 @@ class NerTagger(nn.Module):
                 for j, options in enumerate(word_tags):
                     allowed_mask[i, j] = False
                     allowed_mask[i, j, [self.tag_to_id[t] for t in options]] = True
+        conv = torch.tensor(list(conventions) if conventions is not None else [self.config.convention_id()] * b)
         dev = self.device
         return WordBatch(x.to(dev), shapes.to(dev), chars.to(dev), mask.to(dev),
                          tag_ids.to(dev) if tags is not None else None,
-                         allowed_mask.to(dev) if allowed_mask is not None else None)
+                         allowed_mask.to(dev) if allowed_mask is not None else None, conv.to(dev))
 
     def scores(self, batch: WordBatch) -> torch.Tensor:
-        return self.head(batch.feats, batch.shapes, batch.chars, batch.mask)
+        return self.head(batch.feats, batch.shapes, batch.chars, batch.mask, batch.convention)
 
     def loss(self, batch: WordBatch) -> torch.Tensor:
         if batch.allowed is not None:
@@ -513,8 +538,10 @@ class NerTagger(nn.Module):
     # ---- prediction -------------------------------------------------------------------------
     @torch.no_grad()
     def predict_words(self, sentences: Sequence[Sequence[str]], feats: Sequence[torch.Tensor] | None = None,
-                      batch_size: int = 64) -> list[tuple[list[str], list[float]]]:
-        """Tags and their probabilities for pre-tokenised sentences (`feats` = cached backbone features)."""
+                      batch_size: int = 64, convention: str | None = None) -> list[tuple[list[str], list[float]]]:
+        """Tags and their probabilities for pre-tokenised sentences (`feats` = cached backbone features),
+        under one annotation convention (default: the one `tag()` uses)."""
+        conv = self.config.convention_id(convention)
         if self.training:
             raise RuntimeError("call .eval() before predicting")
         if feats is None:
@@ -525,7 +552,7 @@ class NerTagger(nn.Module):
             if not any(len(s) for s in sents):
                 out += [([], []) for _ in sents]
                 continue
-            scores = self.scores(self.make_batch(fts, sents)).float().cpu()
+            scores = self.scores(self.make_batch(fts, sents, conventions=[conv] * len(sents))).float().cpu()
             for row, s in enumerate(sents):
                 path, conf = self.head.decode_one(scores[row, : len(s)])
                 out.append(([self.config.tags[j] for j in path], conf))
@@ -587,7 +614,12 @@ class NerTagger(nn.Module):
         model = model.to(device).eval()
         use_int8 = torch.device(device).type == "cpu" if int8 is None else int8
         if use_int8:
-            from mmre_demo.encoders.text import quantize_int8
-
-            model.encoder = quantize_int8(model.encoder)
+            model.quantize_backbone()
         return model
+
+    def quantize_backbone(self) -> None:
+        """Int8 Linear layers in the frozen backbone (CPU inference; the head is unchanged)."""
+        from mmre_demo.encoders.text import quantize_int8
+
+        self.encoder = quantize_int8(self.encoder)
+        self.backbone_int8 = True

@@ -37,11 +37,13 @@ def entity_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
 
 @torch.no_grad()
 def evaluate(model: NerTagger, sentences: Sequence[TaggedSentence], feats: Sequence[torch.Tensor] | None = None,
-             batch_size: int = 64) -> dict[str, float]:
-    """Scores of the model's tags on pre-tokenised sentences (the data's own tokens)."""
+             batch_size: int = 64, convention: str | None = None) -> dict[str, float]:
+    """Scores of the model's tags on pre-tokenised sentences (the data's own tokens), tagged under
+    `convention` (default: the one `tag()` uses)."""
     was_training = model.training
     model.eval()
-    preds = model.predict_words([s.tokens for s in sentences], feats=feats, batch_size=batch_size)
+    preds = model.predict_words([s.tokens for s in sentences], feats=feats, batch_size=batch_size,
+                                convention=convention)
     model.train(was_training)
     scores = entity_scores([s.tags for s in sentences], [p for p, _ in preds])
     scores["n_sentences"] = len(sentences)
@@ -60,7 +62,8 @@ def cached_features(model: NerTagger, sentences: Sequence[TaggedSentence], cache
     from safetensors.torch import load_file, save_file
 
     digest = hashlib.sha256("\n".join(" ".join(s.tokens) for s in sentences).encode()).hexdigest()[:12]
-    key = f"{name}-{Path(model.config.text_backbone).name}-{digest}.safetensors"
+    int8 = "-int8" if model.backbone_int8 else ""
+    key = f"{name}-{Path(model.config.text_backbone).name}{int8}-{digest}.safetensors"
     if cache is not None and (cache / key).is_file():
         d = load_file(str(cache / key))
         return list(torch.split(d["feats"], d["lengths"].tolist()))
@@ -91,10 +94,11 @@ class PartialSentence:
 
     tokens: tuple[str, ...]
     allowed: tuple[tuple[str, ...], ...]
+    convention: str = "mnre"  # whose annotation guidelines the labels follow
 
     @classmethod
-    def from_tagged(cls, s: TaggedSentence) -> "PartialSentence":
-        return cls(s.tokens, tuple((t,) for t in repair_bio(s.tags)))
+    def from_tagged(cls, s: TaggedSentence, convention: str = "twitter") -> "PartialSentence":
+        return cls(s.tokens, tuple((t,) for t in repair_bio(s.tags)), convention)
 
 
 def _span_types(group: Sequence[MnreExample]) -> dict[tuple[int, int], set[str]]:
@@ -151,7 +155,7 @@ def mnre_tagger_ceiling(model: NerTagger, examples: Sequence[MnreExample],
     words = [[w.text for w in pre_tokenize(c)] for c in groups]
     was_training = model.training
     model.eval()
-    preds = model.predict_words(words, feats=feats)
+    preds = model.predict_words(words, feats=feats, convention="mnre" if "mnre" in model.config.conventions else None)
     model.train(was_training)
     hit = total = 0
     for ws, (tags, _), group in zip(words, preds, groups.values()):
@@ -175,8 +179,9 @@ class TrainSettings:
     max_steps: int | None = None  # optimiser steps per epoch at most (smoke tests)
     cache_dir: str | None = None  # where backbone features are cached (None: recompute)
     progress: bool = True
-    mnre_train: str | None = None  # MNRE file whose entity spans are added as partial labels
+    mnre_train: str | None = None  # MNRE file whose entity spans are added as partial labels (own convention)
     mnre_val: str | None = None  # MNRE file on which the tagger's end-to-end recall ceiling is measured
+    int8_features: bool = False  # backbone features from the int8 backbone that CPU inference uses
     history: list[dict] = field(default_factory=list)
 
 
@@ -207,7 +212,8 @@ def train_epoch(model: NerTagger, data: Sequence[TaggedSentence | PartialSentenc
             break
         if isinstance(data[b[0]], PartialSentence):
             batch = model.make_batch([feats[k] for k in b], [data[k].tokens for k in b],
-                                     allowed=[data[k].allowed for k in b])
+                                     allowed=[data[k].allowed for k in b],
+                                     conventions=[model.config.convention_id(data[k].convention) for k in b])
         else:
             batch = model.make_batch([feats[k] for k in b], [data[k].tokens for k in b], [data[k].tags for k in b])
         loss = model.loss(batch)
@@ -244,6 +250,8 @@ def train_ner(config: NerConfig, train_files: Sequence[str | Path], val_files: S
     out = Path(out)
     cache = Path(s.cache_dir) if s.cache_dir else None
     model = NerTagger(config).to(device)
+    if s.int8_features:  # train the head on the features it is served with (the int8 CPU backbone)
+        model.quantize_backbone()
     train_sets = load_split(model, train_files, cache, s.limit)
     vals = load_split(model, val_files, cache)
     data: list[TaggedSentence | PartialSentence] = [x for d, _ in train_sets.values() for x in d]
@@ -253,7 +261,7 @@ def train_ner(config: NerConfig, train_files: Sequence[str | Path], val_files: S
         if not config.use_crf:
             raise ValueError("partial labels (MNRE spans) need the CRF")
         partial = mnre_partial_sentences(read_mnre(s.mnre_train)[0])
-        data = [PartialSentence.from_tagged(x) for x in data] + partial
+        data = [PartialSentence.from_tagged(x, "twitter") for x in data] + partial
         feats = feats + cached_features(model, partial, cache, "mnre-train-partial")
         print(f"MNRE partial labels: {len(partial)} captions", flush=True)
     if s.mnre_val:
@@ -273,8 +281,9 @@ def train_ner(config: NerConfig, train_files: Sequence[str | Path], val_files: S
         loss = train_epoch(model, data, feats, length_batches([len(x.tokens) for x in data], s.batch_size, rng),
                            opt, sched, s, desc=f"epoch {epoch}/{s.epochs}")
         record = {"epoch": epoch, "train_loss": round(loss, 4), "train_seconds": round(time.time() - t0, 1)}
-        for name, (vdata, vfeats) in vals.items():
-            record[name] = {k: round(v, 4) for k, v in evaluate(model, vdata, vfeats).items() if k != "n_sentences"}
+        for name, (vdata, vfeats) in vals.items():  # the Twitter files are scored under their own convention
+            record[name] = {k: round(v, 4) for k, v in evaluate(model, vdata, vfeats, convention="twitter").items()
+                            if k != "n_sentences"}
         mean_f1 = sum(record[n]["f1"] for n in vals) / len(vals) if vals else -loss
         record["mean_valid_f1"] = round(mean_f1, 4)
         if mnre_val is not None:

@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "silver (pairs MNRE left out, with the tagger's entities); e.g. gold,reverse,silver")
     t.add_argument("--extra-fraction", type=float, default=1.0,
                    help="share of the reverse + silver pairs drawn afresh each epoch (1 = all)")
+    t.add_argument("--silver-weight", type=float, default=1.0,
+                   help="loss weight of a silver pair (MNRE left it out: usually no relation, sometimes one)")
     t.add_argument("--init-from", help="start from a saved model folder (e.g. weights/relation)")
     t.add_argument("--ner-weights", help="tagger for silver pairs and end-to-end selection (default: shipped)")
     t.add_argument("--select-on", choices=["end_to_end", "gold"], default="end_to_end",
@@ -134,6 +136,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError(f"--pairs {args.pairs!r}: choose a comma-separated subset of {', '.join(PAIR_SOURCES)}")
     if not 0 < args.extra_fraction <= 1:
         raise InputError(f"--extra-fraction must be in (0, 1], got {args.extra_fraction}")
+    if args.silver_weight <= 0:
+        raise InputError(f"--silver-weight must be positive, got {args.silver_weight}")
     train_ex, bad_t = read_mnre(args.train, skip_bad=args.skip_bad)
     val_ex, bad_v = read_mnre(args.val, skip_bad=args.skip_bad)
     if bad_t or bad_v:
@@ -146,7 +150,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       head_lr=args.head_lr, seed=args.seed, tensorboard=args.tensorboard, resume=args.resume,
                       device=args.device, config=config,
                       pair_sources=sources,
-                      extra_fraction=args.extra_fraction, init_from=Path(args.init_from) if args.init_from else None,
+                      extra_fraction=args.extra_fraction, silver_weight=args.silver_weight,
+                      init_from=Path(args.init_from) if args.init_from else None,
                       ner_weights=Path(args.ner_weights) if args.ner_weights else None, select_on=args.select_on)
     state = train(targs, train_ex, val_ex, images_dir=args.images)
     print(json.dumps({"best_epoch": state.get("best_epoch"), "best_val_f1": state["best_f1"],

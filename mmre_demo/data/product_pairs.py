@@ -84,19 +84,19 @@ def caption_pairs(group: Sequence[MnreExample], detected: Iterable[Entity],
 
 
 def build_product_pairs(examples: Sequence[MnreExample], detected: dict[str, list[Entity]],
-                        sources: Iterable[str] = PAIR_SOURCES) -> tuple[list[MnreExample], dict[str, int]]:
-    """All captions' pairs (MNRE lines first, then the `sources` asked for) and a count per source."""
+                        sources: Iterable[str] = PAIR_SOURCES) -> tuple[list[tuple[str, MnreExample]], dict[str, int]]:
+    """Every caption's (source, pair): its MNRE lines, then the `sources` asked for; and a count per source."""
     unknown = set(sources) - set(PAIR_SOURCES)
     if unknown:
         raise ValueError(f"unknown pair sources {sorted(unknown)}; choose from {PAIR_SOURCES}")
     groups: dict[str, list[MnreExample]] = {}
     for ex in examples:
         groups.setdefault(ex.caption, []).append(ex)
-    pairs: list[MnreExample] = []
+    pairs: list[tuple[str, MnreExample]] = []
     counts: Counter[str] = Counter()
     for caption, group in groups.items():
         for source, ex in caption_pairs(group, detected.get(caption, []), sources):
-            pairs.append(ex)
+            pairs.append((source, ex))
             counts[source] += 1
             counts[f"{source}_relation"] += ex.relation != NONE_LABEL
     return pairs, dict(counts)

@@ -35,6 +35,7 @@ class Item:
     features: PairFeatures
     label: int
     image_key: str | None  # key into ImageCache, None = text only
+    weight: float = 1.0  # the example's weight in the training loss
 
 
 class ImageCache:
@@ -152,6 +153,7 @@ class TrainArgs:
     # their other direction ("reverse"), and the pairs MNRE left out, with the tagger's entities ("silver")
     pair_sources: tuple[str, ...] = ("gold",)
     extra_fraction: float = 1.0  # share of the reverse + silver pairs drawn afresh for each epoch
+    silver_weight: float = 1.0  # loss weight of a silver pair (some are true relations MNRE left out)
     init_from: Path | None = None  # start from a saved model (its config wins over `config`)
     ner_weights: Path | None = None  # tagger for silver pairs and end-to-end selection (default: shipped)
     select_on: str = "end_to_end"  # "end_to_end" (the product's F1 on val) or "gold" (MNRE gold-pair F1)
@@ -292,8 +294,11 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
     detected = _tag_captions(tagger, train_examples, log) if "silver" in args.pair_sources else {}
     pairs, counts = build_product_pairs(train_examples, detected, args.pair_sources)
     log(f"training pairs: {json.dumps(counts)}")
-    items = prepare_items(model, pairs, cache)
-    gold_items, extra_items = items[: len(train_examples)], items[len(train_examples) :]
+    items = prepare_items(model, [ex for _, ex in pairs], cache)
+    for (source, _), item in zip(pairs, items):
+        item.weight = args.silver_weight if source == "silver" else 1.0
+    gold_items = [it for (source, _), it in zip(pairs, items) if source == "gold"]
+    extra_items = [it for (source, _), it in zip(pairs, items) if source != "gold"]
     val_items = prepare_items(model, val_examples, cache)
     rng = random.Random(args.seed)
     per_epoch = len(gold_items) + (len(extra_items) if args.extra_fraction >= 1 else
@@ -316,7 +321,7 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
             raise InputError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
 
         writer = SummaryWriter(str(out / "tensorboard"))
-    loss_fn = torch.nn.CrossEntropyLoss()
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="none")
     for epoch in range(state["epoch"] + 1, args.epochs + 1):
         started = time.time()
         total, seen = 0.0, 0
@@ -325,7 +330,8 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
         for batch in bar:
             output = run_batch(model, batch, cache)
             labels = torch.tensor([it.label for it in batch], device=output.logits.device)
-            loss = loss_fn(output.logits, labels)
+            weights = torch.tensor([it.weight for it in batch], device=output.logits.device)
+            loss = (loss_fn(output.logits, labels) * weights).sum() / weights.sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -4,8 +4,8 @@
 
 Each RUN_DIR is a saved relation model (config.json + model.safetensors, e.g. runs/re_lora16/best).
 Prints, for each model and for every pair (and all together when more than two), the val micro F1
-with the None bias tuned on val (the same rule training uses to select). The ensemble averages
-log-probabilities. Val text-only, gold entities.
+after calibrating on val and tuning the gold-pair threshold on val (the rule training uses). The
+ensemble averages log-probabilities. Val text-only, gold entities.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import torch
 from mmre_demo.data.mnre import read_mnre
 from mmre_demo.data.paths import shared_data_dir
 from mmre_demo.model.relation import RelationModel
-from mmre_demo.train.metrics import best_none_bias
+from mmre_demo.train.calibration import calibrated, fit_calibration
+from mmre_demo.train.metrics import best_gold_threshold
 from mmre_demo.train.relation import predict_logits, prepare_items
 
 
@@ -42,8 +43,10 @@ def main(run_dirs: list[str]) -> None:
     if len(run_dirs) > 2:
         groups.append(tuple(run_dirs))
     for g in groups:
-        bias, f1 = best_none_bias(sum(lp[d] for d in g) / len(g), gold)
-        print(json.dumps({"models": list(g), "val_f1_tuned": round(f1, 4), "none_bias": bias}), flush=True)
+        mean = sum(lp[d] for d in g) / len(g)
+        offset, temperature = fit_calibration(mean, gold)
+        threshold, f1 = best_gold_threshold(calibrated(mean, 0, offset, temperature), gold)
+        print(json.dumps({"models": list(g), "val_f1": round(f1, 4), "gold_threshold": threshold}), flush=True)
 
 
 if __name__ == "__main__":

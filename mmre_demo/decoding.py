@@ -11,6 +11,8 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Sequence
 
+import numpy as np
+
 from mmre_demo.data.names import normalise_name
 from mmre_demo.data.schema import Entity
 from mmre_demo.prediction import PairPrediction
@@ -36,6 +38,21 @@ def select_pairs(entities: Sequence[Entity], max_pairs: int) -> tuple[list[tuple
         unordered = sorted(sorted(unordered, key=lambda p: (gap(p), p))[:budget])
     ordered = [pair for i, j in unordered for pair in ((i, j), (j, i))]
     return ordered, message
+
+
+def best_relations(probs: np.ndarray, none_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's most probable relation other than `None`, and its probability."""
+    rel = np.array(probs, dtype=np.float64, copy=True)
+    rel[:, none_id] = -1.0
+    ids = rel.argmax(axis=1)
+    return ids, rel[np.arange(len(rel)), ids]
+
+
+def relation_decisions(probs: np.ndarray, threshold: float, none_id: int = 0) -> np.ndarray:
+    """The decision rule: a row's best relation when its calibrated probability reaches `threshold`,
+    else `None`. Probabilities are calibrated, so the threshold reads as "at least this likely"."""
+    ids, p = best_relations(probs, none_id)
+    return np.where(p >= threshold, ids, none_id)
 
 
 def _spans(p: PairPrediction) -> tuple[Span, Span]:

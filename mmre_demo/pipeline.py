@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from mmre_demo.data.images import ImageInput, load_image
-from mmre_demo.data.labels import constrain_to_types
+from mmre_demo.data.labels import NONE_LABEL, constrain_to_types
 from mmre_demo.data.paths import weights_dir
 from mmre_demo.data.schema import Entity, InputError, check_caption, check_entities
-from mmre_demo.decoding import decode_directions, select_pairs
+from mmre_demo.decoding import best_relations, decode_directions, select_pairs
 from mmre_demo.device import resolve_device
 from mmre_demo.encoders.vision import imagenet_class_names
 from mmre_demo.model.fusion import VisualTokens
@@ -91,6 +91,7 @@ class Pipeline:
         self.model, self.tagger, self.device = model, tagger, device
         self.type_constraint = type_constraint
         self._lock = threading.Lock()
+        self._none_id = model.config.labels.index(NONE_LABEL)
         self._concept_names = imagenet_class_names() if model.vision.has_concepts else []
 
     @classmethod
@@ -190,8 +191,8 @@ class Pipeline:
         has_image = torch.full((n,), 1.0 if image is not None else 0.0, device=self.device)
         out = model(**batch, visual=image.visual if image else None, image_index=torch.zeros(n, dtype=torch.long,
                     device=self.device), has_image=has_image, explain=True, with_text_only=True)
-        text_only = None if out.text_only_logits is None else model.decide(out.text_only_logits).float().cpu().numpy()
-        return ClassifiedBatch(out, model.decide(out.logits).float().cpu().numpy(), text_only)
+        text_only = None if out.text_only_logits is None else model.probabilities(out.text_only_logits).float().cpu().numpy()
+        return ClassifiedBatch(out, model.probabilities(out.logits).float().cpu().numpy(), text_only)
 
     def _classify(self, caption: str, ents: list[Entity], pairs: list[tuple[int, int]],
                   image: EncodedImage | None, top_k: int) -> list[PairPrediction]:
@@ -203,21 +204,24 @@ class Pipeline:
 
     def _pair_result(self, caption: str, head: Entity, tail: Entity, feats: PairFeatures, result: ClassifiedBatch,
                      k: int, image: EncodedImage | None, top_k: int) -> PairPrediction:
+        """The pair's most probable relation (shown when it reaches the threshold), its calibrated
+        probability, the alternatives (`None` among them), the image's influence and the evidence."""
         labels = self.model.config.labels
         p, p_text = result.probs[k], None if result.text_only_probs is None else result.text_only_probs[k]
-        constrained = False
         if self.type_constraint:
-            masked = constrain_to_types(p, labels, head.type, tail.type)
-            constrained = int(masked.argmax()) != int(p.argmax())
-            p = masked
+            p = constrain_to_types(p, labels, head.type, tail.type)
             if p_text is not None:
                 p_text = constrain_to_types(p_text, labels, head.type, tail.type)
+        raw_best = int(best_relations(result.probs[k : k + 1], self._none_id)[0][0])
+        best = int(best_relations(p[None], self._none_id)[0][0])
+        if p[best] <= 0:  # the types allow no relation at all
+            best = self._none_id
         order = np.argsort(-p)
-        best = int(order[0])
         pair = PairPrediction(head, tail, labels[best], float(p[best]),
                               [(labels[int(i)], float(p[int(i)])) for i in order[: max(top_k, 1)]],
-                              type_constrained=constrained,
-                              image_influence=None if p_text is None else float(p[best] - p_text[best]))
+                              type_constrained=best != raw_best,
+                              image_influence=None if p_text is None else float(p[best] - p_text[best]),
+                              none_probability=float(p[self._none_id]))
         out = result.output
         if out.token_attention is not None:
             pair.token_weights = word_weights(caption, feats.token_spans, out.token_attention[k].cpu().numpy())

@@ -25,11 +25,16 @@ class TokenWeight:
 
 @dataclass
 class PairPrediction:
+    """One entity pair, in its more probable direction: its most probable relation and that relation's
+    calibrated probability. It is *shown* as a relation when the probability reaches the threshold
+    (`Prediction.relations`); below it the pair reads as no relation. `label` is `None` only when the
+    entity types allow no relation at all."""
+
     head: Entity
     tail: Entity
     label: str
     probability: float
-    top_k: list[tuple[str, float]]  # best first; includes `label`
+    top_k: list[tuple[str, float]]  # calibrated, most probable first; `None` among them
     image_heatmap: np.ndarray | None = None  # (h, w) in [0, 1], where the pair looked in the image
     head_heatmap: np.ndarray | None = None  # (h, w) text->image attention of the head entity
     tail_heatmap: np.ndarray | None = None
@@ -38,6 +43,7 @@ class PairPrediction:
     image_influence: float | None = None
     type_constrained: bool = False  # label changed by the entity-type constraint
     reverse: tuple[str, float] | None = None  # the other direction's (label, probability), when classified
+    none_probability: float | None = None  # calibrated probability that the pair holds no relation
 
     @property
     def is_relation(self) -> bool:
@@ -47,6 +53,12 @@ class PairPrediction:
     def symmetric(self) -> bool:
         """A relation that holds both ways (`peer`, `couple`, ...): one fact in either direction."""
         return is_symmetric(self.label)
+
+    def shown(self, threshold: float) -> tuple[str, float]:
+        """What a reader sees at `threshold`: (relation, its probability), or ("None", P(None)) below it."""
+        if self.is_relation and self.probability >= threshold:
+            return self.label, self.probability
+        return NONE_LABEL, self.none_probability if self.none_probability is not None else 1.0 - self.probability
 
     def influence_text(self) -> str:
         """How the image changed this pair's label probability, in words for tables and notes."""
@@ -65,6 +77,7 @@ class PairPrediction:
             "image_influence": None if self.image_influence is None else round(self.image_influence, 6),
             "type_constrained": self.type_constrained,
             "reverse": None if self.reverse is None else [self.reverse[0], round(self.reverse[1], 6)],
+            "none_probability": None if self.none_probability is None else round(self.none_probability, 6),
         }
         if with_arrays:
             for name in ("image_heatmap", "head_heatmap", "tail_heatmap"):
@@ -91,7 +104,8 @@ class Prediction:
     threshold: float = 0.5
 
     def relations(self, threshold: float | None = None, include_none: bool = False) -> list[PairPrediction]:
-        """Relations at or above `threshold` (default: the model's); with include_none, every pair."""
+        """The pairs shown as relations: probability at or above `threshold` (default: the model's);
+        with include_none, every pair."""
         cut = self.threshold if threshold is None else threshold
         return [p for p in self.pairs if include_none or (p.is_relation and p.probability >= cut)]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmre_demo.train.calibration import (calibration_report, expected_calibration_error, fit_temperature, nll,
-                                         softmax)
+from mmre_demo.train.calibration import (calibrated, calibration_report, expected_calibration_error,
+                                         fit_calibration, fit_temperature, nll, softmax)
 
 
 def overconfident_set(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -23,8 +23,19 @@ def test_a_fitted_temperature_lowers_nll_and_ece_on_an_overconfident_set():
     t = fit_temperature(logits, gold)
     assert t == pytest.approx(3.0, rel=0.15)
     assert nll(logits, gold, t) < nll(logits, gold)
-    r = calibration_report(logits, gold, t)
-    assert r["ece_after"] < r["ece_before"] / 2 and r["ece_after"] < 0.03
+    r = calibration_report(logits, gold, 0, 0.0, t)
+    assert r["ece_after"] < r["ece_before"] / 2 and r["ece_after"] < 0.03 and r["ece_held_out"] < 0.04
+
+
+def test_the_none_offset_undoes_a_shifted_none_logit():
+    """A model that learned too little None (its None logit 1.5 too low) and is overconfident: the
+    joint fit finds both, and the calibrated probabilities are those of the true model."""
+    logits, gold = overconfident_set()
+    biased = logits.copy()
+    biased[:, 0] -= 1.5 * 3.0
+    offset, t = fit_calibration(biased, gold, none_id=0)
+    assert offset == pytest.approx(4.5, abs=0.6) and t == pytest.approx(3.0, rel=0.15)
+    assert np.allclose(calibrated(biased, 0, offset, t), softmax(logits / 3.0), atol=0.03)
 
 
 def test_temperature_never_changes_the_labels():

@@ -56,7 +56,10 @@ def test_contract_and_accumulation():
 
 def test_threshold_and_triples():
     g = kg.new_graph()
-    kg.add_prediction(g, _example())
+    kg.add_prediction(g, _example())  # the prediction's threshold (0.5) decides what enters the graph
+    assert {t["relation"] for t in kg.triples(g, 0.0)} == {"/per/org/member_of"}
+    g = kg.new_graph()
+    kg.add_prediction(g, _example(), min_score=0.0)
     assert {t["relation"] for t in kg.triples(g, 0.5)} == {"/per/org/member_of"}
     assert len(kg.triples(g, 0.0)) == 2
     kg.add_relation(g, "ORG:NASA", "/org/loc/locate_at", "LOC:Houston", 1.0, "annotated")
@@ -65,7 +68,7 @@ def test_threshold_and_triples():
 
 def test_exports_round_trip(tmp_path):
     g = kg.new_graph()
-    kg.add_prediction(g, _example(), image_id="x.jpg", image_feature=np.zeros(4))
+    kg.add_prediction(g, _example(), image_id="x.jpg", image_feature=np.zeros(4), min_score=0.0)
     kg.add_relation(g, "PER:Eileen Collins", "/per/loc/place_of_residence", "LOC:Houston", 0.7, "suggested")
     d = json.loads(kg.to_json(g, 0.5))
     assert d["triples"][0]["head"] == "Eileen Collins" and any(e["source"] == "suggested" for e in d["edges"])

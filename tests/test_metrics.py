@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mmre_demo.train.metrics import best_none_bias, confusion_matrix, mnre_scores, per_relation_report
+from mmre_demo.train.metrics import best_gold_threshold, confusion_matrix, mnre_scores, per_relation_report
 
 
 def test_micro_scores_by_hand():
@@ -36,9 +36,9 @@ def test_report_and_confusion():
     assert cm.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
 
 
-def test_none_bias_search_finds_the_threshold():
-    # None logit slightly above the relation for true relations: a negative bias fixes it
-    logits = np.array([[1.0, 0.8], [1.0, 0.9], [3.0, 0.0]])
+def test_threshold_search_finds_the_cut_between_relations_and_none():
+    # the true relations are less probable than None but more probable than in the true-None pair
+    probs = np.array([[0.6, 0.4], [0.55, 0.45], [0.9, 0.1]])
     gold = [1, 1, 0]
-    bias, f1 = best_none_bias(logits, gold, grid=[-1.0, -0.5, 0.0, 0.5])
-    assert f1 == 1.0 and bias in (-0.5, -1.0) and bias < 0
+    threshold, f1 = best_gold_threshold(probs, gold, grid=[0.05, 0.2, 0.35, 0.5])
+    assert (threshold, f1) == (0.2, 1.0)

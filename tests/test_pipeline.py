@@ -33,7 +33,8 @@ def test_predict_gives_one_decoded_pair_per_entity_pair_with_evidence(pipeline):
     assert len(pred.pairs) == 3 and pred.has_image and pred.image_size == (320, 240)
     assert len({frozenset((p.head.text, p.tail.text)) for p in pred.pairs}) == 3
     for p in pred.pairs:
-        assert p.label == p.top_k[0][0] and 0 <= p.probability <= 1
+        assert p.label == next(lab for lab, _ in p.top_k if lab != "None") and 0 <= p.probability <= 1
+        assert p.none_probability is not None and p.probability + p.none_probability <= 1 + 1e-6
         assert p.reverse is not None and 0 <= p.reverse[1] <= 1  # the other direction was classified too
         assert isinstance(p.image_influence, float) and -1 <= p.image_influence <= 1
         assert len(p.top_k) == 3 and p.top_k[0][1] >= p.top_k[1][1] >= p.top_k[2][1]
@@ -71,9 +72,9 @@ def test_calibrated_probabilities_use_the_stored_temperature(pipeline):
     saved = cfg.temperature, cfg.none_bias
     try:
         cfg.none_bias, cfg.temperature = 0.0, 1.0
-        sharp = pipeline.model.decide(logits)
+        sharp = pipeline.model.probabilities(logits)
         cfg.temperature = 2.0
-        soft = pipeline.model.decide(logits)
+        soft = pipeline.model.probabilities(logits)
     finally:
         cfg.temperature, cfg.none_bias = saved
     assert int(sharp.argmax()) == int(soft.argmax()) and float(soft.max()) < float(sharp.max())

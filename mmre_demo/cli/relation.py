@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="best epoch by the product's end-to-end F1 on val (default) or by gold-pair F1")
     t.set_defaults(handler=cmd_train)
 
-    c = sub.add_parser("calibrate", help="fit a saved model's None bias, temperature and threshold on validation data")
+    c = sub.add_parser("calibrate", help="fit a saved model's calibration and thresholds on validation data")
     c.add_argument("--weights", required=True, help="saved relation model folder")
     c.add_argument("--val", required=True, help="MNRE-format validation file")
     c.add_argument("--out", required=True, help="where to save the calibrated model (may be --weights itself)")
@@ -115,7 +115,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print("visual concepts: " + ", ".join(f"{c} {p:.2f}" for c, p in pred.concepts))
     print(f"relations at >= {pred.threshold:.2f} (the model's threshold; one per entity pair, more probable direction):")
     for pair in pred.pairs:
-        shown = "" if pair.is_relation and pair.probability >= pred.threshold else "  [not shown]"
+        shown = "" if pair.is_relation and pair.probability >= pred.threshold else "  [below the threshold: no relation]"
         alts = "; ".join(f"{lab} {p:.2f}" for lab, p in pair.top_k[1:])
         reverse = f"; reverse: {pair.reverse[0]} {pair.reverse[1]:.2f}" if pair.reverse else ""
         print(f"  {pair.head.text} -> {pair.tail.text}: {pair.label} ({pair.probability:.2f}; image influence "
@@ -160,7 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Refit the decision bias, temperature and threshold of a saved model (e.g. after a tagger change)."""
+    """Refit a saved model's calibration and thresholds (e.g. after a tagger change)."""
     from mmre_demo.data.mnre import read_mnre
     from mmre_demo.device import resolve_device
     from mmre_demo.model.ner import NerTagger
@@ -180,8 +180,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     model.save_pretrained(args.out)
     e2e = check.end_to_end or {}
     summary = {"none_bias": check.none_bias, "temperature": round(check.temperature, 4), "threshold": check.threshold,
-               "gold_f1": round(check.gold["f1"], 4), "ece_before": round(check.calibration["ece_before"], 4),
-               "ece_after": round(check.calibration["ece_after"], 4), "e2e_f1": round(e2e.get("f1", 0.0), 4),
+               "gold_threshold": check.gold_threshold, "gold_f1": round(check.gold["f1"], 4),
+               "ece_before": round(check.calibration["ece_before"], 4),
+               "ece_after": round(check.calibration["ece_after"], 4),
+               "ece_held_out": round(check.calibration["ece_held_out"], 4), "e2e_f1": round(e2e.get("f1", 0.0), 4),
                "e2e_precision": round(e2e.get("precision", 0.0), 4), "e2e_recall": round(e2e.get("recall", 0.0), 4),
                "saved": str(args.out)}
     print(json.dumps(summary))

@@ -99,12 +99,15 @@ def remove_relation(g: nx.MultiDiGraph, head: str, relation: str, tail: str) -> 
 
 
 def add_prediction(g: nx.MultiDiGraph, prediction: Any, image_id: str | None = None,
-                   image_feature: np.ndarray | None = None, image_label: str | None = None) -> dict[str, int]:
-    """Merge one `Prediction` (every entity, every non-None pair at any score) into the graph.
+                   image_feature: np.ndarray | None = None, image_label: str | None = None,
+                   min_score: float | None = None) -> dict[str, int]:
+    """Merge one `Prediction` into the graph: every entity, and every pair whose relation reaches
+    `min_score` (default: the prediction's threshold, i.e. the relations the model asserts).
 
-    The threshold is applied when the graph is drawn or exported, so moving the slider never loses
-    triples. Returns counts of what was added.
+    A higher threshold is applied when the graph is drawn or exported, so moving the slider up and
+    down never loses triples. Returns counts of what was added.
     """
+    floor = prediction.threshold if min_score is None else min_score
     caption = prediction.caption
     before_nodes, before_edges = g.number_of_nodes(), g.number_of_edges()
     ids = {}
@@ -118,7 +121,7 @@ def add_prediction(g: nx.MultiDiGraph, prediction: Any, image_id: str | None = N
                            captions=[caption])
     n_rel = 0
     for p in prediction.pairs:
-        if p.label == NONE_LABEL:
+        if p.label == NONE_LABEL or p.probability < floor:
             continue
         h, t = ids[(p.head.start, p.head.end)], ids[(p.tail.start, p.tail.end)]
         n_rel += add_relation(g, h, p.label, t, p.probability, "predicted", caption)

@@ -25,9 +25,13 @@ class RelationConfig:
     lora_targets: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense", "q", "k", "v", "o"])
     dropout: float = 0.1
     modality_dropout: float = 0.3  # chance of hiding the image of a training example
-    none_bias: float = 0.0  # added to the `None` logit when deciding (tuned on validation data)
-    temperature: float = 1.0  # logits are divided by it before the softmax (fitted on validation: calibration)
-    threshold: float = 0.5  # default probability threshold for showing a relation (max end-to-end F1 on validation)
+    # calibration (fitted together by likelihood on validation gold pairs): probabilities are
+    # softmax((logits + none_bias on None) / temperature)
+    none_bias: float = 0.0
+    temperature: float = 1.0
+    # decision rule: a pair's best relation counts when its calibrated probability reaches a threshold
+    threshold: float = 0.5  # the product's (app, CLI, extract): max end-to-end F1 on validation
+    gold_threshold: float = 0.5  # scoring MNRE's gold pairs (`mmre eval`): max gold-pair F1 on validation
     metrics: dict[str, Any] = field(default_factory=dict)  # measured numbers, for the model card
 
     @property

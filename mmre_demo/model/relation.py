@@ -124,12 +124,9 @@ class RelationModel(nn.Module):
             token_attention = 0.5 * (last[rows, head_index] + last[rows, tail_index])
         return RelationOutput(logits, entity_attention, token_attention, text_only)
 
-    def decide(self, logits: torch.Tensor) -> torch.Tensor:
-        """Calibrated probabilities: the tuned `None` bias, then the fitted temperature.
-
-        The bias sets the labels (argmax); the temperature only rescales confidence, so labels are
-        the same with or without calibration.
-        """
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Calibrated probabilities: the fitted `None` offset, then the fitted temperature (see
+        `train/calibration.py`); decisions threshold them (`decoding.relation_decisions`)."""
         bias = torch.zeros(logits.shape[-1], device=logits.device)
         bias[self.config.labels.index("None")] = self.config.none_bias
         return ((logits + bias) / self.config.temperature).softmax(-1)

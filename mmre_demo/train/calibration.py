@@ -1,8 +1,10 @@
 """Calibration: a probability of 0.8 should be right about 80% of the time.
 
-A fine-tuned classifier is overconfident; one temperature T, fitted on validation data by
-minimising the negative log-likelihood, rescales its logits (Guo et al., 2017). It changes no label
-(the argmax is the same), only the confidence. ECE (15 equal-width bins) measures what is left.
+A fine-tuned classifier is overconfident, and training on many `None` pairs shifts how likely it
+thinks `None` is. Two numbers, fitted on validation data by minimising the negative log-likelihood,
+fix both: an offset on the `None` logit and a temperature T that rescales all logits (temperature
+scaling, Guo et al. 2017, with the bias term of vector scaling kept for the one class that is not
+a relation). ECE (15 equal-width bins, top label) measures what is left.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def nll(logits: np.ndarray, gold: Sequence[int], temperature: float = 1.0) -> fl
 
 
 def fit_temperature(logits: np.ndarray, gold: Sequence[int], low: float = 0.05, high: float = 20.0,
-                    iterations: int = 60) -> float:
+                    iterations: int = 40) -> float:
     """The T minimising the NLL on (validation) logits: golden-section search over log T (NLL is
     convex in 1/T, so the minimum is unique)."""
     if len(gold) == 0:
@@ -49,6 +51,37 @@ def fit_temperature(logits: np.ndarray, gold: Sequence[int], low: float = 0.05, 
     return float(np.exp((a + b) / 2))
 
 
+def _shift(logits: np.ndarray, none_id: int, offset: float) -> np.ndarray:
+    out = np.array(logits, dtype=np.float64, copy=True)
+    out[:, none_id] += offset
+    return out
+
+
+def fit_calibration(logits: np.ndarray, gold: Sequence[int], none_id: int = 0,
+                    offsets: Sequence[float] = tuple(np.arange(-8.0, 8.001, 0.5))) -> tuple[float, float]:
+    """(None offset, temperature) minimising the NLL: a grid over the offset, refined twice around the
+    best, with the best temperature for each offset."""
+    def best_at(grid: Sequence[float]) -> tuple[float, float, float]:
+        fits = []
+        for c in grid:
+            shifted = _shift(logits, none_id, c)
+            t = fit_temperature(shifted, gold)
+            fits.append((nll(shifted, gold, t), float(c), t))
+        loss, c, t = min(fits)
+        return c, t, loss
+
+    c, _, _ = best_at(offsets)
+    step = float(offsets[1] - offsets[0]) if len(offsets) > 1 else 0.5
+    c, _, _ = best_at(np.linspace(c - step, c + step, 21))
+    c, t, _ = best_at(np.linspace(c - step / 10, c + step / 10, 11))
+    return round(c, 4), t
+
+
+def calibrated(logits: np.ndarray, none_id: int, offset: float, temperature: float) -> np.ndarray:
+    """The calibrated probabilities: softmax((logits + offset on None) / T)."""
+    return softmax(_shift(logits, none_id, offset), temperature)
+
+
 def expected_calibration_error(probs: np.ndarray, gold: Sequence[int], bins: int = 15) -> float:
     """ECE: |accuracy - confidence| of the top label, averaged over equal-width confidence bins
     weighted by how many predictions fall in each."""
@@ -67,13 +100,26 @@ def expected_calibration_error(probs: np.ndarray, gold: Sequence[int], bins: int
     return float(ece)
 
 
-def calibration_report(logits: np.ndarray, gold: Sequence[int], temperature: float) -> dict[str, float]:
-    """ECE and NLL before (T = 1) and after (fitted T) on the same examples."""
+def calibration_report(logits: np.ndarray, gold: Sequence[int], none_id: int, offset: float,
+                       temperature: float, folds: int = 2, seed: int = 0) -> dict[str, float]:
+    """ECE and NLL of the raw softmax ("before") and of the calibrated probabilities ("after"), on the
+    examples the calibration was fitted on; and `ece_held_out`: the mean ECE of `folds` refits, each
+    scored on the part it was not fitted on (the honest estimate for unseen data)."""
+    shifted = _shift(logits, none_id, offset)
+    gold = np.asarray(gold)
+    held_out = []
+    order = np.random.default_rng(seed).permutation(len(gold))
+    for part in np.array_split(order, folds) if len(gold) >= 2 * folds else []:
+        rest = np.setdiff1d(order, part)
+        c, t = fit_calibration(logits[rest], gold[rest], none_id)
+        held_out.append(expected_calibration_error(calibrated(logits[part], none_id, c, t), gold[part]))
     return {
+        "none_offset": offset,
         "temperature": temperature,
         "ece_before": expected_calibration_error(softmax(logits), gold),
-        "ece_after": expected_calibration_error(softmax(logits, temperature), gold),
+        "ece_after": expected_calibration_error(softmax(shifted, temperature), gold),
+        "ece_held_out": float(np.mean(held_out)) if held_out else float("nan"),
         "nll_before": nll(logits, gold),
-        "nll_after": nll(logits, gold, temperature),
+        "nll_after": nll(shifted, gold, temperature),
         "n": len(gold),
     }

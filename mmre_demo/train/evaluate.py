@@ -11,6 +11,7 @@ import torch
 
 from mmre_demo.data.labels import NONE_LABEL, constrain_to_types
 from mmre_demo.data.mnre import MnreExample
+from mmre_demo.decoding import relation_decisions
 from mmre_demo.model.relation import RelationModel
 from mmre_demo.train.metrics import confusion_matrix, mnre_scores, per_relation_report
 from mmre_demo.train.relation import ImageCache, predict_logits, prepare_items
@@ -49,20 +50,22 @@ def evaluate_gold_entities(model: RelationModel, examples: list[MnreExample],
     """MNRE micro P/R/F1 (non-None), accuracy, per-relation report and confusion matrix.
 
     Examples whose image is not in `images_dir` are scored text-only and still counted.
-    The decision rule is the model's (`None` bias tuned on validation at training time); with
-    `entity_types` (e.g. from `tagged_types`), the type constraint is applied as in the pipeline.
+    The decision rule is the model's: a pair's best relation counts when its calibrated probability
+    reaches `gold_threshold` (tuned on validation at training time); with `entity_types` (e.g. from
+    `tagged_types`), the type constraint is applied as in the pipeline.
     """
     cache = ImageCache(model)
     if use_images and images_dir:
         cache.add_folder(images_dir, {e.img_id for e in examples if e.img_id})
     items = prepare_items(model, examples, cache)
     logits = predict_logits(model, items, cache)
-    probs = model.decide(torch.from_numpy(logits)).numpy()
+    probs = model.probabilities(torch.from_numpy(logits)).numpy()
     if entity_types is not None:
         probs = constrain_by_types(probs, model.config.labels, entity_types)
-    pred = probs.argmax(1).tolist()
+    none_id = model.config.labels.index(NONE_LABEL)
+    pred = relation_decisions(probs, model.config.gold_threshold, none_id).tolist()
     gold = [it.label for it in items]
-    scores = mnre_scores(gold, pred, none_id=model.config.labels.index(NONE_LABEL))
+    scores = mnre_scores(gold, pred, none_id=none_id)
     scores["n_with_image"] = sum(1 for it in items if it.image_key is not None)
     return {
         "scores": scores,

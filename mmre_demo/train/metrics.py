@@ -86,14 +86,18 @@ def save_confusion_png(cm: np.ndarray, labels: Sequence[str], path: str | Path, 
     return path
 
 
-def best_none_bias(logits: np.ndarray, gold: Sequence[int], none_id: int = 0,
-                   grid: Sequence[float] = tuple(np.round(np.arange(-4.0, 4.01, 0.25), 2))) -> tuple[float, float]:
-    """The bias on the None logit that maximises micro F1 on these (validation) examples."""
-    best = (0.0, -1.0)
-    for b in grid:
-        shifted = logits.copy()
-        shifted[:, none_id] += b
-        f1 = mnre_scores(gold, shifted.argmax(1).tolist(), none_id)["f1"]
+THRESHOLD_GRID = tuple(round(float(x), 2) for x in np.arange(0.05, 0.96, 0.05))
+
+
+def best_gold_threshold(probs: np.ndarray, gold: Sequence[int], none_id: int = 0,
+                        grid: Sequence[float] = THRESHOLD_GRID) -> tuple[float, float]:
+    """The probability threshold (decision rule of `relation_decisions`) that maximises MNRE micro F1
+    on these (validation) gold pairs, and that F1."""
+    from mmre_demo.decoding import relation_decisions
+
+    best = (0.5, -1.0)
+    for t in grid:
+        f1 = mnre_scores(gold, relation_decisions(probs, t, none_id).tolist(), none_id)["f1"]
         if f1 > best[1] + 1e-12:
-            best = (float(b), f1)
+            best = (float(t), f1)
     return best

@@ -1,8 +1,10 @@
 """Training and evaluation of the relation model on MNRE-format files.
 
-Seeded, length-bucketed batches, AdamW with warm-up and linear decay, best epoch chosen on
-validation micro F1 (with the `None` bias tuned on validation), resumable from `OUT/last/`.
-Images are optional: examples whose `img_id` is found in `--images` use it, the rest are text-only.
+Seeded, length-bucketed batches, AdamW with warm-up and linear decay, resumable from `OUT/last/`.
+After each epoch the model is calibrated and its thresholds tuned on validation; the best epoch (by
+the product's end-to-end F1, or by gold-pair F1) is kept. The training pairs are MNRE's lines and,
+on request, the pairs the product forms too (`data/product_pairs.py`). Images are optional:
+examples whose `img_id` is found in `--images` use it, the rest are text-only.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from mmre_demo.model.fusion import VisualTokens
 from mmre_demo.model.config import RelationConfig
 from mmre_demo.model.inputs import PairFeatures, collate, encode_pair
 from mmre_demo.model.relation import RelationModel, RelationOutput
-from mmre_demo.train.metrics import best_none_bias, mnre_scores
+from mmre_demo.decoding import relation_decisions
+from mmre_demo.train.metrics import best_gold_threshold, mnre_scores
 
 
 @dataclass
@@ -130,12 +133,6 @@ def predict_logits(model: RelationModel, items: list[Item], cache: ImageCache | 
     return out
 
 
-def scores_with_bias(logits: np.ndarray, gold: list[int], none_bias: float, none_id: int = 0) -> dict[str, float]:
-    shifted = logits.copy()
-    shifted[:, none_id] += none_bias
-    return mnre_scores(gold, shifted.argmax(1).tolist(), none_id)
-
-
 @dataclass
 class TrainArgs:
     out: Path
@@ -223,13 +220,13 @@ def _load_model(args: TrainArgs, device: str, resume_dir: Path, log) -> tuple[Re
 
 @dataclass
 class EpochCheck:
-    """Validation after an epoch: the decision bias, calibration, threshold and the scores they give."""
+    """Validation after an epoch: calibration, the two thresholds and the scores they give."""
 
     none_bias: float
     temperature: float
-    threshold: float
-    gold: dict  # MNRE gold-pair scores (None bias tuned)
-    gold_untuned_f1: float
+    threshold: float  # the product's (end-to-end F1)
+    gold_threshold: float  # gold-pair F1
+    gold: dict  # MNRE gold-pair scores at `gold_threshold`
     calibration: dict
     end_to_end: dict | None  # the product's scores at `threshold`
 
@@ -239,22 +236,23 @@ class EpochCheck:
 
 def check_on_validation(model: RelationModel, val_items: list[Item], cache: ImageCache,
                         val_examples: list[MnreExample], tagger, images_dir, end_to_end: bool) -> EpochCheck:
-    """Tune the None bias (gold-pair F1), fit the temperature (NLL), then the threshold (end-to-end F1).
+    """Calibrate (None offset + temperature, likelihood on the gold pairs), then tune the gold-pair
+    threshold (gold-pair F1) and the product's threshold (end-to-end F1).
 
     Sets them on `model.config`, so the end-to-end run sees the model exactly as it would be saved.
     """
-    from mmre_demo.train.calibration import calibration_report, fit_temperature
+    from mmre_demo.train.calibration import calibrated, calibration_report, fit_calibration
 
+    none_id = model.config.labels.index("None")
     gold = [it.label for it in val_items]
     logits = predict_logits(model, val_items, cache)
-    raw = scores_with_bias(logits, gold, 0.0)
-    bias, _ = best_none_bias(logits, gold)
-    tuned = scores_with_bias(logits, gold, bias)
-    shifted = logits.copy()
-    shifted[:, model.config.labels.index("None")] += bias
-    temperature = fit_temperature(shifted, gold)
-    model.config.none_bias, model.config.temperature = bias, temperature
-    e2e, threshold = None, model.config.threshold
+    offset, temperature = fit_calibration(logits, gold, none_id)
+    gold_threshold, _ = best_gold_threshold(calibrated(logits, none_id, offset, temperature), gold, none_id)
+    cfg = model.config
+    cfg.none_bias, cfg.temperature, cfg.gold_threshold = offset, temperature, gold_threshold
+    probs = calibrated(logits, none_id, offset, temperature)
+    gold_scores = mnre_scores(gold, relation_decisions(probs, gold_threshold, none_id).tolist(), none_id)
+    e2e, threshold = None, cfg.threshold
     if end_to_end and tagger is not None:
         from mmre_demo.pipeline import Pipeline
         from mmre_demo.train.end_to_end import best_threshold, predict_captions
@@ -265,14 +263,15 @@ def check_on_validation(model: RelationModel, val_items: list[Item], cache: Imag
         runs = predict_captions(Pipeline(model, tagger, device), val_examples, images_dir)
         model.train(was_training)
         threshold, e2e = best_threshold(runs)
-        model.config.threshold = threshold
-    return EpochCheck(bias, temperature, threshold, tuned, raw["f1"], calibration_report(shifted, gold, temperature), e2e)
+        cfg.threshold = threshold
+    report = calibration_report(logits, gold, none_id, offset, temperature)
+    return EpochCheck(offset, temperature, threshold, gold_threshold, gold_scores, report, e2e)
 
 
 def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list[MnreExample],
           images_dir: str | Path | None = None, log=print) -> dict:
     """Train; keep the best epoch on validation (end-to-end F1 at its tuned threshold, or gold-pair F1)
-    in OUT/best with its None bias, temperature and threshold; returns the history."""
+    in OUT/best with its calibration and thresholds; returns the history."""
     from mmre_demo.data.product_pairs import build_product_pairs
 
     _seed_everything(args.seed)
@@ -344,11 +343,13 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
         check = check_on_validation(model, val_items, cache, val_examples, tagger, images_dir,
                                     args.select_on == "end_to_end")
         e2e = check.end_to_end or {}
-        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_f1": check.gold_untuned_f1,
-               "val_f1_tuned": check.gold["f1"], "none_bias": check.none_bias, "val_precision": check.gold["precision"],
-               "val_recall": check.gold["recall"], "val_accuracy": check.gold["accuracy"],
-               "temperature": round(check.temperature, 4), "ece_before": round(check.calibration["ece_before"], 4),
-               "ece_after": round(check.calibration["ece_after"], 4), "threshold": check.threshold,
+        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_f1": check.gold["f1"],
+               "val_precision": check.gold["precision"], "val_recall": check.gold["recall"],
+               "val_accuracy": check.gold["accuracy"], "gold_threshold": check.gold_threshold,
+               "none_bias": check.none_bias, "temperature": round(check.temperature, 4),
+               "ece_before": round(check.calibration["ece_before"], 4),
+               "ece_after": round(check.calibration["ece_after"], 4),
+               "ece_held_out": round(check.calibration["ece_held_out"], 4), "threshold": check.threshold,
                "e2e_f1": e2e.get("f1"), "e2e_precision": e2e.get("precision"), "e2e_recall": e2e.get("recall"),
                "train_seconds": round(train_seconds, 1), "seconds": round(time.time() - started, 1)}
         state["history"].append(row)
@@ -360,7 +361,7 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
         if check.selection_f1(args.select_on) > state["best_f1"]:
             state["best_f1"] = check.selection_f1(args.select_on)
             state["best_epoch"] = epoch
-            model.config.metrics = {"val": check.gold, "val_untuned_f1": check.gold_untuned_f1, "epoch": epoch,
+            model.config.metrics = {"val": check.gold, "epoch": epoch,
                                     "calibration": check.calibration, "end_to_end": e2e or None,
                                     "pair_sources": list(args.pair_sources), "selected_on": args.select_on}
             model.save_pretrained(out / "best")

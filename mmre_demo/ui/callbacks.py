@@ -203,20 +203,23 @@ def parse_entity_rows(caption: str, rows: Any) -> list[Entity]:
 
 
 def visible_pairs(pred: Any, threshold: float, show_none: bool) -> list[tuple[int, Any]]:
+    """The relations at the threshold; with `show_none`, every pair (those below it read as None)."""
     return [(i, p) for i, p in enumerate(pred.pairs)
-            if (show_none or p.label != NONE_LABEL) and (p.label == NONE_LABEL or p.probability >= threshold)]
+            if show_none or (p.is_relation and p.probability >= threshold)]
 
 
-def pair_label(i: int, p: Any) -> str:
-    return f"#{i + 1} {p.head.text} → {p.tail.text}: {short_name(p.label)} ({p.probability:.2f})"
+def pair_label(i: int, p: Any, threshold: float) -> str:
+    label, prob = p.shown(threshold)
+    return f"#{i + 1} {p.head.text} → {p.tail.text}: {short_name(label)} ({prob:.2f})"
 
 
 def relation_rows(pred: Any, threshold: float, show_none: bool) -> list[list[Any]]:
     rows = []
     for i, p in visible_pairs(pred, threshold, show_none):
-        alts = ", ".join(f"{short_name(lab)} {pr:.2f}" for lab, pr in p.top_k if lab != p.label)
-        rows.append([i + 1, f"{p.head.text} ({p.head.type or '?'})", p.label, f"{p.tail.text} ({p.tail.type or '?'})",
-                     round(p.probability, 3), alts, p.influence_text()])
+        label, prob = p.shown(threshold)
+        alts = ", ".join(f"{short_name(lab)} {pr:.2f}" for lab, pr in p.top_k if lab != label)
+        rows.append([i + 1, f"{p.head.text} ({p.head.type or '?'})", label, f"{p.tail.text} ({p.tail.type or '?'})",
+                     round(prob, 3), alts, p.influence_text()])
     return rows
 
 
@@ -311,7 +314,7 @@ class Controller:
     def _prediction_outputs(self, s: Session, threshold: float, show_none: bool) -> dict:
         pred = s.prediction
         vis = visible_pairs(pred, threshold, show_none)
-        choices = [(pair_label(i, p), str(i + 1)) for i, p in vis]
+        choices = [(pair_label(i, p, threshold), str(i + 1)) for i, p in vis]
         if s.pair_index is None or all(i != s.pair_index for i, _ in vis):
             s.pair_index = vis[0][0] if vis else None
         out = {
@@ -330,7 +333,11 @@ class Controller:
             return {"evidence_img": None, "words": [(pred.caption, None)] if pred else None,
                     "evidence_md": "Choose a pair to see where the model looked."}
         p = pred.pairs[s.pair_index]
-        md = [f"**{p.head.text}** → `{p.label}` → **{p.tail.text}** — probability {p.probability:.2f}"]
+        md = [f"**{p.head.text}** → `{p.label}` → **{p.tail.text}** — probability {p.probability:.2f} (calibrated: "
+              f"about {p.probability:.0%} of such predictions are right on MNRE validation)"]
+        if p.probability < pred.threshold:
+            md.append(f"Below the model's threshold ({pred.threshold:.2f}): the pair reads as no relation "
+                      f"(P(None) = {p.none_probability or 0.0:.2f}); `{p.label}` is only its best guess.")
         if p.reverse is not None:
             md.append(f"The other direction ({p.tail.text} → {p.head.text}) read `{p.reverse[0]}` "
                       f"({p.reverse[1]:.2f}); only the more probable direction is shown.")
@@ -556,14 +563,15 @@ class Controller:
         if not 0 <= idx < len(s.prediction.pairs):
             raise InputError(f"Pair #{idx + 1} does not exist.")
         p = s.prediction.pairs[idx]
+        shown, shown_p = p.shown(threshold)  # the annotator judges what the page showed
         img_id = self.annotations.store_image(s.image_path) if s.image_path else None
         d = self.annotations.add((annotator or "").strip() or "anonymous", s.prediction.caption, img_id,
                                  (p.head.text, p.head.start, p.head.end, p.head.type),
                                  (p.tail.text, p.tail.start, p.tail.end, p.tail.type),
-                                 p.label, float(p.probability), decision, new_label)
+                                 shown, float(shown_p), decision, new_label)
         h, t = kg.add_entity(s.graph, p.head.text, p.head.type), kg.add_entity(s.graph, p.tail.text, p.tail.type)
-        if p.label != NONE_LABEL and d.relation != p.label:
-            kg.remove_relation(s.graph, h, p.label, t)
+        if shown != NONE_LABEL and d.relation != shown:
+            kg.remove_relation(s.graph, h, shown, t)
         if d.relation != NONE_LABEL:
             kg.add_relation(s.graph, h, d.relation, t, 1.0, "annotated", s.prediction.caption)
         out = {"session": s, "decisions_df": self.annotations.rows(),

@@ -50,7 +50,8 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                     threshold = gr.Slider(0.0, 1.0, value=ctl.default_threshold(), step=0.05,
                                           label="Probability threshold (default: the model's, best end-to-end "
                                                 "F1 on validation)", elem_id="threshold")
-                    show_none = gr.Checkbox(False, label="Show pairs predicted as None", elem_id="show-none")
+                    show_none = gr.Checkbox(False, label="Show pairs below the threshold (they read as None)",
+                                            elem_id="show-none")
             with gr.Column(scale=3):
                 status = gr.Markdown("Ready.", elem_id="status")
                 entities_hl = gr.HighlightedText(label="Entities in the caption", color_map=TYPE_COLOURS,

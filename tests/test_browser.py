@@ -68,6 +68,10 @@ def test_end_to_end(page, app_url, tmp_path):
     page.locator("#evidence").scroll_into_view_if_needed()
     page.wait_for_selector("#evidence img")  # visible once scrolled to (lazy loading)
     assert "Eileen Collins" in page.inner_text("#entities")
+    # issue 13: one row per pair, the image's measured influence, calibrated probabilities
+    assert "image influence" in page.inner_text("#relations")
+    evidence = page.inner_text("#evidence-text")
+    assert "The image changed this pair's label probability by" in evidence and "calibrated" in evidence
     page.screenshot(path=str(SHOTS / "02_results.png"), full_page=True)
 
     # select another pair: its evidence replaces the first heatmap

@@ -281,3 +281,14 @@ def test_a_tagger_with_two_conventions_tags_under_the_one_asked_for(tmp_path):
     loaded = NerTagger.from_pretrained(tmp_path, pretrained_backbone=False, int8=False)
     assert loaded.config.conventions == ["twitter", "mnre"] and loaded.config.tag_convention == "mnre"
 
+
+
+def test_int8_scope_attention_quantizes_only_the_attention_projections():
+    from mmre_demo.encoders.text import load_text_backbone, quantize_int8
+
+    _, encoder = load_text_backbone("minilm", pretrained=False)
+    quantized = quantize_int8(encoder, "attention")
+    kinds = {n: type(m).__name__ for n, m in quantized.named_modules() if "Linear" in type(m).__name__}
+    assert kinds and all(("attention" in n) == (k != "Linear") for n, k in kinds.items())
+    with pytest.raises(ValueError, match="int8 scope 'half'"):
+        quantize_int8(encoder, "half")

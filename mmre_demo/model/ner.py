@@ -221,6 +221,7 @@ class NerConfig:
     conventions: list[str] = field(default_factory=lambda: ["twitter"])
     tag_convention: str = "twitter"
     convention_dim: int = 16
+    int8_scope: str = "all"  # which backbone Linear layers go int8 on CPU: "all" or "attention"
     metrics: dict[str, Any] = field(default_factory=dict)  # measured numbers, for the model card
 
     @property
@@ -621,5 +622,5 @@ class NerTagger(nn.Module):
         """Int8 Linear layers in the frozen backbone (CPU inference; the head is unchanged)."""
         from mmre_demo.encoders.text import quantize_int8
 
-        self.encoder = quantize_int8(self.encoder)
+        self.encoder = quantize_int8(self.encoder, self.config.int8_scope)
         self.backbone_int8 = True

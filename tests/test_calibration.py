@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mmre_demo.train.calibration import (calibrated, calibration_report, expected_calibration_error,
-                                         fit_calibration, fit_temperature, nll, softmax)
+                                         ece_noise_floor, fit_calibration, fit_temperature, nll, softmax)
 
 
 def overconfident_set(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -49,3 +49,10 @@ def test_ece_of_perfect_and_of_always_wrong_confident_predictions():
     one_hot = np.eye(3)[[0, 1, 2, 1]]
     assert expected_calibration_error(one_hot, [0, 1, 2, 1]) == pytest.approx(0.0)
     assert expected_calibration_error(one_hot, [1, 2, 0, 0]) == pytest.approx(1.0)
+
+
+def test_the_noise_floor_is_the_ece_of_labels_drawn_from_the_model_itself():
+    probs = softmax(np.random.default_rng(1).normal(size=(300, 4)))
+    floor = ece_noise_floor(probs, draws=50)
+    assert 0.0 < floor < 0.15  # small sets show a positive ECE even when perfectly calibrated
+    assert ece_noise_floor(np.repeat(probs, 20, axis=0), draws=20) < floor  # and less on larger ones

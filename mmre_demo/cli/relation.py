@@ -183,7 +183,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                "gold_threshold": check.gold_threshold, "gold_f1": round(check.gold["f1"], 4),
                "ece_before": round(check.calibration["ece_before"], 4),
                "ece_after": round(check.calibration["ece_after"], 4),
-               "ece_held_out": round(check.calibration["ece_held_out"], 4), "e2e_f1": round(e2e.get("f1", 0.0), 4),
+               "ece_noise_floor": round(check.calibration["ece_noise_floor"], 4),
+               "ece_held_out": round(check.calibration["ece_held_out"], 4),
+               "ece_held_out_noise_floor": round(check.calibration["ece_held_out_noise_floor"], 4), "e2e_f1": round(e2e.get("f1", 0.0), 4),
                "e2e_precision": round(e2e.get("precision", 0.0), 4), "e2e_recall": round(e2e.get("recall", 0.0), 4),
                "saved": str(args.out)}
     print(json.dumps(summary))

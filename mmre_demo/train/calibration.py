@@ -100,25 +100,47 @@ def expected_calibration_error(probs: np.ndarray, gold: Sequence[int], bins: int
     return float(ece)
 
 
+def ece_noise_floor(probs: np.ndarray, bins: int = 15, draws: int = 100, seed: int = 0) -> float:
+    """The ECE a *perfectly* calibrated model with these probabilities would show on this many
+    examples: labels drawn from the probabilities themselves. ECE is biased upward on small sets,
+    so a measured ECE reads against this floor."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if len(probs) == 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
+    values = []
+    for _ in range(draws):
+        u = rng.random((len(probs), 1))
+        labels = np.minimum((u > cumulative).sum(axis=1), probs.shape[1] - 1)
+        values.append(expected_calibration_error(probs, labels, bins))
+    return float(np.mean(values))
+
+
 def calibration_report(logits: np.ndarray, gold: Sequence[int], none_id: int, offset: float,
                        temperature: float, folds: int = 2, seed: int = 0) -> dict[str, float]:
     """ECE and NLL of the raw softmax ("before") and of the calibrated probabilities ("after"), on the
-    examples the calibration was fitted on; and `ece_held_out`: the mean ECE of `folds` refits, each
-    scored on the part it was not fitted on (the honest estimate for unseen data)."""
+    examples the calibration was fitted on; `ece_held_out`: the mean ECE of `folds` refits, each
+    scored on the part it was not fitted on (the honest estimate for unseen data); and the noise
+    floors of both (`ece_noise_floor`), what a perfectly calibrated model would show there."""
     shifted = _shift(logits, none_id, offset)
     gold = np.asarray(gold)
-    held_out = []
+    held_out, held_out_floor = [], []
     order = np.random.default_rng(seed).permutation(len(gold))
     for part in np.array_split(order, folds) if len(gold) >= 2 * folds else []:
         rest = np.setdiff1d(order, part)
         c, t = fit_calibration(logits[rest], gold[rest], none_id)
-        held_out.append(expected_calibration_error(calibrated(logits[part], none_id, c, t), gold[part]))
+        probs = calibrated(logits[part], none_id, c, t)
+        held_out.append(expected_calibration_error(probs, gold[part]))
+        held_out_floor.append(ece_noise_floor(probs))
     return {
         "none_offset": offset,
         "temperature": temperature,
         "ece_before": expected_calibration_error(softmax(logits), gold),
         "ece_after": expected_calibration_error(softmax(shifted, temperature), gold),
+        "ece_noise_floor": ece_noise_floor(softmax(shifted, temperature)),
         "ece_held_out": float(np.mean(held_out)) if held_out else float("nan"),
+        "ece_held_out_noise_floor": float(np.mean(held_out_floor)) if held_out_floor else float("nan"),
         "nll_before": nll(logits, gold),
         "nll_after": nll(shifted, gold, temperature),
         "n": len(gold),

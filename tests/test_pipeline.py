@@ -14,8 +14,8 @@ from PIL import Image
 from mmre_demo.data.labels import type_mask
 from mmre_demo.data.schema import Entity, InputError
 from mmre_demo.decoding import select_pairs
+from mmre_demo.explain.evidence import word_weights
 from mmre_demo.model.inputs import encode_pair
-from mmre_demo.pipeline import word_weights
 
 CAPTION = "Astronaut Eileen Collins of NASA poses at Johnson Space Center in Houston"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmre_demo.train.calibration import (calibration_report, expected_calibration_error, fit_temperature, nll,
-                                         softmax)
+from mmre_demo.train.calibration import calibration_report, expected_calibration_error, fit_temperature, nll, softmax
 
 
 def overconfident_set(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

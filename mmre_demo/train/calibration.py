@@ -7,7 +7,7 @@ minimising the negative log-likelihood, rescales its logits (Guo et al., 2017). 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -14,9 +14,10 @@ any threshold, so tuning the threshold costs no second run.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -125,7 +126,8 @@ def score_captions(results: Iterable[CaptionResult]) -> dict[str, Any]:
 
         strict_gold = {_strict_key(g) for g in gold_rel}
         strict_pred = {_strict_key(p) for p in res.predicted if p.relation != NONE_LABEL}
-        s_tp, s_pred, s_gold = s_tp + len(strict_gold & strict_pred), s_pred + len(strict_pred), s_gold + len(strict_gold)
+        s_tp += len(strict_gold & strict_pred)
+        s_pred, s_gold = s_pred + len(strict_pred), s_gold + len(strict_gold)
     return {
         **_prf(tp, n_pred, n_gold),
         "n_captions": n_captions, "n_gold_triples": n_gold, "n_predicted_triples": n_pred, "n_found": tp,

@@ -65,7 +65,7 @@ def test_round_trip(client):
     rows = {"headers": ["text", "type", "start", "end"], "data": [["Eileen Collins", "PER", None, None],
                                                                   ["NASA", "ORG", None, None]]}
     res = client.predict(None, "Eileen Collins works for NASA.", rows, 0.0, True, api_name="/rerun")
-    assert len(res[3]["data"]) == 2
+    assert len(res[3]["data"]) == 1  # one row per entity pair (its more probable direction)
     res = client.predict(0.9, False, api_name="/filter")
     assert all(r[4] >= 0.9 for r in res[3]["data"])
     out = client.predict("1", "accept", None, "client-test", 0.5, api_name="/annotate")

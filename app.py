@@ -11,8 +11,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from mmre_demo.logs import setup_logging  # noqa: E402
 from mmre_demo.ui import build, launch_kwargs  # noqa: E402
 
+setup_logging()
 demo = build()
 
 if __name__ == "__main__":

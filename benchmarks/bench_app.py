@@ -47,7 +47,7 @@ def main() -> None:
 
     from gradio_client import Client, handle_file
 
-    from mmre_demo.ui.callbacks import examples
+    from mmre_demo.ui import examples
 
     env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(args.port),
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1",
@@ -86,7 +86,7 @@ def main() -> None:
                 n_requests += 1
                 assert not out[0].startswith("❌"), out[0]
             per_example[e["image"] or "(no image)"] = round(statistics.median(times) * 1000)
-        results["click_to_result_ms_median_of_%d" % args.repeats] = per_example
+        results[f"click_to_result_ms_median_of_{args.repeats}"] = per_example
         while n_requests < 50:
             e = ex[n_requests % len(ex)]
             client.predict(handle_file(e["path"]) if e["path"] else None, e["caption"], 0.5, False, api_name="/predict")

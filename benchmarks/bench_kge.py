@@ -31,6 +31,9 @@ torch.set_num_threads(THREADS)  # before the imports below start any work
 from mmre_demo.kge import evaluate_run, fit, load_dataset  # noqa: E402
 from mmre_demo.kge.models import ModelConfig, default_dim, model_kwargs  # noqa: E402
 from mmre_demo.kge.training import default_train_config  # noqa: E402
+from mmre_demo.logs import setup_logging  # noqa: E402
+
+setup_logging()  # PyKEEN's per-run notices off, as in `mmre kge`
 
 
 def emit(**kw) -> None:
@@ -65,8 +68,8 @@ def sidebyside(seed: int = 0) -> None:
             t0 = time.perf_counter()
             run = fit(load_dataset(dataset), model, train_config=default_train_config(model, seed=seed))
             ours = {k: round(v, 4) for k, v in evaluate_run(run).items() if k != "num_triples"}
-            emit(part="sidebyside", dataset=dataset, model=model, impl="mmre_demo.kge", seconds=round(time.perf_counter() - t0, 1),
-                 epochs=run.info["train"]["epochs"], **ours)
+            emit(part="sidebyside", dataset=dataset, model=model, impl="mmre_demo.kge",
+                 seconds=round(time.perf_counter() - t0, 1), epochs=run.info["train"]["epochs"], **ours)
             plain, s = plain_pipeline(dataset, model, seed)
             emit(part="sidebyside", dataset=dataset, model=model, impl="pykeen.pipeline", seconds=round(s, 1), **plain)
 
@@ -85,7 +88,8 @@ def mnre(max_epochs: int = 60) -> None:
         run = fit(ds, "complex", features, embedding_dim=64, train_config=tc, text_encoder=enc)
         total = time.perf_counter() - t0
         m = evaluate_run(run)
-        emit(part="mnre", features=features, threads=torch.get_num_threads(), train_seconds=round(run.info["train"]["seconds"], 1),
+        emit(part="mnre", features=features, threads=torch.get_num_threads(),
+             train_seconds=round(run.info["train"]["seconds"], 1),
              fit_seconds_incl_features=round(total, 1), epochs=run.info["train"]["epochs"],
              **{k: round(v, 4) for k, v in m.items()})
 
@@ -99,7 +103,8 @@ def synthetic_graph(n_triples: int, n_entities: int, n_relations: int = 20, seed
         g.add_node(f"PER:e{i}", kind="entity", name=f"entity {i}", type="PER")
     for _ in range(n_triples):
         a, b = rng.randrange(n_entities), rng.randrange(n_entities)
-        g.add_edge(f"PER:e{a}", f"PER:e{b}", relation=f"rel {rng.randrange(n_relations)} ü", score=1.0, source="predicted")
+        g.add_edge(f"PER:e{a}", f"PER:e{b}", relation=f"rel {rng.randrange(n_relations)} ü", score=1.0,
+                   source="predicted")
     return g
 
 
@@ -109,14 +114,16 @@ def app() -> None:
 
     enc = load_text_encoder()
     # a session graph: MNRE-val gold triples as the app would hold them
-    from mmre_demo.kge.datasets import mnre_triples
-    from mmre_demo.data.paths import shared_data_dir
     import networkx as nx
+
+    from mmre_demo.data.paths import shared_data_dir
+    from mmre_demo.kge.datasets import mnre_triples
 
     triples, info, records = mnre_triples(shared_data_dir() / "mnre" / "mnre_val.txt")
     g = nx.MultiDiGraph()
     for e, i in info.items():
-        g.add_node(e, kind="entity", name=i.name, type=i.type, captions=[r["caption"] for r in records if e in (r["triple"][0], r["triple"][2])])
+        captions = [r["caption"] for r in records if e in (r["triple"][0], r["triple"][2])]
+        g.add_node(e, kind="entity", name=i.name, type=i.type, captions=captions)
     for h, r, t in triples:
         g.add_edge(h, t, relation=r, score=1.0, source="annotated")
     s = LinkSuggester(features="text", text_encoder=enc)
@@ -134,7 +141,8 @@ def app() -> None:
     lat.sort()
     emit(part="app", graph="mnre_val", triples=len(triples), refresh_call_ms=round(refresh_call * 1000, 1),
          train_seconds=st.get("seconds"), epochs=st.get("epochs"), stopped_by=st.get("stopped_by"),
-         suggest_ms_median=round(lat[len(lat) // 2] * 1000, 1), suggest_ms_p95=round(lat[int(len(lat) * 0.95)] * 1000, 1))
+         suggest_ms_median=round(lat[len(lat) // 2] * 1000, 1),
+         suggest_ms_p95=round(lat[int(len(lat) * 0.95)] * 1000, 1))
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()

@@ -27,6 +27,9 @@ def main() -> None:
     ap.add_argument("--float", action="store_true", help="float32 backbone (default: int8 Linear layers on CPU)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     args = ap.parse_args()
+    from mmre_demo.logs import setup_logging
+
+    setup_logging()
 
     import torch
 
@@ -50,7 +53,8 @@ def main() -> None:
         tagger.tag_batch(CAPTIONS * 4)
     batch_ms = (time.perf_counter() - t) * 1000 / (max(1, args.runs // 5) * len(CAPTIONS) * 4)
     print(json.dumps({
-        "load_seconds": round(load_s, 2), "backbone": "float32" if args.float else "int8", "threads": torch.get_num_threads(), "calls": len(per_caption),
+        "load_seconds": round(load_s, 2), "backbone": "float32" if args.float else "int8",
+        "threads": torch.get_num_threads(), "calls": len(per_caption),
         "median_ms_per_caption": round(statistics.median(per_caption), 2),
         "p90_ms_per_caption": round(sorted(per_caption)[int(0.9 * len(per_caption))], 2),
         "batched_ms_per_caption": round(batch_ms, 2),

@@ -52,7 +52,8 @@ def time_predict(pipe, image, runs: int, warmup: int = 3) -> dict[str, float]:
 
 
 def fresh_load_seconds(weights: str | None) -> float:
-    code = ("import time; t=time.perf_counter(); from mmre_demo.pipeline import Pipeline; "
+    code = ("from mmre_demo.logs import setup_logging; setup_logging(); "
+            "import time; t=time.perf_counter(); from mmre_demo.pipeline import Pipeline; "
             f"Pipeline.load(weights={weights!r}, device='cpu', with_ner=False); print(time.perf_counter()-t)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -80,14 +81,17 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="a trained model folder instead of the shipped one")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    from mmre_demo.logs import setup_logging
+
+    setup_logging()
     from PIL import Image
 
     from mmre_demo.model.config import RelationConfig
     from mmre_demo.model.relation import RelationModel
     from mmre_demo.pipeline import Pipeline
 
-    image = Image.open(Path(__file__).resolve().parents[1] / "assets" / "astronaut.png").convert("RGB") \
-        if (Path(__file__).resolve().parents[1] / "assets" / "astronaut.png").is_file() else Image.new("RGB", (512, 512))
+    photo = Path(__file__).resolve().parents[1] / "assets" / "astronaut.png"
+    image = Image.open(photo).convert("RGB") if photo.is_file() else Image.new("RGB", (512, 512))
     results: dict[str, object] = {"threads": args.threads, "runs": args.runs, "weights": args.weights or "shipped"}
     loads = [fresh_load_seconds(args.weights) for _ in range(3)]
     results["load_seconds_fresh_process_median_of_3"] = statistics.median(loads)

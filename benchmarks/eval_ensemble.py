@@ -19,10 +19,11 @@ import torch
 
 from mmre_demo.data.mnre import read_mnre
 from mmre_demo.data.paths import shared_data_dir
+from mmre_demo.logs import setup_logging
+from mmre_demo.model.batching import predict_logits, prepare_items
 from mmre_demo.model.relation import RelationModel
 from mmre_demo.train.calibration import calibrated, fit_calibration
 from mmre_demo.train.metrics import best_gold_threshold
-from mmre_demo.train.relation import predict_logits, prepare_items
 
 
 def val_log_probs(run_dir: str, examples: list) -> tuple[np.ndarray, list[int]]:
@@ -34,6 +35,7 @@ def val_log_probs(run_dir: str, examples: list) -> tuple[np.ndarray, list[int]]:
 
 
 def main(run_dirs: list[str]) -> None:
+    setup_logging()
     torch.set_num_threads(2)
     examples, _ = read_mnre(shared_data_dir() / "mnre" / "mnre_val.txt")
     lp: dict[str, np.ndarray] = {}

@@ -12,20 +12,21 @@ Decision semantics for the MNRE export:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
+from mmre_demo.data.images import image_id
 from mmre_demo.data.labels import LABEL_TO_ID, NONE_LABEL
 from mmre_demo.data.mnre import example_to_mnre_line
-from mmre_demo.data.schema import InputError
+from mmre_demo.data.schema import Entity, InputError
 
 DECISIONS = ("accept", "reject", "relabel")
 DEFAULT_DB = Path("runs") / "annotations" / "annotations.sqlite3"
@@ -51,7 +52,10 @@ def default_db_path() -> Path:
     return Path(os.environ.get("MMRE_ANNOTATIONS_DB", str(DEFAULT_DB)))
 
 
-def tokenize_for_mnre(caption: str, spans: Iterable[tuple[int, int]]) -> tuple[list[str], dict[tuple[int, int], tuple[int, int]]]:
+Span = tuple[int, int]
+
+
+def tokenize_for_mnre(caption: str, spans: Iterable[Span]) -> tuple[list[str], dict[Span, Span]]:
     """Whitespace words, split further at every entity boundary, so each span is whole tokens.
 
     Returns the tokens and, per character span, its token span [start, end).
@@ -74,26 +78,52 @@ def tokenize_for_mnre(caption: str, spans: Iterable[tuple[int, int]]) -> tuple[l
     return tokens, index
 
 
-@dataclass
-class Decision:
-    annotator: str
+@dataclass(frozen=True)
+class Candidate:
+    """A predicted triple an annotator judges: the caption, its image and the pair with its label."""
+
     caption: str
     img_id: str | None
-    head: tuple[str, int, int, str]   # text, start, end, type
-    tail: tuple[str, int, int, str]
+    head: Entity
+    tail: Entity
     predicted: str
-    probability: float | None
+    probability: float | None = None
+
+    def check(self) -> None:
+        """Refuse spans that do not match the caption or cannot be exported as MNRE tokens."""
+        for e in (self.head, self.tail):
+            if not (0 <= e.start < e.end <= len(self.caption)) or self.caption[e.start : e.end] != e.text:
+                raise InputError(f"entity {e.text!r} [{e.start}, {e.end}) does not match the caption")
+        tokenize_for_mnre(self.caption, [_span(self.head), _span(self.tail)])
+
+
+@dataclass
+class Decision:
+    """One stored judgement of a candidate; `relation` is what the MNRE export says holds."""
+
+    candidate: Candidate
+    annotator: str
     decision: str
     relation: str
     created: float = 0.0
     id: int | None = None
 
+    def key(self) -> tuple:
+        """What a later decision replaces: same caption, image, spans and annotator."""
+        c = self.candidate
+        return c.caption, c.img_id, _span(c.head), _span(c.tail), self.annotator
+
     def mnre_line(self) -> str:
-        tokens, idx = tokenize_for_mnre(self.caption, [self.head[1:3], self.tail[1:3]])
-        hs, he = idx[tuple(self.head[1:3])]
-        ts, te = idx[tuple(self.tail[1:3])]
+        c = self.candidate
+        tokens, idx = tokenize_for_mnre(c.caption, [_span(c.head), _span(c.tail)])
+        hs, he = idx[_span(c.head)]
+        ts, te = idx[_span(c.tail)]
         return example_to_mnre_line(tokens, (" ".join(tokens[hs:he]), hs, he), (" ".join(tokens[ts:te]), ts, te),
-                                    self.relation, self.img_id)
+                                    self.relation, c.img_id)
+
+
+def _span(e: Entity) -> Span:
+    return e.start, e.end
 
 
 def final_relation(decision: str, predicted: str, new_label: str | None = None) -> str:
@@ -132,8 +162,7 @@ class AnnotationStore:
         p = Path(image_path)
         if not p.is_file():
             return p.name
-        digest = hashlib.sha1(p.read_bytes()).hexdigest()[:16]
-        img_id = f"{digest}{p.suffix.lower() or '.img'}"
+        img_id = image_id(p)
         self.image_dir.mkdir(parents=True, exist_ok=True)
         target = self.image_dir / img_id
         if not target.exists():
@@ -142,17 +171,13 @@ class AnnotationStore:
             os.replace(tmp, target)
         return img_id
 
-    def add(self, annotator: str, caption: str, img_id: str | None, head: tuple[str, int, int, str],
-            tail: tuple[str, int, int, str], predicted: str, probability: float | None, decision: str,
-            new_label: str | None = None) -> Decision:
-        """Record one decision (validated); returns it with its id."""
-        relation = final_relation(decision, predicted, new_label)
-        for text, s, e, _ in (head, tail):
-            if not (0 <= s < e <= len(caption)) or caption[s:e] != text:
-                raise InputError(f"entity {text!r} [{s}, {e}) does not match the caption")
-        tokenize_for_mnre(caption, [head[1:3], tail[1:3]])  # refuse spans that cannot be exported
-        d = Decision((annotator or "anonymous").strip()[:80] or "anonymous", caption, img_id,
-                     tuple(head), tuple(tail), predicted, probability, decision, relation, time.time())
+    def add(self, candidate: Candidate, decision: str, new_label: str | None = None,
+            annotator: str | None = None) -> Decision:
+        """Record one decision on `candidate` (validated); returns it with its id."""
+        relation = final_relation(decision, candidate.predicted, new_label)
+        candidate.check()
+        d = Decision(candidate, (annotator or "anonymous").strip()[:80] or "anonymous", decision, relation, time.time())
+        c, h, t = candidate, candidate.head, candidate.tail
         with closing(self._connect()) as con:
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -160,7 +185,8 @@ class AnnotationStore:
                     "INSERT INTO decisions (created, annotator, caption, img_id, head, head_start, head_end, head_type,"
                     " tail, tail_start, tail_end, tail_type, predicted, probability, decision, relation)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (d.created, d.annotator, caption, img_id, *head, *tail, predicted, probability, decision, relation))
+                    (d.created, d.annotator, c.caption, c.img_id, h.text, h.start, h.end, h.type, t.text, t.start,
+                     t.end, t.type, c.predicted, c.probability, decision, relation))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -173,14 +199,15 @@ class AnnotationStore:
             rows = con.execute("SELECT id, created, annotator, caption, img_id, head, head_start, head_end, head_type,"
                                " tail, tail_start, tail_end, tail_type, predicted, probability, decision, relation"
                                " FROM decisions ORDER BY id").fetchall()
-        return [Decision(r[2], r[3], r[4], (r[5], r[6], r[7], r[8] or ""), (r[9], r[10], r[11], r[12] or ""),
-                         r[13], r[14], r[15], r[16], r[1], r[0]) for r in rows]
+        return [Decision(Candidate(r[3], r[4], Entity(r[5], r[6], r[7], r[8] or ""),
+                                   Entity(r[9], r[10], r[11], r[12] or ""), r[13], r[14]),
+                         r[2], r[15], r[16], r[1], r[0]) for r in rows]
 
     def latest(self) -> list[Decision]:
         """The last decision per (caption, image, head span, tail span, annotator)."""
         last: dict[tuple, Decision] = {}
         for d in self.all():
-            last[(d.caption, d.img_id, d.head[1:3], d.tail[1:3], d.annotator)] = d
+            last[d.key()] = d
         return sorted(last.values(), key=lambda d: d.id or 0)
 
     def count(self) -> int:
@@ -199,6 +226,7 @@ class AnnotationStore:
         """Recent decisions as table rows (newest first)."""
         out = []
         for d in reversed(self.all()[-limit:]):
+            c = d.candidate
             out.append([d.id, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created)), d.annotator,
-                        d.head[0], d.predicted, d.tail[0], d.decision, d.relation, d.img_id or ""])
+                        c.head.text, c.predicted, c.tail.text, d.decision, d.relation, c.img_id or ""])
         return out

@@ -8,8 +8,8 @@ A symmetric relation (`peer`, `couple`, ...) is one fact in either direction, so
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
-from typing import Sequence
 
 import numpy as np
 
@@ -18,9 +18,11 @@ from mmre_demo.data.schema import Entity
 from mmre_demo.prediction import PairPrediction
 
 Span = tuple[int, int]
+# ordered pairs classified per caption at most (both directions of the 15 closest entity pairs)
+MAX_PAIRS = 30
 
 
-def select_pairs(entities: Sequence[Entity], max_pairs: int) -> tuple[list[tuple[int, int]], str | None]:
+def select_pairs(entities: Sequence[Entity], max_pairs: int = MAX_PAIRS) -> tuple[list[tuple[int, int]], str | None]:
     """Ordered pairs to classify: both directions of every unordered pair of differently named
     entities, or of the `max_pairs // 2` closest such pairs (with a message) when there are more."""
     unordered = [(i, j) for i, j in combinations(range(len(entities)), 2)

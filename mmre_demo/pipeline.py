@@ -8,12 +8,12 @@ evidence (image heatmaps, word weights). Probabilities are calibrated (`Relation
 
 from __future__ import annotations
 
-import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,43 +22,17 @@ from mmre_demo.data.images import ImageInput, load_image
 from mmre_demo.data.labels import NONE_LABEL, constrain_to_types
 from mmre_demo.data.paths import weights_dir
 from mmre_demo.data.schema import Entity, InputError, check_caption, check_entities
-from mmre_demo.decoding import best_relations, decode_directions, select_pairs
+from mmre_demo.decoding import MAX_PAIRS, best_relations, decode_directions, select_pairs
 from mmre_demo.device import resolve_device
 from mmre_demo.encoders.vision import imagenet_class_names
+from mmre_demo.explain.evidence import pair_evidence
 from mmre_demo.model.fusion import VisualTokens
 from mmre_demo.model.inputs import PairFeatures, collate, encode_pair
 from mmre_demo.model.relation import RelationModel, RelationOutput
-from mmre_demo.prediction import PairPrediction, Prediction, TokenWeight
+from mmre_demo.prediction import PairPrediction, Prediction
 
 if TYPE_CHECKING:
     from PIL import Image
-
-DEFAULT_MAX_PAIRS = 30
-_WORD = re.compile(r"\S+")
-
-
-def word_weights(caption: str, token_spans: list[tuple[int, int]], weights: np.ndarray) -> list[TokenWeight]:
-    """Sum word-piece attention into the caption's whitespace words; normalise to 1."""
-    words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(caption)]
-    acc = np.zeros(len(words))
-    starts = np.array([w[1] for w in words])
-    for (s, e), w in zip(token_spans, weights):
-        if s < 0 or not len(words):
-            continue
-        k = int(np.searchsorted(starts, s, side="right") - 1)
-        if k >= 0:
-            acc[k] += float(w)
-    total = acc.sum()
-    if total > 0:
-        acc = acc / total
-    return [TokenWeight(t, s, e, float(a)) for (t, s, e), a in zip(words, acc)]
-
-
-def _heatmap(weights: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
-    """Attention over the grid cells, rescaled to [0, 1] (relative: 1 = where the entity looked most)."""
-    m = weights.detach().float().cpu().numpy().reshape(hw)
-    lo, hi = float(m.min()), float(m.max())
-    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
 
 
 @dataclass
@@ -68,6 +42,15 @@ class EncodedImage:
     visual: VisualTokens
     concepts: list[tuple[str, float]]
     feature: np.ndarray  # pooled vision feature (the knowledge graph's image feature)
+
+
+@dataclass
+class PairBatch:
+    """The ordered entity pairs of one caption, encoded for the text model (row k = pairs[k])."""
+
+    caption: str
+    pairs: list[tuple[Entity, Entity]]
+    features: list[PairFeatures]
 
 
 @dataclass
@@ -96,7 +79,7 @@ class Pipeline:
 
     @classmethod
     def load(cls, weights: str | Path | None = None, device: str = "auto", with_ner: bool = True,
-             type_constraint: bool = True, ner_weights: str | Path | None = None) -> "Pipeline":
+             type_constraint: bool = True, ner_weights: str | Path | None = None) -> Pipeline:
         """Load the relation model from `weights` (default: shipped `weights/relation`) and the tagger
         from `ner_weights` (default: `weights/ner` beside it, else the shipped tagger)."""
         root = Path(weights) if weights else weights_dir()
@@ -104,7 +87,10 @@ class Pipeline:
         dev = resolve_device(device)
         model = RelationModel.from_pretrained(rel_dir, device=dev)
         tagger = None
-        ner_dir = Path(ner_weights) if ner_weights else (root / "ner" if (root / "ner").is_dir() else weights_dir() / "ner")
+        if ner_weights:
+            ner_dir = Path(ner_weights)
+        else:
+            ner_dir = root / "ner" if (root / "ner").is_dir() else weights_dir() / "ner"
         if with_ner and ner_dir.is_dir():
             from mmre_demo.model.ner import NerTagger
 
@@ -133,7 +119,7 @@ class Pipeline:
 
     # ---- one request ----------------------------------------------------------------------------
     def predict(self, image: ImageInput, caption: str, entities: Sequence[Entity | dict] | None = None,
-                max_pairs: int = DEFAULT_MAX_PAIRS, top_k: int = 3) -> Prediction:
+                max_pairs: int = MAX_PAIRS, top_k: int = 3) -> Prediction:
         """Entities (detected unless given) -> both directions of each entity pair -> one decoded
         relation per pair, with calibrated probabilities, the image's measured influence and evidence."""
         t0 = time.perf_counter()
@@ -169,9 +155,10 @@ class Pipeline:
                 decoded = decode_directions(self._classify(caption, ents, pairs, encoded, top_k))
                 timings["relation_ms"] = (time.perf_counter() - t) * 1000
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
-        return Prediction(caption, ents, decoded, encoded.concepts if encoded else [], img is not None,
-                          img.size if img is not None else None, self.device, messages, timings, detected,
-                          encoded.feature if encoded else None, threshold=self.model.config.threshold)
+        return Prediction(caption=caption, entities=ents, pairs=decoded, concepts=encoded.concepts if encoded else [],
+                          has_image=img is not None, image_size=img.size if img is not None else None,
+                          device=self.device, messages=messages, timings_ms=timings, entities_detected=detected,
+                          image_feature=encoded.feature if encoded else None, threshold=self.model.config.threshold)
 
     def _encode_image(self, img: Image.Image) -> EncodedImage:
         model = self.model
@@ -191,21 +178,26 @@ class Pipeline:
         has_image = torch.full((n,), 1.0 if image is not None else 0.0, device=self.device)
         out = model(**batch, visual=image.visual if image else None, image_index=torch.zeros(n, dtype=torch.long,
                     device=self.device), has_image=has_image, explain=True, with_text_only=True)
-        text_only = None if out.text_only_logits is None else model.probabilities(out.text_only_logits).float().cpu().numpy()
+        text_only = None
+        if out.text_only_logits is not None:
+            text_only = model.probabilities(out.text_only_logits).float().cpu().numpy()
         return ClassifiedBatch(out, model.probabilities(out.logits).float().cpu().numpy(), text_only)
 
     def _classify(self, caption: str, ents: list[Entity], pairs: list[tuple[int, int]],
                   image: EncodedImage | None, top_k: int) -> list[PairPrediction]:
-        feats = [encode_pair(self.model.tokenizer, caption, ents[i], ents[j], self.model.config.max_length)
-                 for i, j in pairs]
-        result = self._run_model(feats, image)
-        return [self._pair_result(caption, ents[i], ents[j], feats[k], result, k, image, top_k)
-                for k, (i, j) in enumerate(pairs)]
+        tokenizer, max_length = self.model.tokenizer, self.model.config.max_length
+        pair_entities = [(ents[i], ents[j]) for i, j in pairs]
+        batch = PairBatch(caption, pair_entities,
+                          [encode_pair(tokenizer, caption, h, t, max_length) for h, t in pair_entities])
+        result = self._run_model(batch.features, image)
+        visual = image.visual if image is not None else None
+        return [self._pair_result(batch, k, result, visual, top_k) for k in range(len(batch.pairs))]
 
-    def _pair_result(self, caption: str, head: Entity, tail: Entity, feats: PairFeatures, result: ClassifiedBatch,
-                     k: int, image: EncodedImage | None, top_k: int) -> PairPrediction:
-        """The pair's most probable relation (shown when it reaches the threshold), its calibrated
+    def _pair_result(self, batch: PairBatch, k: int, result: ClassifiedBatch, visual: VisualTokens | None,
+                     top_k: int) -> PairPrediction:
+        """Row `k`: the pair's most probable relation (shown when it reaches the threshold), its calibrated
         probability, the alternatives (`None` among them), the image's influence and the evidence."""
+        head, tail = batch.pairs[k]
         labels = self.model.config.labels
         p, p_text = result.probs[k], None if result.text_only_probs is None else result.text_only_probs[k]
         if self.type_constraint:
@@ -217,17 +209,11 @@ class Pipeline:
         if p[best] <= 0:  # the types allow no relation at all
             best = self._none_id
         order = np.argsort(-p)
-        pair = PairPrediction(head, tail, labels[best], float(p[best]),
+        ev = pair_evidence(result.output, k, batch.caption, batch.features[k].token_spans, visual)
+        return PairPrediction(head, tail, labels[best], float(p[best]),
                               [(labels[int(i)], float(p[int(i)])) for i in order[: max(top_k, 1)]],
+                              image_heatmap=ev.image_heatmap, head_heatmap=ev.head_heatmap,
+                              tail_heatmap=ev.tail_heatmap, token_weights=ev.token_weights,
                               type_constrained=best != raw_best,
                               image_influence=None if p_text is None else float(p[best] - p_text[best]),
                               none_probability=float(p[self._none_id]))
-        out = result.output
-        if out.token_attention is not None:
-            pair.token_weights = word_weights(caption, feats.token_spans, out.token_attention[k].cpu().numpy())
-        if image is not None and out.entity_attention is not None:
-            n, hw = image.visual.n_spatial, image.visual.grid_hw
-            pair.head_heatmap = _heatmap(out.entity_attention[k, 0, :n], hw)
-            pair.tail_heatmap = _heatmap(out.entity_attention[k, 1, :n], hw)
-            pair.image_heatmap = _heatmap(out.entity_attention[k, :, :n].mean(0), hw)
-        return pair

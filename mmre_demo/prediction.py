@@ -86,8 +86,10 @@ class PairPrediction:
         return d
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Prediction:
+    """One request's result. Built with keywords only (`Prediction(caption=..., entities=..., ...)`)."""
+
     caption: str
     entities: list[Entity]
     pairs: list[PairPrediction]

@@ -8,14 +8,18 @@ import threading
 
 import pytest
 
-from mmre_demo.annotations import AnnotationStore, tokenize_for_mnre
+from mmre_demo.annotations import AnnotationStore, Candidate, tokenize_for_mnre
 from mmre_demo.data.mnre import parse_mnre_line
-from mmre_demo.data.schema import InputError
+from mmre_demo.data.schema import Entity, InputError
 
 CAP = "Astronaut Eileen Collins of NASA poses in Houston, Texas."
-HEAD = ("Eileen Collins", 10, 24, "PER")
-ORG = ("NASA", 28, 32, "ORG")
-LOC = ("Houston", 42, 49, "LOC")
+HEAD = Entity("Eileen Collins", 10, 24, "PER")
+ORG = Entity("NASA", 28, 32, "ORG")
+LOC = Entity("Houston", 42, 49, "LOC")
+
+
+def cand(head: Entity, tail: Entity, predicted: str, img_id: str | None = None, probability: float = 0.9) -> Candidate:
+    return Candidate(CAP, img_id, head, tail, predicted, probability)
 
 
 def test_tokenize_covers_spans_exactly():
@@ -28,9 +32,10 @@ def test_tokenize_covers_spans_exactly():
 
 def test_decisions_export_as_mnre(tmp_path):
     st = AnnotationStore(tmp_path / "a.sqlite3")
-    st.add("ann", CAP, "img.jpg", HEAD, ORG, "/per/org/member_of", 0.9, "accept")
-    st.add("ann", CAP, "img.jpg", HEAD, LOC, "/per/loc/place_of_residence", 0.8, "relabel", "/per/loc/place_of_birth")
-    st.add("ann", CAP, "img.jpg", ORG, HEAD, "/per/org/member_of", 0.6, "reject")
+    st.add(cand(HEAD, ORG, "/per/org/member_of", "img.jpg"), "accept", annotator="ann")
+    st.add(cand(HEAD, LOC, "/per/loc/place_of_residence", "img.jpg", 0.8), "relabel", "/per/loc/place_of_birth",
+           annotator="ann")
+    st.add(cand(ORG, HEAD, "/per/org/member_of", "img.jpg", 0.6), "reject", annotator="ann")
     lines = st.export_mnre(tmp_path / "out.txt").splitlines()
     ex = [parse_mnre_line(ln) for ln in lines]
     assert [e.relation for e in ex] == ["/per/org/member_of", "/per/loc/place_of_birth", "None"]
@@ -42,38 +47,40 @@ def test_decisions_export_as_mnre(tmp_path):
 def test_bad_decisions_are_refused(tmp_path):
     st = AnnotationStore(tmp_path / "a.sqlite3")
     with pytest.raises(InputError):
-        st.add("a", CAP, None, HEAD, ORG, "/per/org/member_of", 0.9, "maybe")
+        st.add(cand(HEAD, ORG, "/per/org/member_of"), "maybe")
     with pytest.raises(InputError):
-        st.add("a", CAP, None, HEAD, ORG, "/per/org/member_of", 0.9, "relabel", "not_a_label")
+        st.add(cand(HEAD, ORG, "/per/org/member_of"), "relabel", "not_a_label")
     with pytest.raises(InputError):
-        st.add("a", CAP, None, ("Eileen", 0, 6, "PER"), ORG, "/per/org/member_of", 0.9, "accept")
+        st.add(cand(Entity("Eileen", 0, 6, "PER"), ORG, "/per/org/member_of"), "accept")
     assert st.count() == 0
 
 
 def test_latest_decision_wins_but_history_is_kept(tmp_path):
     st = AnnotationStore(tmp_path / "a.sqlite3")
-    st.add("a", CAP, None, HEAD, ORG, "/per/org/member_of", 0.9, "accept")
-    st.add("a", CAP, None, HEAD, ORG, "/per/org/member_of", 0.9, "reject")
+    st.add(cand(HEAD, ORG, "/per/org/member_of"), "accept", annotator="a")
+    st.add(cand(HEAD, ORG, "/per/org/member_of"), "reject", annotator="a")
     assert st.count() == 2 and [d.decision for d in st.latest()] == ["reject"]
 
 
 def test_durable_across_store_and_controller_recreation(tmp_path, pipeline):
-    from mmre_demo.ui.callbacks import Controller, examples
+    from mmre_demo.ui import callbacks as cb
+    from mmre_demo.ui.controller import Controller, examples
+    from mmre_demo.ui.outputs import Output
 
     db = tmp_path / "ann.sqlite3"
     ex = examples()[0]
     ctl = Controller(pipeline=pipeline, annotations=AnnotationStore(db), export_dir=tmp_path / "exp")
-    out = ctl.run(ex["path"], ex["caption"], 0.5, False, None)
-    s = out["session"]
-    out = ctl.annotate("1", "accept", None, "alice", 0.5, s)
-    assert out["status"].startswith("✅"), out["status"]
-    out = ctl.annotate("2", "relabel", "/per/misc/present_in", "alice", 0.5, s)
-    assert out["status"].startswith("✅"), out["status"]
+    out = cb.run(ctl, ex["path"], ex["caption"], 0.5, False, None)
+    s = out[Output.SESSION]
+    out = cb.annotate(ctl, "1", "accept", None, "alice", 0.5, s)
+    assert out[Output.STATUS].kind == "ok", out[Output.STATUS]
+    out = cb.annotate(ctl, "2", "relabel", "/per/misc/present_in", "alice", 0.5, s)
+    assert out[Output.STATUS].kind == "ok", out[Output.STATUS]
     del ctl
     # the "app restarts": a new store and a new controller on the same file
     ctl2 = Controller(pipeline=pipeline, annotations=AnnotationStore(db), export_dir=tmp_path / "exp2")
-    assert len(ctl2.decisions()) == 2
-    text = open(ctl2.export_annotations()["annotations_file"], encoding="utf-8").read()
+    assert len(ctl2.annotations.rows()) == 2
+    text = open(cb.export_annotations(ctl2)[Output.ANNOTATIONS_FILE], encoding="utf-8").read()
     rels = [parse_mnre_line(ln).relation for ln in text.splitlines()]
     assert len(rels) == 2 and rels[1] == "/per/misc/present_in"
     img_id = parse_mnre_line(text.splitlines()[0]).img_id
@@ -83,7 +90,7 @@ def test_durable_across_store_and_controller_recreation(tmp_path, pipeline):
 def _write_many(db: str, who: str, n: int) -> None:
     st = AnnotationStore(db)
     for i in range(n):
-        st.add(who, CAP, f"{who}_{i}.jpg", HEAD, ORG, "/per/org/member_of", 0.5, "accept")
+        st.add(cand(HEAD, ORG, "/per/org/member_of", f"{who}_{i}.jpg", 0.5), "accept", annotator=who)
 
 
 def test_two_writers_at_once_lose_nothing(tmp_path):

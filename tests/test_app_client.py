@@ -37,7 +37,7 @@ def test_api_names(client):
 def test_round_trip(client):
     from gradio_client import handle_file
 
-    from mmre_demo.ui.callbacks import examples
+    from mmre_demo.ui import examples
 
     ex = examples()[0]
     res = client.predict(handle_file(ex["path"]), ex["caption"], 0.5, False, api_name="/predict")
@@ -65,7 +65,7 @@ def test_round_trip(client):
     rows = {"headers": ["text", "type", "start", "end"], "data": [["Eileen Collins", "PER", None, None],
                                                                   ["NASA", "ORG", None, None]]}
     res = client.predict(None, "Eileen Collins works for NASA.", rows, 0.0, True, api_name="/rerun")
-    assert len(res[3]["data"]) == 2
+    assert len(res[3]["data"]) == 1  # one row per entity pair (its more probable direction)
     res = client.predict(0.9, False, api_name="/filter")
     assert all(r[4] >= 0.9 for r in res[3]["data"])
     out = client.predict("1", "accept", None, "client-test", 0.5, api_name="/annotate")
@@ -83,8 +83,9 @@ def test_bad_input_keeps_serving(client, tmp_path):
     bad = tmp_path / "corrupt.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     res = client.predict(handle_file(str(bad)), "Eileen Collins of NASA", 0.5, False, api_name="/predict")
-    assert res[0].startswith("⚠️") and "corrupt" in res[0].lower() or "not an image" in res[0]
+    assert res[0].startswith("⚠️") and "corrupt or truncated" in res[0]
     res = client.predict(None, "", 0.5, False, api_name="/predict")
-    assert "empty" in res[0]
+    assert res[0].startswith("⚠️") and "empty" in res[0]
     res = client.predict(None, "Eileen Collins of NASA visited Houston.", 0.5, False, api_name="/predict")
-    assert res[0].startswith(("✅", "⚠️")) and "caption alone" in res[0]
+    assert res[0].startswith("⚠️") and "caption alone" in res[0]  # a note, and the extraction still ran
+    assert res[3]["data"] is not None

@@ -48,7 +48,7 @@ def page(app_url):
 
 
 def test_end_to_end(page, app_url, tmp_path):
-    from mmre_demo.ui.callbacks import examples
+    from mmre_demo.ui import examples
 
     ex = examples()[0]
     page.goto(app_url)

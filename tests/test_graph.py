@@ -20,7 +20,8 @@ def _pred(caption, ents, rels, has_image=True):
     pairs = []
     for (h, t), (label, p) in rels.items():
         pairs.append(PairPrediction(ents[h], ents[t], label, p, [(label, p)]))
-    return Prediction(caption, list(ents), pairs, [], has_image, (10, 10) if has_image else None, "cpu")
+    return Prediction(caption=caption, entities=list(ents), pairs=pairs, concepts=[], has_image=has_image,
+                      image_size=(10, 10) if has_image else None, device="cpu")
 
 
 def _example(score=0.9):
@@ -31,7 +32,7 @@ def _example(score=0.9):
 
 
 def test_graph_module_does_not_import_torch_or_the_model():
-    code = ("import sys, mmre_demo.graph, mmre_demo.annotations, mmre_demo.heatmap; "
+    code = ("import sys, mmre_demo.graph, mmre_demo.annotations, mmre_demo.explain.overlay; "
             "bad = [m for m in ('torch', 'gradio', 'mmre_demo.pipeline') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -101,7 +101,8 @@ def test_complex_on_nations_is_well_trained(nations_run):
 
 def test_save_load_round_trip_without_pickle(nations_run, tmp_path):
     save_run(nations_run, tmp_path / "run")
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["model.safetensors", "run.json", "triples.safetensors"]
+    names = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert names == ["model.safetensors", "run.json", "triples.safetensors"]
     loaded = load_run(tmp_path / "run")
     assert evaluate_run(loaded)["mrr"] == pytest.approx(evaluate_run(nations_run)["mrr"], abs=1e-6)
     p = KgePredictor(loaded)
@@ -207,7 +208,8 @@ def test_cli_train_eval_suggest(tmp_path, capsys):
     from mmre_demo.cli import main
 
     out = tmp_path / "nations"
-    assert main(["kge", "train", "--dataset", "nations", "--model", "distmult", "--epochs", "10", "--out", str(out)]) == 0
+    assert main(["kge", "train", "--dataset", "nations", "--model", "distmult", "--epochs", "10",
+                 "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["kge", "eval", "--run", str(out), "--json"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]

@@ -10,7 +10,7 @@ import torch
 from mmre_demo.data.conll import TAGS
 from mmre_demo.data.paths import weights_dir
 from mmre_demo.data.schema import InputError
-from mmre_demo.model.ner import (NerConfig, NerTagger, bio_spans, pre_tokenize, viterbi_bio, word_shape)
+from mmre_demo.model.ner import NerConfig, NerTagger, bio_spans, pre_tokenize, viterbi_bio, word_shape
 
 TRICKY = [
     "RT @JayKenMinaj: Me outside of where George Zimmerman got shot at. http://t.co/Z3neVBQ7vF 🔥🔥",
@@ -171,7 +171,7 @@ def test_save_load_round_trip(tmp_path, tiny_tagger):
     loaded = NerTagger.from_pretrained(tmp_path, pretrained_backbone=False)
     for k, v in tiny_tagger.head.state_dict().items():
         assert torch.equal(v, loaded.head.state_dict()[k]), k
-    assert not any(k.startswith("encoder") for k in tiny_tagger.head_state_dict())
+    assert not any(k.startswith("encoder") for k in tiny_tagger.saved_state_dict())
     words = [w for w, _ in SENTS]
     feats = tiny_tagger.word_features(words)  # same features: the backbones differ (random)
     assert tiny_tagger.predict_words(words, feats=feats) == loaded.predict_words(words, feats=feats)

@@ -14,8 +14,8 @@ from PIL import Image
 from mmre_demo.data.labels import type_mask
 from mmre_demo.data.schema import Entity, InputError
 from mmre_demo.decoding import select_pairs
+from mmre_demo.explain.evidence import word_weights
 from mmre_demo.model.inputs import encode_pair
-from mmre_demo.pipeline import word_weights
 
 CAPTION = "Astronaut Eileen Collins of NASA poses at Johnson Space Center in Houston"
 
@@ -156,12 +156,12 @@ def test_relations_default_to_the_models_threshold(pipeline):
 
 def test_cli_predict_json_and_error_exit_code():
     cmd = [sys.executable, "-m", "mmre_demo", "predict", "--caption", CAPTION, "--entities", json.dumps(ENTS), "--json"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     pred = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(pred["pairs"]) == 3 and all(p["image_influence"] is None for p in pred["pairs"])
     bad = subprocess.run([sys.executable, "-m", "mmre_demo", "predict", "--caption", CAPTION, "--entities", "[{"],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr and "Traceback" not in bad.stderr
 
 

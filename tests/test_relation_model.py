@@ -11,11 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
+from mmre_demo.data.labels import RELATIONS
 from mmre_demo.data.schema import Entity
+from mmre_demo.model.batching import ImageCache, Item, predict_logits, run_batch
 from mmre_demo.model.config import RelationConfig
 from mmre_demo.model.inputs import encode_pair
 from mmre_demo.model.relation import RelationModel
-from mmre_demo.train.relation import ImageCache, Item, predict_logits, run_batch
 
 CAPTION = "Alice Smith met Bob Jones at the museum in Paris"
 
@@ -160,7 +161,7 @@ def test_hub_style_text_and_vision_backbones_plug_in(tmp_path: Path):
         a, b = ents("Alice Smith", "Paris")
         items = [Item(encode_pair(model.tokenizer, CAPTION, a, b), 0, "p")]
         out = run_batch(model, items, cache, explain=True)
-        assert out.logits.shape == (1, 23)
+        assert out.logits.shape == (1, len(RELATIONS))
         assert out.entity_attention.shape == (1, 2, 16)  # a 4 x 4 patch grid, no concept tokens
         model.save_pretrained(tmp_path / f"saved-{vision.name}")
         again = RelationModel.from_pretrained(tmp_path / f"saved-{vision.name}")
@@ -212,4 +213,4 @@ def test_lora_adapts_attention_of_mpnet_style_backbones(tmp_path: Path):
     assert {"q", "k", "v", "o", "dense"} <= adapted
     a, b = ents("Alice Smith", "Paris")
     out = run_batch(model.eval(), [Item(encode_pair(model.tokenizer, CAPTION, a, b), 0, None)], None, explain=True)
-    assert out.logits.shape == (1, 23) and out.token_attention is not None
+    assert out.logits.shape == (1, len(RELATIONS)) and out.token_attention is not None

@@ -78,3 +78,31 @@ def test_malformed_training_file_names_the_line(tmp_path: Path, capsys):
     bad.write_text(LINES[0] + "\n{'token': oops}\n")
     assert main(["train", "--train", str(bad), "--val", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert f"{bad}:2:" in capsys.readouterr().err
+
+
+def test_train_options_default_to_the_run_config():
+    """`mmre train --help` shows what the code does: the option defaults are the dataclasses' defaults."""
+    from mmre_demo.cli import build_parser
+    from mmre_demo.model.config import RelationConfig
+    from mmre_demo.train.config import RelationTrainConfig
+
+    args = build_parser().parse_args(["train", "--train", "t", "--val", "v", "--out", "o"])
+    run, model = RelationTrainConfig(out=Path("o")), RelationConfig()
+    assert (args.epochs, args.batch_size, args.lr, args.head_lr, args.seed, args.device, args.extra_fraction,
+            args.select_on) == (run.epochs, run.batch_size, run.lr, run.head_lr, run.seed, run.device,
+                                run.extra_fraction, run.select_on)
+    assert tuple(args.pairs.split(",")) == run.pair_sources
+    assert (args.text_backbone, args.vision_backbone, args.backbone_training, args.lora_r) == (
+        model.text_backbone, model.vision_backbone, model.backbone_training, model.lora_r)
+
+
+def test_train_ner_options_default_to_the_run_config():
+    from mmre_demo.cli import build_parser
+    from mmre_demo.model.ner.config import NerConfig
+    from mmre_demo.train.config import NerTrainConfig
+
+    args = build_parser().parse_args(["train-ner", "--out", "o"])
+    run, model = NerTrainConfig(), NerConfig()
+    assert (args.epochs, args.batch_size, args.lr, args.patience, args.seed) == (
+        run.epochs, run.batch_size, run.lr, run.patience, run.seed)
+    assert (args.text_backbone, args.lstm_hidden) == (model.text_backbone, model.lstm_hidden)

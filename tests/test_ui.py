@@ -3,6 +3,7 @@ inputs of the issue: each gives a clear status message, never an exception."""
 
 from __future__ import annotations
 
+import copy
 import struct
 import zlib
 from pathlib import Path
@@ -14,8 +15,10 @@ from PIL import Image
 
 from mmre_demo.annotations import AnnotationStore
 from mmre_demo.data.schema import Entity, InputError
-from mmre_demo.ui.callbacks import (Controller, Session, entity_segments, examples, parse_entity_rows,
-                                    word_segments)
+from mmre_demo.ui import callbacks as cb
+from mmre_demo.ui.controller import Controller, PipelineLoader, Session, examples
+from mmre_demo.ui.outputs import EVIDENCE, EXTRACTION, GRAPH_PANEL, PREVIEW, Choices, Output, Status
+from mmre_demo.ui.render import entity_segments, word_segments
 
 CAPTION = "Astronaut Eileen Collins of NASA poses at the Johnson Space Center in Houston."
 
@@ -28,22 +31,30 @@ def ctl(pipeline, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def first(ctl):
+def _first_run(ctl):
     ex = examples()[0]
-    return ctl.run(ex["path"], ex["caption"], 0.5, False, None)
+    return cb.run(ctl, ex["path"], ex["caption"], 0.5, False, None)
+
+
+@pytest.fixture()
+def first(_first_run):
+    """The first example's outputs with a session of its own: a test may change it freely."""
+    return {**_first_run, Output.SESSION: copy.deepcopy(_first_run[Output.SESSION])}
 
 
 def ok(out):
-    assert "❌" not in out.get("status", ""), out["status"]
-    assert not out.get("status", "").startswith("⚠️ Unknown"), out["status"]
+    status = out.get(Output.STATUS)
+    assert status is None or status.kind != "error", status
+    assert status is None or not status.message.startswith("Unknown"), status
     return out
 
 
 def warns(out, *words):
-    assert set(out) == {"status"}, out.keys()  # nothing else on the page changes
-    assert out["status"].startswith("⚠️"), out["status"]
+    assert set(out) == {Output.STATUS}, out.keys()  # nothing else on the page changes
+    status = out[Output.STATUS]
+    assert status.kind == "warn", status
     for w in words:
-        assert w.lower() in out["status"].lower(), out["status"]
+        assert w.lower() in status.message.lower(), status
     return out
 
 
@@ -57,26 +68,38 @@ def test_examples_are_complete():
         assert e["license"] and len(e["caption"]) > 30
 
 
-def test_run_fills_every_output(first):
+def test_run_fills_every_extraction_output(first):
     out = ok(first)
-    s = out["session"]
-    assert isinstance(s, Session) and s.prediction is not None
-    assert any(t for _, t in out["entities_hl"])  # some highlighted entity
-    assert out["entities_df"] and out["entities_df"][0][1] in ("PER", "ORG", "LOC", "MISC")
-    assert out["relations_df"], "the astronaut example has relations above 0.5"
-    row = out["relations_df"][0]
-    assert row[0] == 1
-    assert 0.5 <= row[4] <= 1 and "None" not in row[2]
-    assert row[6] == "no image" or -1 <= float(row[6]) <= 1  # the image's measured influence
-    assert out["pair"]["choices"] and out["pair"]["value"] is not None
-    assert out["evidence_img"] is not None and out["evidence_img"].size[0] > 300
-    assert any(isinstance(w, float) for _, w in out["words"])
-    assert out["concepts"] and all(0 <= v <= 1 for v in out["concepts"].values())
-    assert out["graph"].data and out["node"]["choices"]
-    assert isinstance(s.graph, nx.MultiDiGraph) and any(n.startswith("image:") for n in s.graph)
+    assert set(out) == set(EXTRACTION) and out[Output.STATUS].kind == "ok"
+    assert isinstance(out[Output.SESSION], Session) and out[Output.SESSION].prediction is not None
+    assert any(t for _, t in out[Output.ENTITIES_HL])  # some highlighted entity
+    assert out[Output.ENTITIES_DF] and out[Output.ENTITIES_DF][0][1] in ("PER", "ORG", "LOC", "MISC")
+    assert out[Output.EVIDENCE_IMG] is not None and out[Output.EVIDENCE_IMG].size[0] > 300
+    assert any(isinstance(w, float) for _, w in out[Output.WORDS])
+    assert out[Output.CONCEPTS] and all(0 <= v <= 1 for v in out[Output.CONCEPTS].values())
+    assert out[Output.GRAPH].data and out[Output.NODE].choices
+
+
+def test_relation_rows_are_numbered_by_pair_and_match_the_pair_choices(first):
+    rows, pairs = first[Output.RELATIONS_DF], first[Output.SESSION].prediction.pairs
+    assert rows, "the astronaut example has relations above 0.5"
+    for number, head, label, tail, probability, _alternatives, influence in rows:
+        pair = pairs[number - 1]  # the # column is the pair's 1-based number
+        assert (label, round(pair.probability, 3)) == (pair.label, probability)
+        assert head.startswith(pair.head.text) and tail.startswith(pair.tail.text)
+        assert 0.5 <= probability <= 1 and label != "None"
+        assert -1 <= float(influence) <= 1  # an image was given: its measured influence
+    assert [str(r[0]) for r in rows] == [value for _, value in first[Output.PAIR].choices]
+    assert first[Output.PAIR].value == str(rows[0][0])  # the first shown pair is explained
+
+
+def test_run_adds_the_image_with_its_feature_to_the_graph(first):
+    s = first[Output.SESSION]
+    assert isinstance(s.graph, nx.MultiDiGraph)
+    images = [(n, d) for n, d in s.graph.nodes(data=True) if d["kind"] == "image"]
+    assert len(images) == 1 and images[0][0] == f"image:{s.image_id}"
     # the image's pooled vision feature rides on the graph, for the text+image KG embedding
-    images = [d for n, d in s.graph.nodes(data=True) if d["kind"] == "image"]
-    feature = images[0].get("image_feature")
+    feature = images[0][1].get("image_feature")
     assert feature is not None and feature.shape == (s.prediction.image_feature.shape[0],) and np.abs(feature).sum() > 0
     from mmre_demo.kge.datasets import dataset_from_graph
 
@@ -84,51 +107,67 @@ def test_run_fills_every_output(first):
     assert any(info.image_feature is not None for info in ds.entity_info.values())
 
 
+def test_graph_and_annotation_store_name_an_upload_alike(ctl, first):
+    s = first[Output.SESSION]
+    assert ctl.annotations.store_image(s.image_path) == s.image_id
+
+
 def test_every_example_runs(ctl):
     s = None
     for e in examples():
-        out = ok(ctl.run(e["path"], e["caption"], 0.5, False, s))
-        s = out["session"]
+        out = ok(cb.run(ctl, e["path"], e["caption"], 0.5, False, s))
+        s = out[Output.SESSION]
         if e["path"] is None:
-            assert "caption alone" in out["status"]
+            assert "caption alone" in out[Output.STATUS].message
     assert s.requests == len(examples())
     # accumulation: the graph holds the entities of every submission
-    assert len([n for n, d in s.graph.nodes(data=True) if d["kind"] == "image"]) == sum(1 for e in examples() if e["path"])
+    images = [n for n, d in s.graph.nodes(data=True) if d["kind"] == "image"]
+    assert len(images) == sum(1 for e in examples() if e["path"])
 
 
 def test_toggle_none_and_threshold(ctl, first):
-    s = first["session"]
-    hidden = ok(ctl.refilter(0.5, False, s))
-    shown = ok(ctl.refilter(0.5, True, s))
-    assert len(shown["relations_df"]) > len(hidden["relations_df"])
-    assert any(r[2] == "None" for r in shown["relations_df"])
-    strict = ok(ctl.refilter(0.99, False, s))
-    assert len(strict["relations_df"]) <= len(hidden["relations_df"])
-    assert all(r[4] >= 0.99 for r in strict["relations_df"])
+    s = first[Output.SESSION]
+    hidden = ok(cb.refilter(ctl, 0.5, False, s))
+    shown = ok(cb.refilter(ctl, 0.5, True, s))
+    assert len(shown[Output.RELATIONS_DF]) > len(hidden[Output.RELATIONS_DF])
+    assert any(r[2] == "None" for r in shown[Output.RELATIONS_DF])
+    strict = ok(cb.refilter(ctl, 0.99, False, s))
+    assert len(strict[Output.RELATIONS_DF]) <= len(hidden[Output.RELATIONS_DF])
+    assert all(r[4] >= 0.99 for r in strict[Output.RELATIONS_DF])
 
 
 def test_explain_pair(ctl, first):
-    s = first["session"]
-    out = ok(ctl.explain("2", s))
-    assert out["evidence_img"] is not None and "probability" in out["evidence_md"]
+    s = first[Output.SESSION]
+    out = ok(cb.explain(ctl, "2", s))
+    assert out[Output.EVIDENCE_IMG] is not None and "probability" in out[Output.EVIDENCE_MD]
     assert s.pair_index == 1
-    warns(ctl.explain("999", s), "does not exist")
-    warns(ctl.explain("abc", s), "unknown pair")
+    assert set(out) == {Output.SESSION, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS}
+
+
+@pytest.mark.parametrize("pair, words", [("999", ["#999 does not exist"]), ("abc", ["unknown pair"]),
+                                         ("#", ["unknown pair"])])
+def test_explain_refuses_unknown_pairs(ctl, first, pair, words):
+    warns(cb.explain(ctl, pair, first[Output.SESSION]), *words)
+
+
+@pytest.mark.parametrize("pair, words", [("999", ["#999 does not exist"]), ("abc", ["unknown pair"])])
+def test_annotate_refuses_unknown_pairs_like_explain(ctl, first, pair, words):
+    warns(cb.annotate(ctl, pair, "accept", None, "bob", 0.5, first[Output.SESSION]), *words)
 
 
 def test_rerun_with_edited_entities(ctl):
     cap = "Barack Obama met Angela Merkel in Berlin."
     rows = [["Barack Obama", "PER", 0, 12], ["Angela Merkel", "per", "", ""], ["Berlin", "LOC", None, None],
             ["", "ORG", None, None]]  # empty text = removed row
-    out = ok(ctl.rerun(None, cap, rows, 0.0, True, None))
-    assert [r[0] for r in out["entities_df"]] == ["Barack Obama", "Angela Merkel", "Berlin"]
-    assert out["entities_df"][1][1] == "PER" and out["entities_df"][1][2] == 17
-    assert len(out["relations_df"]) == 3  # one row per entity pair
+    out = ok(cb.rerun(ctl, None, cap, rows, 0.0, True, None))
+    assert [r[0] for r in out[Output.ENTITIES_DF]] == ["Barack Obama", "Angela Merkel", "Berlin"]
+    assert out[Output.ENTITIES_DF][1][1] == "PER" and out[Output.ENTITIES_DF][1][2] == 17
+    assert len(out[Output.RELATIONS_DF]) == 3  # one row per entity pair
     # retype: Berlin as an ORG
-    rows2 = [r[:] for r in out["entities_df"]]
+    rows2 = [r[:] for r in out[Output.ENTITIES_DF]]
     rows2[2][1] = "ORG"
-    out2 = ok(ctl.rerun(None, cap, rows2, 0.0, True, out["session"]))
-    assert "ORG:Berlin" in out2["session"].graph
+    out2 = ok(cb.rerun(ctl, None, cap, rows2, 0.0, True, out[Output.SESSION]))
+    assert "ORG:Berlin" in out2[Output.SESSION].graph
 
 
 @pytest.mark.parametrize("rows,words", [
@@ -140,13 +179,18 @@ def test_rerun_with_edited_entities(ctl):
     ([["Berlin", "LOC", "x", "y"]], ["whole numbers"]),
 ])
 def test_bad_entity_spans(ctl, rows, words):
-    warns(ctl.rerun(None, "Barack Obama met Angela Merkel in Berlin.", rows, 0.5, False, None), *words)
+    warns(cb.rerun(ctl, None, "Barack Obama met Angela Merkel in Berlin.", rows, 0.5, False, None), *words)
 
 
 def test_parse_entity_rows_accepts_dataframes():
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame([["Berlin", "LOC", np.nan, np.nan]], columns=["text", "type", "start", "end"])
-    assert parse_entity_rows("in Berlin", df) == [Entity("Berlin", 3, 9, "LOC")]
+    assert cb.parse_entity_rows("in Berlin", df) == [Entity("Berlin", 3, 9, "LOC")]
+
+
+@pytest.mark.parametrize("text, index", [("2", 1), ("#2", 1), ("#2 Eileen → NASA: member_of (0.90)", 1), (3, 2)])
+def test_pair_number_reads_the_number_of_the_hash_column(text, index):
+    assert cb.pair_number(text, 3) == index
 
 
 # ----------------------------------------------------------------------------------- bad input
@@ -160,19 +204,24 @@ def _png_with_size(path: Path, w: int, h: int) -> Path:
     return path
 
 
-def test_bad_images(ctl, tmp_path):
+def test_a_non_image_upload_is_refused_by_run_and_preview(ctl, tmp_path):
     txt = tmp_path / "notes.txt"
     txt.write_text("not an image")
-    warns(ctl.run(str(txt), CAPTION, 0.5, False, None), "not an image")
-    warns(ctl.preview(str(txt)), "not an image")
+    warns(cb.run(ctl, str(txt), CAPTION, 0.5, False, None), "not an image")
+    warns(cb.preview(ctl, str(txt)), "not an image")
+
+
+def test_a_truncated_jpeg_is_refused_as_truncated(ctl, tmp_path):
     good = Path(examples()[0]["path"]).read_bytes()
     trunc = tmp_path / "trunc.jpg"
     trunc.write_bytes(good[: len(good) // 3])
-    out = ctl.run(str(trunc), CAPTION, 0.5, False, None)
-    assert "❌" not in out["status"]  # either read (PIL fills the rest) or refused with a message
+    warns(cb.run(ctl, str(trunc), CAPTION, 0.5, False, None), "trunc.jpg", "corrupt or truncated")
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(ctl, tmp_path):
     huge = _png_with_size(tmp_path / "huge.png", 20000, 20000)
-    warns(ctl.run(str(huge), CAPTION, 0.5, False, None), "huge.png", "too large", "limit")
-    warns(ctl.preview(str(huge)), "limit")
+    warns(cb.run(ctl, str(huge), CAPTION, 0.5, False, None), "huge.png", "too large", "limit")
+    warns(cb.preview(ctl, str(huge)), "limit")
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "P", "I;16", "1"])
@@ -182,24 +231,28 @@ def test_odd_image_modes(ctl, tmp_path, mode):
         (np.asarray(img.convert("L"), dtype=np.uint16) * 250), mode="I;16")
     path = tmp_path / f"img_{mode.replace(';', '')}.{'jpg' if mode == 'CMYK' else 'tiff' if mode == 'I;16' else 'png'}"
     img.save(path)
-    out = ok(ctl.run(str(path), CAPTION, 0.5, False, None))
-    assert out["evidence_img"] is not None
-    assert ok(ctl.preview(str(path)))["preview"].mode == "RGB"
+    out = ok(cb.run(ctl, str(path), CAPTION, 0.5, False, None))
+    assert out[Output.EVIDENCE_IMG] is not None
+    assert ok(cb.preview(ctl, str(path)))[Output.PREVIEW].mode == "RGB"
 
 
 def test_animated_gif(ctl, tmp_path):
     frames = [Image.new("RGB", (64, 48), c) for c in ("red", "green", "blue")]
     path = tmp_path / "anim.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
-    ok(ctl.run(str(path), CAPTION, 0.5, False, None))
+    ok(cb.run(ctl, str(path), CAPTION, 0.5, False, None))
 
 
-def test_captions(ctl):
-    warns(ctl.run(None, "", 0.5, False, None), "empty")
-    warns(ctl.run(None, "   \n ", 0.5, False, None), "empty")
-    warns(ctl.run(None, "Paris " * 834, 0.5, False, None), "5004 characters", "limit")
-    out = ok(ctl.run(None, "the weather is nice today and nothing happened", 0.5, False, None))
-    assert out["relations_df"] == [] and "add them in the entity table" in out["status"]
+@pytest.mark.parametrize("caption, words", [("", ["empty"]), ("   \n ", ["empty"]),
+                                            ("Paris " * 834, ["5004 characters", "limit"])])
+def test_empty_and_over_long_captions_are_refused(ctl, caption, words):
+    warns(cb.run(ctl, None, caption, 0.5, False, None), *words)
+
+
+def test_a_caption_without_entities_says_how_to_add_them(ctl):
+    out = ok(cb.run(ctl, None, "the weather is nice today and nothing happened", 0.5, False, None))
+    assert out[Output.RELATIONS_DF] == [] and out[Output.STATUS].kind == "warn"
+    assert "add them in the entity table" in out[Output.STATUS].message
 
 
 def test_unicode_captions(ctl):
@@ -207,71 +260,90 @@ def test_unicode_captions(ctl):
                 "Владимир Путин встретился с Ангелой Меркель в Москве.",
                 "التقى محمد بن سلمان مع دونالد ترامب في الرياض",
                 "東京で安倍晋三がトヨタの社長と会った。"):
-        ok(ctl.run(None, cap, 0.5, False, None))
+        ok(cb.run(ctl, None, cap, 0.5, False, None))
     cap = "🚀 Elon Musk of SpaceX 🎉"
-    out = ok(ctl.rerun(None, cap, [["Elon Musk", "PER", None, None], ["SpaceX", "ORG", None, None]], 0.0, True, None))
-    assert len(out["relations_df"]) == 1  # one row per entity pair
+    rows = [["Elon Musk", "PER", None, None], ["SpaceX", "ORG", None, None]]
+    out = ok(cb.rerun(ctl, None, cap, rows, 0.0, True, None))
+    assert len(out[Output.RELATIONS_DF]) == 1  # one row per entity pair
     rtl = "التقى محمد مع دونالد ترامب"
-    out = ok(ctl.rerun(None, rtl, [["محمد", "PER", None, None], ["دونالد ترامب", "PER", None, None]], 0.0, True, None))
-    assert "".join(t for t, _ in out["entities_hl"]) == rtl
+    rows = [["محمد", "PER", None, None], ["دونالد ترامب", "PER", None, None]]
+    out = ok(cb.rerun(ctl, None, rtl, rows, 0.0, True, None))
+    assert "".join(t for t, _ in out[Output.ENTITIES_HL]) == rtl
 
 
 def test_thirty_entities_are_capped(ctl):
     names = [f"Person{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(30)]
     cap = " and ".join(names) + " met."
     rows = [[n, "PER", None, None] for n in names]
-    out = ok(ctl.rerun(None, cap, rows, 0.0, True, None))
-    assert "435 entity pairs" in out["status"] and "15 pairs" in out["status"]
-    assert len(out["session"].prediction.pairs) == 15
+    out = ok(cb.rerun(ctl, None, cap, rows, 0.0, True, None))
+    assert "435 entity pairs" in out[Output.STATUS].message and "15 pairs" in out[Output.STATUS].message
+    assert len(out[Output.SESSION].prediction.pairs) == 15
 
 
-def test_rendering_helpers():
+def test_entity_segments_cover_the_caption_in_order():
     segs = entity_segments("Eileen of NASA", [Entity("NASA", 10, 14, "ORG"), Entity("Eileen", 0, 6, "PER")])
     assert segs == [("Eileen", "PER"), (" of ", None), ("NASA", "ORG")]
+
+
+def test_word_segments_without_weights_are_the_plain_caption():
     assert word_segments("x", []) == [("x", None)]
 
 
 # ----------------------------------------------------------------------------------- graph, export
 def test_graph_accumulates_clears_and_exports(ctl, tmp_path):
     ex = examples()
-    out = ok(ctl.run(ex[0]["path"], ex[0]["caption"], 0.5, False, None))
-    s = out["session"]
+    out = ok(cb.run(ctl, ex[0]["path"], ex[0]["caption"], 0.5, False, None))
+    s = out[Output.SESSION]
     n1 = s.graph.number_of_nodes()
-    out = ok(ctl.run(ex[0]["path"], ex[0]["caption"], 0.5, False, s))
+    out = ok(cb.run(ctl, ex[0]["path"], ex[0]["caption"], 0.5, False, s))
     assert s.graph.number_of_nodes() == n1  # same entity text + type = same node
-    out = ok(ctl.run(ex[1]["path"], ex[1]["caption"], 0.5, False, s))
+    out = ok(cb.run(ctl, ex[1]["path"], ex[1]["caption"], 0.5, False, s))
     assert s.graph.number_of_nodes() > n1
-    files = ok(ctl.export_graph(0.5, s))["files"]
+    files = ok(cb.export_graph(ctl, 0.5, s))[Output.FILES]
     assert sorted(Path(f).suffix for f in files) == [".csv", ".graphml", ".json"]
     assert all(Path(f).stat().st_size > 0 for f in files)
-    out = ok(ctl.clear_graph(0.5, s))
-    assert s.graph.number_of_nodes() == 0 and out["node"]["choices"] == []
+    out = ok(cb.clear_graph(ctl, 0.5, s))
+    assert s.graph.number_of_nodes() == 0 and out[Output.NODE].choices == []
 
 
 def test_annotate_updates_graph_and_store(ctl, first):
-    s = first["session"]
-    rel_pairs = [i for i, p in enumerate(s.prediction.pairs) if p.is_relation]
-    i = rel_pairs[0]
+    s = first[Output.SESSION]
+    i = next(i for i, p in enumerate(s.prediction.pairs) if p.is_relation)
     p = s.prediction.pairs[i]
-    out = ok(ctl.annotate(str(i + 1), "relabel", "/per/misc/present_in", "bob", 0.5, s))
+    out = ok(cb.annotate(ctl, str(i + 1), "relabel", "/per/misc/present_in", "bob", 0.5, s))
     h, t = f"{p.head.type}:{p.head.text}", f"{p.tail.type}:{p.tail.text}"
     assert s.graph.edges[h, t, "/per/misc/present_in"]["source"] == "annotated"
     assert not s.graph.has_edge(h, t, key=p.label)
-    assert out["decisions_df"][0][6] == "relabel"
-    warns(ctl.annotate(str(i + 1), "relabel", None, "bob", 0.5, s), "relabel needs")
-    warns(ctl.annotate(None, "accept", None, "bob", 0.5, s), "choose a pair")
-    warns(ctl.annotate("1", "approve", None, "bob", 0.5, s), "accept, reject or relabel")
-    assert Path(ok(ctl.export_annotations())["annotations_file"]).read_text().strip()
+    assert out[Output.DECISIONS_DF][0][6] == "relabel"
 
 
-def test_suggestions_guarded_when_kge_missing(ctl, first):
-    s = first["session"]
+@pytest.mark.parametrize("pair, decision, new_label, words", [
+    ("1", "relabel", None, ["relabel needs"]),
+    (None, "accept", None, ["choose a pair"]),
+    ("1", "approve", None, ["accept, reject or relabel"]),
+])
+def test_annotate_refuses_incomplete_decisions(ctl, first, pair, decision, new_label, words):
+    warns(cb.annotate(ctl, pair, decision, new_label, "bob", 0.5, first[Output.SESSION]), *words)
+
+
+def test_export_annotations_writes_mnre_lines(ctl, first):
+    ok(cb.annotate(ctl, "1", "accept", None, "bob", 0.5, first[Output.SESSION]))
+    out = ok(cb.export_annotations(ctl))
+    assert Path(out[Output.ANNOTATIONS_FILE]).read_text().strip()
+
+
+def test_suggestions_say_they_are_not_available_without_the_kge(ctl, first):
+    s = first[Output.SESSION]
     node = next(n for n, d in s.graph.nodes(data=True) if d["kind"] == "entity")
-    out = ok(ctl.suggest(node, 5, 0.5, s))
-    assert "not available" in out["status"] and out["suggestions_df"] == []
-    warns(ctl.refresh_embedding(s), "not available")
-    warns(ctl.suggest(None, 5, 0.5, s), "choose a node")
-    warns(ctl.add_suggestion("1", 0.5, s), "no suggestions")
+    out = ok(cb.suggest(ctl, node, 5, 0.5, s))
+    assert "not available" in out[Output.STATUS].message and out[Output.SUGGESTIONS_DF] == []
+    warns(cb.refresh_embedding(ctl, s), "not available")
+
+
+def test_suggestion_callbacks_refuse_missing_choices(ctl, first):
+    s = first[Output.SESSION]
+    warns(cb.suggest(ctl, None, 5, 0.5, s), "choose a node")
+    warns(cb.add_suggestion(ctl, "1", 0.5, s), "no suggestions")
 
 
 def test_suggested_links_with_the_kge(pipeline, tmp_path):
@@ -280,15 +352,15 @@ def test_suggested_links_with_the_kge(pipeline, tmp_path):
                      suggester_factory=lambda: suggest.LinkSuggester(features="none", time_budget_s=5, max_epochs=30))
     s = None
     for e in examples()[:4]:
-        s = ok(ctl.run(e["path"], e["caption"], 0.0, False, s))["session"]
+        s = ok(cb.run(ctl, e["path"], e["caption"], 0.0, False, s))[Output.SESSION]
     node = next(n for n in s.graph if n.startswith("PER:"))
-    ok(ctl.refresh_embedding(s))
+    ok(cb.refresh_embedding(ctl, s))
     assert ctl.suggester(s).wait(120)
-    out = ok(ctl.suggest(node, 3, 0.0, s))
-    assert out["suggestions_df"], out["status"]
-    assert any(tr.name == "suggested link" for tr in out["graph"].data)
+    out = ok(cb.suggest(ctl, node, 3, 0.0, s))
+    assert out[Output.SUGGESTIONS_DF], out[Output.STATUS]
+    assert any(tr.name == "suggested link" for tr in out[Output.GRAPH].data)
     before = len([1 for *_, d in s.graph.edges(data=True) if d.get("source") == "suggested"])
-    ok(ctl.add_suggestion("1", 0.0, s))
+    ok(cb.add_suggestion(ctl, "1", 0.0, s))
     after = len([1 for *_, d in s.graph.edges(data=True) if d.get("source") == "suggested"])
     assert after == before + 1
 
@@ -301,42 +373,49 @@ def test_unexpected_errors_become_messages(ctl):
             raise RuntimeError("boom")
 
     c = Controller(pipeline=Broken(), annotations=ctl.annotations, export_dir=ctl.export_dir, suggester_factory=None)
-    out = c.run(None, CAPTION, 0.5, False, None)
-    assert set(out) == {"status"} and out["status"].startswith("❌") and "still running" in out["status"]
-    assert "Traceback" not in out["status"]
+    out = cb.run(c, None, CAPTION, 0.5, False, None)
+    assert set(out) == {Output.STATUS} and out[Output.STATUS].kind == "error"
+    assert "still running" in out[Output.STATUS].message and "Traceback" not in out[Output.STATUS].message
+
+
+def test_a_callback_cannot_return_an_output_it_does_not_declare(ctl):
+    @cb.callback((Output.STATUS,))
+    def sloppy(ctl):
+        return {Output.STATUS: Status("ok", "done"), Output.GRAPH: None}
+
+    with pytest.raises(TypeError, match="does not declare"):
+        sloppy(ctl)
+
+
+@pytest.mark.parametrize("name, group", [
+    ("preview", PREVIEW), ("run", EXTRACTION), ("rerun", EXTRACTION), ("refilter", EXTRACTION),
+    ("explain", EVIDENCE), ("clear_graph", GRAPH_PANEL), ("export_graph", GRAPH_PANEL), ("suggest", GRAPH_PANEL),
+    ("add_suggestion", GRAPH_PANEL), ("refresh_embedding", GRAPH_PANEL), ("annotate", GRAPH_PANEL),
+    ("export_annotations", GRAPH_PANEL),
+])
+def test_every_callback_declares_its_output_group(name, group):
+    assert getattr(cb, name).outputs == group
+
+
+def test_status_renders_one_icon_per_line():
+    assert Status.of("warn", ["a", "", "b"]).markdown() == "⚠️ a\n⚠️ b"
+    assert Status("error", "x").is_problem and not Status("info", "x").is_problem
+
+
+def test_choices_become_dropdown_options(first):
+    assert isinstance(first[Output.PAIR], Choices) and isinstance(first[Output.NODE], Choices)
 
 
 def test_device_is_shown(ctl, monkeypatch):
-    assert "`cpu`" in ctl.device_text()
+    monkeypatch.delenv("MMRE_DEVICE", raising=False)
+    assert "`cpu`" in cb.device_text(ctl)
     monkeypatch.setenv("MMRE_DEVICE", "cpu")
-    assert "MMRE_DEVICE=cpu" in ctl.device_text()
+    assert "MMRE_DEVICE=cpu" in cb.device_text(ctl)
 
 
 def test_input_error_from_loader():
-    from mmre_demo.ui.callbacks import PipelineLoader
-
     def fail():
         raise OSError("weights missing")
     loader = PipelineLoader(fail)
     with pytest.raises(InputError, match="could not be loaded"):
         loader.get(10)
-
-
-def test_requirements_match_pyproject():
-    import re
-    import tomllib
-
-    root = Path(__file__).resolve().parents[1]
-    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
-    reqs = [ln.strip() for ln in (root / "requirements.txt").read_text().splitlines()
-            if ln.strip() and not ln.startswith("#")]
-    norm = lambda s: re.sub(r"[-_.]+", "-", s.lower())  # noqa: E731
-    assert sorted(map(norm, reqs)) == sorted(map(norm, deps))
-
-
-def test_app_launch_settings(monkeypatch):
-    """app.py honours GRADIO_SERVER_NAME / GRADIO_SERVER_PORT and defaults to 127.0.0.1:7860, offline."""
-    src = (Path(__file__).resolve().parents[1] / "app.py").read_text()
-    assert 'os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")' in src
-    assert 'os.environ.get("GRADIO_SERVER_PORT", "7860")' in src
-    assert 'setdefault("GRADIO_ANALYTICS_ENABLED", "False")' in src and 'setdefault("HF_HUB_OFFLINE", "1")' in src

@@ -1,11 +1,13 @@
 """`mmre` command line. Each concern registers its own subcommands from its own module:
 
-- `mmre_demo.cli.relation`: predict, train, eval
+- `mmre_demo.cli.relation`: predict, train, calibrate, eval
 - `mmre_demo.cli.ner`: ner, train-ner, eval-ner
 - `mmre_demo.cli.kge`: kge train, kge eval, kge suggest
 
 A subcommand handler returns an int exit code; an InputError / DataFormatError becomes a one-line
-message on stderr and exit code 2 (never a traceback).
+message on stderr and exit code 2 (never a traceback). Progress messages of the library (training
+epochs, ...) go to stderr through `logging` (`mmre_demo.logs`); results go to stdout.
+Defaults of the training options come from the config dataclasses, so `--help` and the code agree.
 """
 
 from __future__ import annotations
@@ -22,24 +24,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmre", description="Multimodal relation extraction demo")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a concern not built yet
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from mmre_demo.data.mnre import DataFormatError
     from mmre_demo.data.schema import InputError
+    from mmre_demo.logs import setup_logging
 
     args = build_parser().parse_args(argv)
+    setup_logging()
     try:
         return int(args.handler(args) or 0)
     except (InputError, DataFormatError, FileNotFoundError) as exc:

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--images", help="folder of MNRE images by img_id (default: ../shared/data/mnre_images_sample)")
     t.add_argument("--out", required=True, help="run folder to write (safetensors + JSON)")
     t.add_argument("--dim", type=int, help="embedding dimension (default: per model; 64 on MNRE)")
-    t.add_argument("--epochs", type=int, help="maximum epochs (default 100, MNRE 60; early stopping usually ends sooner)")
+    t.add_argument("--epochs", type=int,
+                   help="maximum epochs (default 100, MNRE 60; early stopping usually ends sooner)")
     t.add_argument("--lr", type=float)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--seed", type=int, default=0)
@@ -62,7 +63,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mmre_demo.kge.training import default_train_config
 
     if args.features != "none" and args.dataset != "mnre":
-        raise InputError(f"--features {args.features} needs --dataset mnre (UMLS/Kinships/Nations have no text or images)")
+        raise InputError(f"--features {args.features} needs --dataset mnre "
+                         "(UMLS/Kinships/Nations have no text or images)")
     t0 = time.monotonic()
     images = None
     if args.features == "text+image":

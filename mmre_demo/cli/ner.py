@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 
 from mmre_demo.data.paths import shared_data_dir
+from mmre_demo.model.ner.config import NerConfig
+from mmre_demo.train.config import NerTrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    run, model = NerTrainConfig, NerConfig  # the defaults of `train-ner`
     p = sub.add_parser("ner", help="find the entities (PER, LOC, ORG, MISC) of a raw caption")
     p.add_argument("caption")
     p.add_argument("--weights", help="tagger folder (default: the shipped weights/ner)")
@@ -21,22 +24,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--train", nargs="+", help="training files (default: both years' train.txt)")
     t.add_argument("--val", nargs="+", help="validation files (default: both years' valid.txt)")
     t.add_argument("--out", required=True)
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--patience", type=int, default=5)
-    t.add_argument("--seed", type=int, default=13)
+    t.add_argument("--epochs", type=int, default=run.epochs, help="default: %(default)s")
+    t.add_argument("--batch-size", type=int, default=run.batch_size, help="default: %(default)s")
+    t.add_argument("--lr", type=float, default=run.lr, help="default: %(default)s")
+    t.add_argument("--patience", type=int, default=run.patience,
+                   help="stop after this many epochs without a better validation score (default: %(default)s)")
+    t.add_argument("--seed", type=int, default=run.seed, help="default: %(default)s")
     t.add_argument("--limit", type=int, help="first N sentences of each training file (quick runs)")
     t.add_argument("--cache-dir", help="cache the frozen backbone's features here (reused across runs)")
     t.add_argument("--mnre-train", help="MNRE file whose entity spans are added as partial labels")
     t.add_argument("--mnre-val", help="MNRE file on which the end-to-end recall ceiling is measured each epoch")
     t.add_argument("--int8-features", action="store_true",
                    help="train on features of the int8 backbone (what CPU inference serves)")
-    t.add_argument("--text-backbone", default="minilm")
+    t.add_argument("--text-backbone", default=model.text_backbone, help="default: %(default)s")
     t.add_argument("--no-shape", action="store_true", help="ablation: no word-shape embedding")
     t.add_argument("--no-chars", action="store_true", help="ablation: no character CNN")
     t.add_argument("--no-crf", action="store_true", help="ablation: softmax + constrained Viterbi")
-    t.add_argument("--lstm-hidden", type=int, default=200, help="per direction; 0 = linear head")
+    t.add_argument("--lstm-hidden", type=int, default=model.lstm_hidden,
+                   help="per direction; 0 = linear head (default: %(default)s)")
     t.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (1 is fastest for this small head on a shared CPU)")
     t.add_argument("--device", default="cpu")
@@ -82,8 +87,7 @@ def cmd_ner(args: argparse.Namespace) -> int:
 
 
 def cmd_train_ner(args: argparse.Namespace) -> int:
-    from mmre_demo.model.ner import NerConfig
-    from mmre_demo.train.ner import TrainSettings, train_ner
+    from mmre_demo.train.ner import train_ner
 
     if args.threads:
         import torch
@@ -93,7 +97,7 @@ def cmd_train_ner(args: argparse.Namespace) -> int:
                        use_chars=not args.no_chars, use_crf=not args.no_crf, lstm_hidden=args.lstm_hidden)
     if args.mnre_train:  # MNRE's spans follow other guidelines: learned as a second convention, used by tag()
         config.conventions, config.tag_convention = ["twitter", "mnre"], "mnre"
-    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    settings = NerTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              patience=args.patience, limit=args.limit, cache_dir=args.cache_dir,
                              mnre_train=args.mnre_train, mnre_val=args.mnre_val, int8_features=args.int8_features)
     train_files = args.train or _default_files("train")

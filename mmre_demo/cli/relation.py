@@ -1,4 +1,4 @@
-"""`mmre predict`, `mmre train`, `mmre eval`."""
+"""`mmre predict`, `mmre train`, `mmre calibrate`, `mmre eval`."""
 
 from __future__ import annotations
 
@@ -7,22 +7,20 @@ import json
 import sys
 from pathlib import Path
 
-from mmre_demo.data.paths import shared_data_dir
-
-
-def _default_images() -> str | None:
-    d = shared_data_dir() / "mnre_images_sample"
-    return str(d) if d.is_dir() else None
+from mmre_demo.decoding import MAX_PAIRS
+from mmre_demo.model.config import RelationConfig
+from mmre_demo.train.config import RelationTrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    run, model = RelationTrainConfig, RelationConfig  # the defaults of `train`
     p = sub.add_parser("predict", help="relations between the entities of one caption (+ image)")
     p.add_argument("--image", help="image file (omit for caption only)")
     p.add_argument("--caption", required=True)
     p.add_argument("--entities", help='JSON list of {"text","start","end","type"}; omit to detect them')
     p.add_argument("--weights", help="weights folder (default: the shipped weights/)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--max-pairs", type=int, default=30)
+    p.add_argument("--max-pairs", type=int, default=MAX_PAIRS)
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_predict)
@@ -32,30 +30,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--val", required=True)
     t.add_argument("--images", help="folder of images named by img_id (optional)")
     t.add_argument("--out", required=True)
-    t.add_argument("--epochs", type=int, default=7)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=8e-4, help="backbone (LoRA) learning rate")
-    t.add_argument("--head-lr", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=13)
-    t.add_argument("--text-backbone", default="minilm")
-    t.add_argument("--vision-backbone", default="efficientnet-lite0")
-    t.add_argument("--backbone-training", choices=["lora", "full", "frozen"], default="lora")
-    t.add_argument("--lora-r", type=int, default=16)
+    t.add_argument("--epochs", type=int, default=run.epochs, help="default: %(default)s")
+    t.add_argument("--batch-size", type=int, default=run.batch_size, help="default: %(default)s")
+    t.add_argument("--lr", type=float, default=run.lr, help="backbone (LoRA) learning rate (default: %(default)s)")
+    t.add_argument("--head-lr", type=float, default=run.head_lr, help="default: %(default)s")
+    t.add_argument("--seed", type=int, default=run.seed, help="default: %(default)s")
+    t.add_argument("--text-backbone", default=model.text_backbone, help="default: %(default)s")
+    t.add_argument("--vision-backbone", default=model.vision_backbone, help="default: %(default)s")
+    t.add_argument("--backbone-training", choices=["lora", "full", "frozen"], default=model.backbone_training)
+    t.add_argument("--lora-r", type=int, default=model.lora_r, help="LoRA rank; alpha = 2 r (default: %(default)s)")
     t.add_argument("--limit", type=int, help="use only the first N training lines (quick runs)")
     t.add_argument("--skip-bad", action="store_true", help="skip malformed lines (counted) instead of failing")
     t.add_argument("--tensorboard", action="store_true")
-    t.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda or mps")
+    t.add_argument("--device", default=run.device, help="auto (cuda > mps > cpu), cpu, cuda or mps")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last")
-    t.add_argument("--pairs", default="gold",
+    t.add_argument("--pairs", default=",".join(run.pair_sources),
                    help="comma-separated pair sources: gold (MNRE's lines), reverse (their other direction), "
                         "silver (pairs MNRE left out, with the tagger's entities); e.g. gold,reverse,silver")
-    t.add_argument("--extra-fraction", type=float, default=1.0,
+    t.add_argument("--extra-fraction", type=float, default=run.extra_fraction,
                    help="share of the reverse + silver pairs drawn afresh each epoch (1 = all)")
     t.add_argument("--silver-weight", type=float, default=1.0,
                    help="loss weight of a silver pair (MNRE left it out: usually no relation, sometimes one)")
     t.add_argument("--init-from", help="start from a saved model folder (e.g. weights/relation)")
     t.add_argument("--ner-weights", help="tagger for silver pairs and end-to-end selection (default: shipped)")
-    t.add_argument("--select-on", choices=["end_to_end", "gold"], default="end_to_end",
+    t.add_argument("--select-on", choices=["end_to_end", "gold"], default=run.select_on,
                    help="best epoch by the product's end-to-end F1 on val (default) or by gold-pair F1")
     t.set_defaults(handler=cmd_train)
 
@@ -85,7 +83,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="gold spans: take entity types from the NER tagger and apply the type constraint")
     e.add_argument("--image-ablation", action="store_true",
                    help="score the lines whose image is in --images twice: with and without the images")
-    e.add_argument("--report-dir", help="where to write report.txt and confusion.png (default: next to nothing)")
+    e.add_argument("--report-dir", help="where to write report.txt and confusion.png "
+                                        "(default: runs/eval/<data file name without extension>)")
     e.add_argument("--skip-bad", action="store_true")
     e.add_argument("--json", action="store_true", help="the last stdout line is the JSON summary")
     e.set_defaults(handler=cmd_eval)
@@ -113,23 +112,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print("entities: " + ", ".join(f"{e.text} ({e.type}) [{e.start}:{e.end}]" for e in pred.entities))
     if pred.concepts:
         print("visual concepts: " + ", ".join(f"{c} {p:.2f}" for c, p in pred.concepts))
-    print(f"relations at >= {pred.threshold:.2f} (the model's threshold; one per entity pair, more probable direction):")
+    print(f"relations at >= {pred.threshold:.2f} "
+          "(the model's threshold; one per entity pair, more probable direction):")
     for pair in pred.pairs:
-        shown = "" if pair.is_relation and pair.probability >= pred.threshold else "  [below the threshold: no relation]"
+        visible = pair.is_relation and pair.probability >= pred.threshold
+        note = "" if visible else "  [below the threshold: no relation]"
         alts = "; ".join(f"{lab} {p:.2f}" for lab, p in pair.top_k[1:])
         reverse = f"; reverse: {pair.reverse[0]} {pair.reverse[1]:.2f}" if pair.reverse else ""
         print(f"  {pair.head.text} -> {pair.tail.text}: {pair.label} ({pair.probability:.2f}; image influence "
-              f"{pair.influence_text()}){shown}  alternatives: {alts}{reverse}")
+              f"{pair.influence_text()}){note}  alternatives: {alts}{reverse}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mmre_demo.data.mnre import read_mnre
-    from mmre_demo.model.config import RelationConfig
-    from mmre_demo.train.relation import TrainArgs, train
-
     from mmre_demo.data.product_pairs import PAIR_SOURCES
     from mmre_demo.data.schema import InputError
+    from mmre_demo.train.relation import train
 
     sources = tuple(s.strip() for s in args.pairs.split(",") if s.strip())
     if not sources or set(sources) - set(PAIR_SOURCES):
@@ -146,7 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_ex = train_ex[: args.limit]
     config = RelationConfig(text_backbone=args.text_backbone, vision_backbone=args.vision_backbone,
                             backbone_training=args.backbone_training, lora_r=args.lora_r, lora_alpha=2 * args.lora_r)
-    targs = TrainArgs(out=Path(args.out), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    targs = RelationTrainConfig(out=Path(args.out), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       head_lr=args.head_lr, seed=args.seed, tensorboard=args.tensorboard, resume=args.resume,
                       device=args.device, config=config,
                       pair_sources=sources,
@@ -163,9 +162,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """Refit a saved model's calibration and thresholds (e.g. after a tagger change)."""
     from mmre_demo.data.mnre import read_mnre
     from mmre_demo.device import resolve_device
+    from mmre_demo.model.batching import ImageCache, prepare_items
     from mmre_demo.model.ner import NerTagger
     from mmre_demo.model.relation import RelationModel
-    from mmre_demo.train.relation import ImageCache, check_on_validation, prepare_items
+    from mmre_demo.train.relation import check_on_validation
 
     examples, _ = read_mnre(args.val)
     root = Path(args.weights)
@@ -185,7 +185,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                "ece_after": round(check.calibration["ece_after"], 4),
                "ece_noise_floor": round(check.calibration["ece_noise_floor"], 4),
                "ece_held_out": round(check.calibration["ece_held_out"], 4),
-               "ece_held_out_noise_floor": round(check.calibration["ece_held_out_noise_floor"], 4), "e2e_f1": round(e2e.get("f1", 0.0), 4),
+               "ece_held_out_noise_floor": round(check.calibration["ece_held_out_noise_floor"], 4),
+               "e2e_f1": round(e2e.get("f1", 0.0), 4),
                "e2e_precision": round(e2e.get("precision", 0.0), 4), "e2e_recall": round(e2e.get("recall", 0.0), 4),
                "saved": str(args.out)}
     print(json.dumps(summary))

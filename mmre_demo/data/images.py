@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -15,7 +15,7 @@ from mmre_demo.data.schema import InputError
 MAX_PIXELS = 40_000_000  # 40 MP: larger uploads are refused before decoding (decompression bombs)
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
-ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray, None]
+ImageInput = str | Path | bytes | Image.Image | np.ndarray | None
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -40,7 +40,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _open_checked(source: Union[str, Path, bytes], name: str) -> Image.Image:
+def _open_checked(source: str | Path | bytes, name: str) -> Image.Image:
     if isinstance(source, (str, Path)):
         p = Path(source)
         if not p.is_file():
@@ -104,3 +104,13 @@ def load_image(source: ImageInput, name: str | None = None) -> Image.Image | Non
     if min(rgb.size) < 2:
         raise InputError(f"Image {label!r} is {rgb.size[0]} x {rgb.size[1]} pixels; too small to read.")
     return rgb
+
+
+def image_id(path: str | Path) -> str:
+    """Content-addressed id of an image file: 16 hex digits of its SHA-1 + its suffix (`3f2a…e1.jpg`).
+
+    The one id of an upload: the knowledge graph's image node and the annotation store both use it,
+    so the same picture is the same image everywhere, whatever its file name.
+    """
+    p = Path(path)
+    return f"{hashlib.sha1(p.read_bytes()).hexdigest()[:16]}{p.suffix.lower() or '.img'}"

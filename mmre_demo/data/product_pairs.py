@@ -18,7 +18,7 @@ the same entity, and its pairs would contradict the gold labels.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from mmre_demo.data.labels import NONE_LABEL, is_symmetric
 from mmre_demo.data.mnre import MnreExample

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -27,7 +27,7 @@ class Entity:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Entity":
+    def from_dict(cls, d: dict[str, Any]) -> Entity:
         try:
             start, end = int(d["start"]), int(d["end"])
         except (KeyError, TypeError, ValueError) as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PINNED_SHA256: dict[str, str] = {
@@ -20,7 +20,7 @@ class IntegrityError(RuntimeError):
     """A packaged weight file does not have the sha256 we pinned."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sha256(path: str, size: int, mtime: float) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

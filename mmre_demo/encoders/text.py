@@ -14,14 +14,6 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 
 from mmre_demo.encoders.integrity import verify
 
-try:  # keep the console readable: no per-load reports or progress bars from transformers
-    from transformers.utils import logging as _hf_logging
-
-    _hf_logging.set_verbosity_error()
-    _hf_logging.disable_progress_bar()
-except ImportError:  # pragma: no cover
-    pass
-
 DEFAULT_TEXT_BACKBONE = "minilm"
 
 
@@ -100,7 +92,7 @@ class SentenceEmbedder:
         self.tokenizer, self.model, self.max_length = tokenizer, model, max_length
 
     @classmethod
-    def load(cls, name: str = DEFAULT_TEXT_BACKBONE) -> "SentenceEmbedder":
+    def load(cls, name: str = DEFAULT_TEXT_BACKBONE) -> SentenceEmbedder:
         tok, model = load_text_backbone(name)
         return cls(tok, model.eval())
 

@@ -34,17 +34,17 @@ class VisionOutput:
     logits: torch.Tensor | None  # (B, 1000) ImageNet logits, or None for towers without a classifier
     pooled: torch.Tensor  # (B, C) mean of the grid
 
-    def rows(self, index: list[int] | slice) -> "VisionOutput":
+    def rows(self, index: list[int] | slice) -> VisionOutput:
         """The outputs of some images of the batch (batch dimension kept)."""
         return VisionOutput(self.grid[index], self.grid_hw, None if self.logits is None else self.logits[index],
                             self.pooled[index])
 
-    def to(self, device: torch.device | str) -> "VisionOutput":
+    def to(self, device: torch.device | str) -> VisionOutput:
         return VisionOutput(self.grid.to(device), self.grid_hw, None if self.logits is None else self.logits.to(device),
                             self.pooled.to(device))
 
     @staticmethod
-    def cat(outputs: list["VisionOutput"]) -> "VisionOutput":
+    def cat(outputs: list[VisionOutput]) -> VisionOutput:
         """Several images' outputs (same backbone, so the same grid shape) as one batch."""
         logits = None if outputs[0].logits is None else torch.cat([o.logits for o in outputs])
         return VisionOutput(torch.cat([o.grid for o in outputs]), outputs[0].grid_hw, logits,

@@ -12,13 +12,15 @@ import numpy as np
 import plotly.graph_objects as go
 
 from mmre_demo.data.labels import short_name
-from mmre_demo.graph.store import DEPICTS, IMAGE_KIND, view
+from mmre_demo.graph.store import ANNOTATED, DEPICTS, ENTITY_KIND, IMAGE_KIND, PREDICTED, SUGGESTED, view
 
+# The one colour per entity type, shared by the graph and the app's entity highlighting.
 TYPE_COLOURS = {"PER": "#1f77b4", "ORG": "#ff7f0e", "LOC": "#2ca02c", "MISC": "#9467bd", "IMAGE": "#7f7f7f"}
+UNKNOWN_TYPE_COLOUR = "#8c8c8c"
 EDGE_STYLES = {  # source -> (colour, width, dash)
-    "predicted": ("#444444", 1.6, "solid"),
-    "annotated": ("#0a8f3c", 2.6, "solid"),
-    "suggested": ("#d62728", 1.6, "dash"),
+    PREDICTED: ("#444444", 1.6, "solid"),
+    ANNOTATED: ("#0a8f3c", 2.6, "solid"),
+    SUGGESTED: ("#d62728", 1.6, "dash"),
     DEPICTS: ("#b0b0b0", 1.0, "dot"),
 }
 MAX_ARROWS = 300
@@ -74,7 +76,7 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
     for s in suggestions or []:
         if s["head"] in h and s["tail"] in h and not h.has_edge(s["head"], s["tail"], key=s["relation"]):
             h.add_edge(s["head"], s["tail"], key=s["relation"], relation=s["relation"], score=float(s["score"]),
-                       source="suggested", count=0, captions=[])
+                       source=SUGGESTED, count=0, captions=[])
     pos = layout(h, positions)
     fig = go.Figure()
     n_nodes = h.number_of_nodes()
@@ -89,14 +91,14 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
     mids: dict[str, list] = defaultdict(list)
     arrows = []
     n_rel_edges = sum(1 for *_, d in h.edges(data=True) if d.get("relation") != DEPICTS)
-    for key, edges in groups.items():
+    for edges in groups.values():
         m = len(edges)
         for i, (u, v, d) in enumerate(edges):
             p0, p1 = pos[u], pos[v]
             canon = 1.0 if str(u) <= str(v) else -1.0
             offset = (i - (m - 1) / 2) * 0.12 * canon if m > 1 else 0.0
             pts = _curve(p0, p1, offset)
-            style = DEPICTS if d.get("relation") == DEPICTS else d.get("source", "predicted")
+            style = DEPICTS if d.get("relation") == DEPICTS else d.get("source", PREDICTED)
             xs, ys = lines[style]
             xs.extend(list(pts[:, 0]) + [None])
             ys.extend(list(pts[:, 1]) + [None])
@@ -109,7 +111,7 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
                 arrows.append(dict(x=b[0], y=b[1], ax=a[0], ay=a[1], xref="x", yref="y", axref="x", ayref="y",
                                    showarrow=True, arrowhead=3, arrowsize=1.3, arrowwidth=EDGE_STYLES[style][1],
                                    arrowcolor=EDGE_STYLES[style][0], text="", standoff=9))
-    names = {"predicted": "predicted relation", "annotated": "annotated relation", "suggested": "suggested link",
+    names = {PREDICTED: "predicted relation", ANNOTATED: "annotated relation", SUGGESTED: "suggested link",
              DEPICTS: "image depicts / mentions"}
     for style, (xs, ys) in lines.items():
         colour, width, dash = EDGE_STYLES[style]
@@ -144,16 +146,17 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
         lines_w = [3.5 if n == highlight else 1 for n in nodes]
         fig.add_trace(go.Scatter(
             x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text",
-            marker=dict(size=sizes, color=TYPE_COLOURS.get(etype, "#17becf"),
+            marker=dict(size=sizes, color=TYPE_COLOURS.get(etype, UNKNOWN_TYPE_COLOUR),
                         symbol="square" if etype == "IMAGE" else "circle",
                         line=dict(width=lines_w, color=["#d62728" if n == highlight else "white" for n in nodes])),
             text=[(h.nodes[n].get("name", n)[:28] if n in label_nodes else "") for n in nodes],
             textposition="bottom center", textfont=dict(size=11), hovertext=hover, hoverinfo="text",
             customdata=nodes, name=etype))
+    n_entities = sum(1 for _, d in h.nodes(data=True) if d.get("kind") == ENTITY_KIND)
     fig.update_layout(
         annotations=list(fig.layout.annotations) + arrows, height=height, margin=dict(l=10, r=10, t=40, b=10),
-        title=dict(text=title or f"Knowledge graph — {sum(1 for _, d in h.nodes(data=True) if d.get('kind') == 'entity')}"
-                   f" entities, {n_rel_edges} relations (threshold {threshold:.2f})", font=dict(size=14)),
+        title=dict(text=title or f"Knowledge graph — {n_entities} entities, {n_rel_edges} relations "
+                   f"(threshold {threshold:.2f})", font=dict(size=14)),
         xaxis=dict(visible=False, range=[-1.25, 1.25]), yaxis=dict(visible=False, range=[-1.25, 1.25]),
         plot_bgcolor="white", hovermode="closest", legend=dict(orientation="h", y=-0.02),
         dragmode="pan",

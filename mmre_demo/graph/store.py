@@ -15,7 +15,8 @@ No torch and no model here: plain networkx.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -24,7 +25,8 @@ from mmre_demo.data.labels import NONE_LABEL
 
 ENTITY_KIND, IMAGE_KIND = "entity", "image"
 DEPICTS = "depicts"
-SOURCES = ("predicted", "annotated", "suggested")
+PREDICTED, ANNOTATED, SUGGESTED = "predicted", "annotated", "suggested"
+SOURCES = (PREDICTED, ANNOTATED, SUGGESTED)
 DEFAULT_TYPE = "MISC"
 
 
@@ -33,8 +35,13 @@ def new_graph() -> nx.MultiDiGraph:
 
 
 def node_id(name: str, etype: str | None) -> str:
-    """Same entity text + type = same node."""
+    """Same entity text + type = same node: `TYPE:name`."""
     return f"{(etype or DEFAULT_TYPE).upper()}:{name.strip()}"
+
+
+def node_name(nid: str) -> str:
+    """The name part of an entity node id (`PER:Bill Cosby` -> `Bill Cosby`); other labels unchanged."""
+    return nid.split(":", 1)[-1]
 
 
 def image_node_id(image_id: str) -> str:
@@ -67,7 +74,7 @@ def add_image(g: nx.MultiDiGraph, image_id: str, caption: str | None = None,
 
 
 def add_relation(g: nx.MultiDiGraph, head: str, relation: str, tail: str, score: float,
-                 source: str = "predicted", caption: str | None = None) -> bool:
+                 source: str = PREDICTED, caption: str | None = None) -> bool:
     """Add or update the edge (head, relation, tail); keeps the highest score. False for `None`/self-loops."""
     if relation == NONE_LABEL or head == tail:
         return False
@@ -76,7 +83,7 @@ def add_relation(g: nx.MultiDiGraph, head: str, relation: str, tail: str, score:
     if g.has_edge(head, tail, key=relation):
         d = g.edges[head, tail, relation]
         # an annotated or predicted edge replaces a suggestion; an annotation outranks a prediction
-        rank = {"suggested": 0, "predicted": 1, "annotated": 2}
+        rank = {SUGGESTED: 0, PREDICTED: 1, ANNOTATED: 2}
         if rank[source] > rank[d["source"]]:
             d["source"] = source
             d["score"] = float(score)
@@ -117,14 +124,14 @@ def add_prediction(g: nx.MultiDiGraph, prediction: Any, image_id: str | None = N
         img = add_image(g, image_id, caption, image_feature, image_label)
         for nid in ids.values():
             if not g.has_edge(img, nid, key=DEPICTS):
-                g.add_edge(img, nid, key=DEPICTS, relation=DEPICTS, score=1.0, source="predicted", count=1,
+                g.add_edge(img, nid, key=DEPICTS, relation=DEPICTS, score=1.0, source=PREDICTED, count=1,
                            captions=[caption])
     n_rel = 0
     for p in prediction.pairs:
         if p.label == NONE_LABEL or p.probability < floor:
             continue
         h, t = ids[(p.head.start, p.head.end)], ids[(p.tail.start, p.tail.end)]
-        n_rel += add_relation(g, h, p.label, t, p.probability, "predicted", caption)
+        n_rel += add_relation(g, h, p.label, t, p.probability, PREDICTED, caption)
     return {"nodes_added": g.number_of_nodes() - before_nodes,
             "edges_added": g.number_of_edges() - before_edges, "relations": n_rel}
 
@@ -137,7 +144,7 @@ def relation_edges(g: nx.MultiDiGraph, threshold: float = 0.0,
     for u, v, d in g.edges(data=True):
         if d.get("relation") == DEPICTS or d.get("source") not in srcs:
             continue
-        if d.get("source") != "annotated" and float(d.get("score", 0.0)) < threshold:
+        if d.get("source") != ANNOTATED and float(d.get("score", 0.0)) < threshold:
             continue
         out.append((u, v, d))
     return out
@@ -148,7 +155,7 @@ def view(g: nx.MultiDiGraph, threshold: float = 0.0, include_suggested: bool = T
     """A copy of the graph with the threshold applied (depicts edges always kept)."""
     h = nx.MultiDiGraph()
     h.add_nodes_from(g.nodes(data=True))
-    sources = SOURCES if include_suggested else ("predicted", "annotated")
+    sources = SOURCES if include_suggested else (PREDICTED, ANNOTATED)
     for u, v, d in relation_edges(g, threshold, sources):
         h.add_edge(u, v, key=d["relation"], **d)
     for u, v, k, d in g.edges(keys=True, data=True):
@@ -161,7 +168,7 @@ def view(g: nx.MultiDiGraph, threshold: float = 0.0, include_suggested: bool = T
 
 def triples(g: nx.MultiDiGraph, threshold: float = 0.0, include_suggested: bool = False) -> list[dict[str, Any]]:
     """The graph's relation triples as plain dicts (sorted by score, best first)."""
-    sources = SOURCES if include_suggested else ("predicted", "annotated")
+    sources = SOURCES if include_suggested else (PREDICTED, ANNOTATED)
     rows = []
     for u, v, d in relation_edges(g, threshold, sources):
         hu, hv = g.nodes[u], g.nodes[v]

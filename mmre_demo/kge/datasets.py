@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
 from pykeen.triples import TriplesFactory
 
+from mmre_demo.data.labels import NONE_LABEL
 from mmre_demo.data.schema import InputError
+from mmre_demo.graph.store import DEFAULT_TYPE, DEPICTS, ENTITY_KIND, IMAGE_KIND, SUGGESTED, node_id
 
 BUILTIN_DATASETS = ("umls", "kinships", "nations")
 Triple = tuple[str, str, str]
@@ -28,7 +31,7 @@ class EntityInfo:
     """Side information for one entity: its name, type, captions and (optional) image feature."""
 
     name: str
-    type: str = "MISC"
+    type: str = DEFAULT_TYPE
     captions: list[str] = field(default_factory=list)
     image_feature: np.ndarray | None = None
 
@@ -58,11 +61,6 @@ class KgDataset:
         if tf is None:
             raise InputError(f"dataset {self.name!r} has no {name!r} split")
         return tf
-
-
-def entity_id(name: str, etype: str) -> str:
-    """The entity label, identical to the app graph's node id: `TYPE:name`."""
-    return f"{etype}:{name}"
 
 
 # --------------------------------------------------------------------------- builtin (PyKEEN)
@@ -176,7 +174,7 @@ def mnre_triples(path: str | Path, skip_bad: bool = True) -> tuple[list[Triple],
         types = relation_types(ex.relation)
         if types is None:
             continue
-        h, t = entity_id(ex.head.text, types[0]), entity_id(ex.tail.text, types[1])
+        h, t = node_id(ex.head.text, types[0]), node_id(ex.tail.text, types[1])  # the app graph's ids
         info.setdefault(h, EntityInfo(ex.head.text, types[0]))
         info.setdefault(t, EntityInfo(ex.tail.text, types[1]))
         triples.append((h, ex.relation, t))
@@ -207,29 +205,30 @@ def graph_triples(graph: Any) -> tuple[list[Triple], dict[str, EntityInfo]]:
     return triples_from_parts(dict(graph.nodes(data=True)), list(graph.edges(data=True)))
 
 
-def triples_from_parts(nodes: dict[Any, dict], edges: list[tuple[Any, Any, dict]]) -> tuple[list[Triple], dict[str, EntityInfo]]:
+def triples_from_parts(nodes: dict[Any, dict],
+                       edges: list[tuple[Any, Any, dict]]) -> tuple[list[Triple], dict[str, EntityInfo]]:
     """`graph_triples` over a snapshot (node -> attributes, edge list), so it can run off the request thread."""
     triples: list[Triple] = []
     info: dict[str, EntityInfo] = {}
     for u, v, data in edges:
-        if nodes[u].get("kind") != "entity" or nodes[v].get("kind") != "entity":
+        if nodes[u].get("kind") != ENTITY_KIND or nodes[v].get("kind") != ENTITY_KIND:
             continue
         rel = data.get("relation")
-        if not rel or data.get("source") == "suggested" or str(rel) == "None":
+        if not rel or data.get("source") == SUGGESTED or str(rel) == NONE_LABEL:
             continue
         triples.append((str(u), str(rel), str(v)))
     depicted: dict[str, Any] = {}  # entity -> image feature of an image node that depicts it
     for u, v, data in edges:
-        if data.get("relation") == "depicts" and nodes[u].get("kind") == "image":
+        if data.get("relation") == DEPICTS and nodes[u].get("kind") == IMAGE_KIND:
             if nodes[u].get("image_feature") is not None:
                 depicted.setdefault(str(v), nodes[u]["image_feature"])
     for n, d in nodes.items():
-        if d.get("kind") != "entity":
+        if d.get("kind") != ENTITY_KIND:
             continue
         feat = d.get("image_feature")
         feat = depicted.get(str(n)) if feat is None else feat
         info[str(n)] = EntityInfo(
-            str(d.get("name", n)), str(d.get("type", "MISC")), [str(c) for c in (d.get("captions") or [])],
+            str(d.get("name", n)), str(d.get("type", DEFAULT_TYPE)), [str(c) for c in (d.get("captions") or [])],
             None if feat is None else np.asarray(feat, dtype=np.float32).reshape(-1),
         )
     return triples, info

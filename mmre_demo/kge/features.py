@@ -1,18 +1,19 @@
 """Fixed entity features for the multimodal representation.
 
-text  = the text backbone's embedding of the entity's name and type ("Bill Cosby, person"), averaged with the mean embedding of the
-        captions it appears in (unit vector, 384-d for MiniLM);
+text  = the text backbone's embedding of the entity's name and type ("Bill Cosby, person"), averaged with the
+        mean embedding of the captions it appears in (unit vector, 384-d for MiniLM);
 image = the vision backbone's pooled feature of the image the entity came from (L2-normalised),
         zeros plus a 0 flag when the entity has no image.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
+from mmre_demo.graph.store import node_name
 from mmre_demo.kge.datasets import EntityInfo
 
 FEATURE_MODES = ("none", "text", "text+image")
@@ -55,8 +56,9 @@ def entity_text(info: EntityInfo) -> str:
 
 def text_features(labels: Sequence[str], info: dict[str, EntityInfo], encode: TextEncoder) -> torch.Tensor:
     """(n, d) unit vectors: mean of name embedding and mean caption embedding (captions deduplicated)."""
-    names = [entity_text(info[l]) if l in info else l.split(":", 1)[-1] for l in labels]
-    caps_per = [list(dict.fromkeys(info[l].captions))[:MAX_CAPTIONS_PER_ENTITY] if l in info else [] for l in labels]
+    names = [entity_text(info[lab]) if lab in info else node_name(lab) for lab in labels]
+    caps_per = [list(dict.fromkeys(info[lab].captions))[:MAX_CAPTIONS_PER_ENTITY] if lab in info else []
+                for lab in labels]
     uniq = list(dict.fromkeys([*names, *(c for caps in caps_per for c in caps)]))
     index = {t: i for i, t in enumerate(uniq)}
     vecs = encode(uniq).float()
@@ -71,7 +73,7 @@ def text_features(labels: Sequence[str], info: dict[str, EntityInfo], encode: Te
 
 def image_features(labels: Sequence[str], info: dict[str, EntityInfo]) -> torch.Tensor | None:
     """(n, d+1): L2-normalised pooled image feature and a has-image flag; None when no entity has one."""
-    feats = [info[l].image_feature if l in info else None for l in labels]
+    feats = [info[lab].image_feature if lab in info else None for lab in labels]
     dims = {f.shape[-1] for f in feats if f is not None}
     if not dims:
         return None

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmre_demo.data.schema import InputError
+from mmre_demo.graph.store import ENTITY_KIND, SUGGESTED
 from mmre_demo.kge.datasets import dataset_from_triples, triples_from_parts
 from mmre_demo.kge.features import TextEncoder
 from mmre_demo.kge.predict import KgePredictor
@@ -67,15 +68,15 @@ class LinkSuggester:
         # in the request thread only a reference snapshot and a cheap key; parsing happens in the thread
         nodes, edges = dict(graph.nodes(data=True)), list(graph.edges(data=True))
         key = hash((self.features, len(nodes), tuple(
-            (u, v, d.get("relation"), d.get("source")) for u, v, d in edges if d.get("source") != "suggested")))
+            (u, v, d.get("relation"), d.get("source")) for u, v, d in edges if d.get("source") != SUGGESTED)))
         snap = _Snapshot(nodes, edges, key)
         with self._lock:
             if snap.key in (self._trained_key, self._pending_key):
                 return False
             if self._cancel is not None:
                 self._cancel.set()  # a newer graph supersedes an unfinished refresh
-            if not any(nodes.get(u, {}).get("kind") == "entity" and nodes.get(v, {}).get("kind") == "entity"
-                       and d.get("relation") and d.get("source") != "suggested" for u, v, d in edges):
+            if not any(nodes.get(u, {}).get("kind") == ENTITY_KIND and nodes.get(v, {}).get("kind") == ENTITY_KIND
+                       and d.get("relation") and d.get("source") != SUGGESTED for u, v, d in edges):
                 self._predictor, self._trained_key, self._pending_key = None, snap.key, None
                 self._state = "empty"
                 self._message = "No suggestions: the graph has no relations between entities yet."
@@ -106,8 +107,8 @@ class LinkSuggester:
             features = self.features
             if features != "none" and not any(i.captions or i.name for i in info.values()):
                 features = "none"
-            tcfg = default_train_config(self.model, sparse=True, max_epochs=self.max_epochs, seed=self.seed, batch_size=self.batch_size,
-                                        time_budget_s=self.time_budget_s)
+            tcfg = default_train_config(self.model, sparse=True, max_epochs=self.max_epochs, seed=self.seed,
+                                        batch_size=self.batch_size, time_budget_s=self.time_budget_s)
             run = fit(ds, self.model, features, embedding_dim=self.embedding_dim, train_config=tcfg,
                       text_encoder=self._text_encoder() if features != "none" else None, cancel=cancel)
             predictor = KgePredictor(run)

@@ -7,7 +7,6 @@ triples for head prediction and early stopping on validation MRR gives ~0.9 in s
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import threading
 import time
@@ -25,13 +24,11 @@ from pykeen.training.callbacks import TrainingCallback
 from pykeen.triples import CoreTriplesFactory, LCWAInstances
 from torch.utils.data import DataLoader
 
-for _name in ("pykeen", "torch_max_mem"):
-    logging.getLogger(_name).setLevel(logging.ERROR)
-
 
 @dataclass
-class TrainConfig:
-    """Optimiser / loop settings. Defaults train a good UMLS ComplEx in well under a minute on one core."""
+class KgeTrainConfig:
+    """Optimiser / loop settings of one KGE training run. Defaults train a good UMLS ComplEx in well under
+    a minute on one core; `default_train_config` gives the per-model and sparse-graph variants."""
 
     loss: str = "bcewithlogits"
     lr: float = 0.01
@@ -48,7 +45,7 @@ class TrainConfig:
         return asdict(self)
 
 
-def default_train_config(model: str, sparse: bool = False, **overrides: Any) -> TrainConfig:
+def default_train_config(model: str, sparse: bool = False, **overrides: Any) -> KgeTrainConfig:
     """Defaults per model and kind of graph; `overrides` that are not None win.
 
     Dense benchmark graphs (UMLS, Nations): TransE scores are <= 0, so it trains with softmax
@@ -59,9 +56,9 @@ def default_train_config(model: str, sparse: bool = False, **overrides: Any) -> 
     (100 s); cross-entropy reaches ~0.17 in 8 epochs.
     """
     if sparse:
-        cfg = TrainConfig(loss="crossentropy", batch_size=512, max_epochs=60, eval_every=2, patience=3)
+        cfg = KgeTrainConfig(loss="crossentropy", batch_size=512, max_epochs=60, eval_every=2, patience=3)
     else:
-        cfg = TrainConfig(loss="crossentropy" if model == "transe" else "bcewithlogits")
+        cfg = KgeTrainConfig(loss="crossentropy" if model == "transe" else "bcewithlogits")
     for k, v in overrides.items():
         if v is not None:
             setattr(cfg, k, v)
@@ -159,7 +156,7 @@ class TrainResult:
         return asdict(self)
 
 
-def train_model(model: Model, training: CoreTriplesFactory, config: TrainConfig,
+def train_model(model: Model, training: CoreTriplesFactory, config: KgeTrainConfig,
                 validation: CoreTriplesFactory | None = None, cancel: threading.Event | None = None) -> TrainResult:
     """Train in place. With a validation split: early stopping on filtered validation MRR (best weights kept)."""
     start = time.monotonic()

@@ -1,17 +1,17 @@
-"""RelationConfig: everything needed to rebuild the relation model, saved as JSON beside its weights."""
+"""RelationConfig: everything needed to rebuild the relation model, saved as JSON beside its weights
+(`SavedConfig`: save / load, unknown keys ignored)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from mmre_demo.data.labels import RELATIONS
+from mmre_demo.model.saved_config import SavedConfig
 
 
 @dataclass
-class RelationConfig:
+class RelationConfig(SavedConfig):
     text_backbone: str = "minilm"  # short name, HF id or local folder
     vision_backbone: str = "efficientnet-lite0"  # efficientnet-lite0/1/2, HF id or local folder
     labels: list[str] = field(default_factory=lambda: list(RELATIONS))
@@ -37,12 +37,3 @@ class RelationConfig:
     @property
     def num_labels(self) -> int:
         return len(self.labels)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "RelationConfig":
-        raw = json.loads(Path(path).read_text())
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})

@@ -80,7 +80,8 @@ class CrossModalAttention(nn.Module):
             nn.init.zeros_(proj.bias)
         self.log_temperature = nn.Parameter(torch.tensor(float(init_temperature)).log())
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """queries (B, Q, d), keys (B, N, d), mask (B, N) -> (attended (B, Q, d), weights (B, Q, N))."""
         q = F.normalize(self.q_proj(self.q_norm(queries)), dim=-1)
         k = F.normalize(self.k_proj(self.k_norm(keys)), dim=-1)

@@ -8,10 +8,14 @@ new embeddings are needed and any hub encoder works unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from transformers import PreTrainedTokenizerBase
 
 from mmre_demo.data.schema import Entity
+
+if TYPE_CHECKING:
+    import torch
 
 HEAD_MARKERS = ("[", "]")
 TAIL_MARKERS = ("{", "}")
@@ -116,7 +120,7 @@ def encode_pair(tokenizer: PreTrainedTokenizerBase, caption: str, head: Entity, 
     return PairFeatures(full, head_index, tail_index, spans)
 
 
-def collate(features: list[PairFeatures], pad_id: int) -> dict[str, "torch.Tensor"]:
+def collate(features: list[PairFeatures], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad a list of pairs into one batch (input_ids, attention_mask, head_index, tail_index)."""
     import torch
 

@@ -4,25 +4,21 @@ Text: the backbone (LoRA-adapted by default) reads the caption with `[ head ]` a
 markers; the pair is the hidden states at the two opening markers. Image: the frozen vision
 backbone's grid and concepts become visual tokens (see `fusion.py`); each entity attends to them;
 the gated alpha/beta fusion adds the attended evidence to the pair; an MLP classifies.
-Only the trained parts are saved (safetensors + JSON); backbones come from their packages.
+Only the trained parts are saved (safetensors + JSON, `model.base`); backbones come from their packages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mmre_demo.encoders.text import SentenceEmbedder, load_text_backbone
 from mmre_demo.encoders.vision import VisionBackbone, VisionOutput, imagenet_class_names, load_vision_backbone
+from mmre_demo.model.base import PretrainedModel
 from mmre_demo.model.config import RelationConfig
 from mmre_demo.model.fusion import CrossModalAttention, GatedFusion, VisualTokenizer, VisualTokens
-
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 
 
 @dataclass
@@ -34,7 +30,12 @@ class RelationOutput:
     text_only_logits: torch.Tensor | None = None
 
 
-class RelationModel(nn.Module):
+class RelationModel(PretrainedModel):
+    """`RelationModel.from_pretrained(folder)` / `model.save_pretrained(folder)`: see `model.base`."""
+
+    config_class = RelationConfig
+    saved_kind = "relation model"
+
     def __init__(self, config: RelationConfig, pretrained_backbones: bool = True, init_concepts: bool = True):
         super().__init__()
         self.config = config
@@ -131,33 +132,19 @@ class RelationModel(nn.Module):
         bias[self.config.labels.index("None")] = self.config.none_bias
         return ((logits + bias) / self.config.temperature).softmax(-1)
 
-    # ---- save / load ------------------------------------------------------------------------
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+    # ---- save / load (PretrainedModel) --------------------------------------------------------
+    def saved_state_dict(self) -> dict[str, torch.Tensor]:
         """The parameters training changes, plus the concept-embedding buffer (backbones excluded)."""
         names = {n for n, p in self.named_parameters() if p.requires_grad}
         names.add("visual_tokenizer.concept_embeddings")
         return {n: t.detach().cpu().contiguous() for n, t in self.state_dict().items() if n in names}
 
-    def save_pretrained(self, path: str | Path) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.config.save(path / CONFIG_NAME)
-        save_file(self.trainable_state_dict(), str(path / WEIGHTS_NAME), metadata={"format": "pt"})
+    def loadable_keys(self) -> set[str]:
+        return set(self.state_dict())
+
+    def load_saved_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.load_state_dict(state, strict=False)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
-                        pretrained_backbones: bool = True) -> "RelationModel":
-        path = Path(path)
-        if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
-            raise FileNotFoundError(f"{path} has no {CONFIG_NAME} + {WEIGHTS_NAME} (a saved relation model)")
-        config = RelationConfig.load(path / CONFIG_NAME)
-        model = cls(config, pretrained_backbones=pretrained_backbones, init_concepts=False)
-        state = load_file(str(path / WEIGHTS_NAME))
-        expected = set(model.trainable_state_dict())
-        missing = expected - set(state)
-        unexpected = set(state) - set(model.state_dict())
-        if missing or unexpected:
-            raise ValueError(f"{path / WEIGHTS_NAME} does not fit this model: missing {sorted(missing)[:5]}, "
-                             f"unexpected {sorted(unexpected)[:5]}")
-        model.load_state_dict(state, strict=False)
-        return model.to(device).eval()
+    def _init_for_loading(cls, config: RelationConfig, pretrained_backbones: bool = True) -> RelationModel:
+        return cls(config, pretrained_backbones=pretrained_backbones, init_concepts=False)

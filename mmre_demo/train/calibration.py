@@ -9,7 +9,7 @@ a relation). ECE (15 equal-width bins, top label) measures what is left.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -12,9 +12,9 @@ import torch
 from mmre_demo.data.labels import NONE_LABEL, constrain_to_types
 from mmre_demo.data.mnre import MnreExample
 from mmre_demo.decoding import relation_decisions
+from mmre_demo.model.batching import ImageCache, predict_logits, prepare_items
 from mmre_demo.model.relation import RelationModel
 from mmre_demo.train.metrics import confusion_matrix, mnre_scores, per_relation_report
-from mmre_demo.train.relation import ImageCache, predict_logits, prepare_items
 
 
 def tagged_types(tagger: Any, examples: list[MnreExample]) -> list[tuple[str, str]]:
@@ -26,22 +26,26 @@ def tagged_types(tagger: Any, examples: list[MnreExample]) -> list[tuple[str, st
     for ex in examples:
         if ex.caption not in cache:
             cache[ex.caption] = tagger.tag(ex.caption)
-
-        def type_of(span) -> str:
-            best, overlap = "", 0
-            for ent in cache[ex.caption]:
-                o = min(span.end, ent.end) - max(span.start, ent.start)
-                if o > overlap:
-                    best, overlap = ent.type, o
-            return best
-
-        out.append((type_of(ex.head), type_of(ex.tail)))
+        detected = cache[ex.caption]
+        out.append((_overlapping_type(ex.head, detected), _overlapping_type(ex.tail, detected)))
     return out
+
+
+def _overlapping_type(span: Any, detected: list) -> str:
+    """The type of the detected entity that overlaps `span` most ("" when none does)."""
+    best, overlap = "", 0
+    for ent in detected:
+        o = min(span.end, ent.end) - max(span.start, ent.start)
+        if o > overlap:
+            best, overlap = ent.type, o
+    return best
 
 
 def constrain_by_types(probs: np.ndarray, labels: list[str], types: list[tuple[str, str]]) -> np.ndarray:
     """Zero the relations whose implied types contradict known entity types; renormalise (row by row)."""
-    return np.stack([constrain_to_types(row, labels, h, t) for row, (h, t) in zip(probs, types)]) if len(probs) else probs
+    if not len(probs):
+        return probs
+    return np.stack([constrain_to_types(row, labels, h, t) for row, (h, t) in zip(probs, types)])
 
 
 def evaluate_gold_entities(model: RelationModel, examples: list[MnreExample],

@@ -4,8 +4,8 @@ result), accuracy over all labels, a per-relation report and a confusion-matrix 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

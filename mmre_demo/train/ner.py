@@ -7,12 +7,13 @@ the tagger's MNRE val recall ceiling counts as a third score); test splits are n
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
@@ -21,6 +22,9 @@ from mmre_demo.data.labels import NONE_LABEL, relation_types
 from mmre_demo.data.mnre import MnreExample, read_mnre
 from mmre_demo.data.names import normalise_name
 from mmre_demo.model.ner import NerConfig, NerTagger, bio_spans, pre_tokenize, repair_bio
+from mmre_demo.train.config import NerTrainConfig
+
+log = logging.getLogger(__name__)
 
 
 def entity_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, float]:
@@ -97,7 +101,7 @@ class PartialSentence:
     convention: str = "mnre"  # whose annotation guidelines the labels follow
 
     @classmethod
-    def from_tagged(cls, s: TaggedSentence, convention: str = "twitter") -> "PartialSentence":
+    def from_tagged(cls, s: TaggedSentence, convention: str = "twitter") -> PartialSentence:
         return cls(s.tokens, tuple((t,) for t in repair_bio(s.tags)), convention)
 
 
@@ -166,25 +170,6 @@ def mnre_tagger_ceiling(model: NerTagger, examples: Sequence[MnreExample],
     return hit / total if total else 0.0
 
 
-@dataclass
-class TrainSettings:
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup: float = 0.03
-    seed: int = 13
-    patience: int = 5  # stop when the mean valid F1 has not improved for this many epochs
-    limit: int | None = None  # first N training sentences (quick runs)
-    max_steps: int | None = None  # optimiser steps per epoch at most (smoke tests)
-    cache_dir: str | None = None  # where backbone features are cached (None: recompute)
-    progress: bool = True
-    mnre_train: str | None = None  # MNRE file whose entity spans are added as partial labels (own convention)
-    mnre_val: str | None = None  # MNRE file on which the tagger's end-to-end recall ceiling is measured
-    int8_features: bool = False  # backbone features from the int8 backbone that CPU inference uses
-    history: list[dict] = field(default_factory=list)
-
-
 def _schedule(opt: torch.optim.Optimizer, total: int, warmup: float) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up, then linear decay to 10% of the peak."""
     warm = max(1, int(total * warmup))
@@ -198,7 +183,7 @@ def seed_everything(seed: int) -> None:
 
 
 def train_epoch(model: NerTagger, data: Sequence[TaggedSentence | PartialSentence], feats: Sequence[torch.Tensor],
-                batches: list[list[int]], opt: torch.optim.Optimizer, sched, s: TrainSettings,
+                batches: list[list[int]], opt: torch.optim.Optimizer, sched, s: NerTrainConfig,
                 desc: str = "train") -> float:
     """One pass over cached features; returns the mean loss."""
     from tqdm.auto import tqdm
@@ -244,7 +229,7 @@ def load_split(model: NerTagger, files: Sequence[str | Path], cache: Path | None
 
 
 def train_ner(config: NerConfig, train_files: Sequence[str | Path], val_files: Sequence[str | Path],
-              out: str | Path, s: TrainSettings, device: str = "cpu") -> NerTagger:
+              out: str | Path, s: NerTrainConfig, device: str = "cpu") -> NerTagger:
     """Train the head, keep the epoch with the best mean valid F1, save it (+ history) to `out`."""
     seed_everything(s.seed)
     out = Path(out)
@@ -263,7 +248,7 @@ def train_ner(config: NerConfig, train_files: Sequence[str | Path], val_files: S
         partial = mnre_partial_sentences(read_mnre(s.mnre_train)[0])
         data = [PartialSentence.from_tagged(x, "twitter") for x in data] + partial
         feats = feats + cached_features(model, partial, cache, "mnre-train-partial")
-        print(f"MNRE partial labels: {len(partial)} captions", flush=True)
+        log.info("MNRE partial labels: %d captions", len(partial))
     if s.mnre_val:
         mnre_val = read_mnre(s.mnre_val)[0]
         captions = list(dict.fromkeys(e.caption for e in mnre_val))
@@ -276,6 +261,7 @@ def train_ner(config: NerConfig, train_files: Sequence[str | Path], val_files: S
                             weight_decay=s.weight_decay)
     sched = _schedule(opt, steps * s.epochs, s.warmup)
     best, best_epoch = -1.0, 0
+    history: list[dict] = []
     for epoch in range(1, s.epochs + 1):
         t0 = time.time()
         loss = train_epoch(model, data, feats, length_batches([len(x.tokens) for x in data], s.batch_size, rng),
@@ -291,17 +277,17 @@ def train_ner(config: NerConfig, train_files: Sequence[str | Path], val_files: S
             record["mnre_val_ceiling"] = round(mnre_tagger_ceiling(model, mnre_val, mnre_val_feats), 4)
             mean_f1 = (mean_f1 * len(vals) + record["mnre_val_ceiling"]) / (len(vals) + 1)
             record["selection_score"] = round(mean_f1, 4)
-        s.history.append(record)
-        print(json.dumps(record), flush=True)
+        history.append(record)
+        log.info("%s", json.dumps(record))
         if mean_f1 > best:
             best, best_epoch = mean_f1, epoch
             model.config.metrics = {"best_epoch": epoch, "valid": {n: record[n] for n in vals}}
             model.save_pretrained(out)
         elif epoch - best_epoch >= s.patience:
-            print(f"no improvement for {s.patience} epochs: stopping", flush=True)
+            log.info("no improvement for %d epochs: stopping", s.patience)
             break
-    (out / "history.json").write_text(json.dumps(s.history, indent=2) + "\n")
+    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     saved = NerConfig.load(out / "config.json")  # the full per-epoch curve goes into the saved config too
-    saved.metrics["history"] = s.history
+    saved.metrics["history"] = history
     saved.save(out / "config.json")
     return NerTagger.from_pretrained(out, device=device)

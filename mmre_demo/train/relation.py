@@ -10,151 +10,27 @@ examples whose `img_id` is found in `--images` use it, the rest are text-only.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from mmre_demo.data.images import load_image
 from mmre_demo.data.mnre import MnreExample
 from mmre_demo.data.schema import InputError
-from mmre_demo.device import resolve_device
-from mmre_demo.encoders.vision import VisionOutput
-from mmre_demo.model.fusion import VisualTokens
-from mmre_demo.model.config import RelationConfig
-from mmre_demo.model.inputs import PairFeatures, collate, encode_pair
-from mmre_demo.model.relation import RelationModel, RelationOutput
 from mmre_demo.decoding import relation_decisions
+from mmre_demo.device import resolve_device
+from mmre_demo.model.batching import ImageCache, Item, batches, predict_logits, prepare_items, run_batch
+from mmre_demo.model.relation import RelationModel
+from mmre_demo.train.config import RelationTrainConfig
 from mmre_demo.train.metrics import best_gold_threshold, mnre_scores
 
-
-@dataclass
-class Item:
-    features: PairFeatures
-    label: int
-    image_key: str | None  # key into ImageCache, None = text only
-    weight: float = 1.0  # the example's weight in the training loss
-
-
-class ImageCache:
-    """Frozen vision outputs per image (one-row `VisionOutput`s on the CPU), computed once."""
-
-    def __init__(self, model: RelationModel):
-        self.model = model
-        self.entries: dict[str, VisionOutput] = {}
-
-    def add_images(self, images: dict[str, "object"], batch_size: int = 16) -> None:
-        keys = [k for k in images if k not in self.entries]
-        for i in range(0, len(keys), batch_size):
-            chunk = keys[i : i + batch_size]
-            pixels = self.model.vision.preprocess([images[k] for k in chunk])
-            device = next(self.model.parameters()).device
-            out = self.model.encode_images(pixels.to(device)).to("cpu")
-            for j, k in enumerate(chunk):
-                self.entries[k] = out.rows(slice(j, j + 1))
-
-    def visual_tokens(self, keys: list[str], device: torch.device) -> VisualTokens:
-        """Visual tokens of the cached images `keys`, in that order (one row each)."""
-        return self.model.visual_tokens(VisionOutput.cat([self.entries[k] for k in keys]).to(device))
-
-    def add_folder(self, folder: str | Path | None, img_ids: set[str]) -> tuple[int, int]:
-        """Load the referenced images found in `folder`; returns (found, unreadable)."""
-        if folder is None:
-            return 0, 0
-        folder = Path(folder)
-        found, bad, images = 0, 0, {}
-        for img_id in sorted(img_ids):
-            path = folder / img_id
-            if not path.is_file():
-                continue
-            try:
-                images[img_id] = load_image(path)
-                found += 1
-            except InputError:
-                bad += 1
-        self.add_images(images)
-        return found, bad
-
-
-def prepare_items(model: RelationModel, examples: list[MnreExample], cache: ImageCache | None) -> list[Item]:
-    items = []
-    for ex in examples:
-        feats = encode_pair(model.tokenizer, ex.caption, ex.head, ex.tail, model.config.max_length)
-        key = ex.img_id if (cache is not None and ex.img_id in cache.entries) else None
-        items.append(Item(feats, ex.label_id, key))
-    return items
-
-
-def batches(items: list[Item], batch_size: int, rng: random.Random | None) -> list[list[Item]]:
-    """Length-bucketed batches (shuffled when rng is given) so padding stays small."""
-    order = list(range(len(items)))
-    if rng is not None:
-        rng.shuffle(order)
-    chunk = batch_size * 50
-    out = []
-    for i in range(0, len(order), chunk):
-        part = sorted(order[i : i + chunk], key=lambda k: len(items[k].features.input_ids))
-        out += [[items[k] for k in part[j : j + batch_size]] for j in range(0, len(part), batch_size)]
-    if rng is not None:
-        rng.shuffle(out)
-    return out
-
-
-def run_batch(model: RelationModel, batch: list[Item], cache: ImageCache | None, explain: bool = False) -> RelationOutput:
-    device = next(model.parameters()).device
-    inputs = {k: v.to(device) for k, v in collate([it.features for it in batch], model.tokenizer.pad_token_id).items()}
-    keys = sorted({it.image_key for it in batch if it.image_key is not None})
-    visual = image_index = None
-    has_image = torch.zeros(len(batch), device=device)
-    if keys and cache is not None:
-        visual = cache.visual_tokens(keys, device)
-        pos = {k: i for i, k in enumerate(keys)}
-        image_index = torch.tensor([pos.get(it.image_key, 0) for it in batch], device=device)
-        has_image = torch.tensor([1.0 if it.image_key else 0.0 for it in batch], device=device)
-    return model(**inputs, visual=visual, image_index=image_index, has_image=has_image, explain=explain)
-
-
-@torch.no_grad()
-def predict_logits(model: RelationModel, items: list[Item], cache: ImageCache | None, batch_size: int = 64) -> np.ndarray:
-    was_training = model.training
-    model.eval()
-    out = np.zeros((len(items), model.config.num_labels), dtype=np.float32)
-    index = {id(it): i for i, it in enumerate(items)}
-    for batch in batches(items, batch_size, None):
-        logits = run_batch(model, batch, cache).logits.float().cpu().numpy()
-        for it, row in zip(batch, logits):
-            out[index[id(it)]] = row
-    model.train(was_training)
-    return out
-
-
-@dataclass
-class TrainArgs:
-    out: Path
-    epochs: int = 7
-    batch_size: int = 32
-    lr: float = 8e-4  # LoRA adapters (or the whole backbone with backbone_training="full": use ~5e-5)
-    head_lr: float = 1e-3  # fusion + classifier
-    warmup: float = 0.06
-    weight_decay: float = 0.01
-    seed: int = 13
-    tensorboard: bool = False
-    resume: bool = False
-    device: str = "auto"  # cuda > mps > cpu, or $MMRE_DEVICE (see mmre_demo.device)
-    # which pairs of each caption to train on (see mmre_demo.data.product_pairs): MNRE's lines ("gold"),
-    # their other direction ("reverse"), and the pairs MNRE left out, with the tagger's entities ("silver")
-    pair_sources: tuple[str, ...] = ("gold",)
-    extra_fraction: float = 1.0  # share of the reverse + silver pairs drawn afresh for each epoch
-    silver_weight: float = 1.0  # loss weight of a silver pair (some are true relations MNRE left out)
-    init_from: Path | None = None  # start from a saved model (its config wins over `config`)
-    ner_weights: Path | None = None  # tagger for silver pairs and end-to-end selection (default: shipped)
-    select_on: str = "end_to_end"  # "end_to_end" (the product's F1 on val) or "gold" (MNRE gold-pair F1)
-    config: RelationConfig = field(default_factory=RelationConfig)
+log = logging.getLogger(__name__)
 
 
 def _seed_everything(seed: int) -> None:
@@ -163,7 +39,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _optimizer(model: RelationModel, args: TrainArgs) -> torch.optim.Optimizer:
+def _optimizer(model: RelationModel, args: RelationTrainConfig) -> torch.optim.Optimizer:
     backbone = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("text_encoder.")]
     head = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("text_encoder.")]
     return torch.optim.AdamW(
@@ -195,25 +71,25 @@ def epoch_items(gold: list[Item], extra: list[Item], fraction: float, rng: rando
     return gold + rng.sample(extra, int(round(len(extra) * fraction)))
 
 
-def _tag_captions(tagger, examples: list[MnreExample], log) -> dict[str, list]:
+def _tag_captions(tagger, examples: list[MnreExample]) -> dict[str, list]:
     captions = sorted({e.caption for e in examples})
     out: dict[str, list] = {}
     for i in range(0, len(captions), 64):
         chunk = captions[i : i + 64]
         out.update(zip(chunk, tagger.tag_batch(chunk)))
-    log(f"tagged {len(captions)} captions")
+    log.info("tagged %d captions", len(captions))
     return out
 
 
-def _load_model(args: TrainArgs, device: str, resume_dir: Path, log) -> tuple[RelationModel, dict]:
+def _load_model(args: RelationTrainConfig, device: str, resume_dir: Path) -> tuple[RelationModel, dict]:
     fresh = {"epoch": 0, "best_f1": -1.0, "history": [],
              "args": {k: str(v) for k, v in asdict(args).items() if k != "config"}}
     if args.resume and (resume_dir / "trainer_state.json").is_file():
         state = json.loads((resume_dir / "trainer_state.json").read_text())
-        log(f"resuming after epoch {state['epoch']}")
+        log.info("resuming after epoch %d", state["epoch"])
         return RelationModel.from_pretrained(resume_dir, device=device), state
     if args.init_from:
-        log(f"starting from {args.init_from} (its config; backbone and LoRA settings given here are ignored)")
+        log.info("starting from %s (its config; backbone and LoRA settings given here are ignored)", args.init_from)
         return RelationModel.from_pretrained(args.init_from, device=device), fresh
     return RelationModel(args.config).to(device), fresh
 
@@ -268,8 +144,8 @@ def check_on_validation(model: RelationModel, val_items: list[Item], cache: Imag
     return EpochCheck(offset, temperature, threshold, gold_threshold, gold_scores, report, e2e)
 
 
-def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list[MnreExample],
-          images_dir: str | Path | None = None, log=print) -> dict:
+def train(args: RelationTrainConfig, train_examples: list[MnreExample], val_examples: list[MnreExample],
+          images_dir: str | Path | None = None) -> dict:
     """Train; keep the best epoch on validation (end-to-end F1 at its tuned threshold, or gold-pair F1)
     in OUT/best with its calibration and thresholds; returns the history."""
     from mmre_demo.data.product_pairs import build_product_pairs
@@ -279,7 +155,7 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     resume_dir = out / "last"
-    model, state = _load_model(args, device, resume_dir, log)
+    model, state = _load_model(args, device, resume_dir)
     model.train()
     tagger = None
     if "silver" in args.pair_sources or args.select_on == "end_to_end":
@@ -289,10 +165,10 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
     cache = ImageCache(model)
     found, bad = cache.add_folder(images_dir, {e.img_id for e in train_examples + val_examples if e.img_id})
     if images_dir:
-        log(f"images: {found} found in {images_dir} ({bad} unreadable); the other examples are text-only")
-    detected = _tag_captions(tagger, train_examples, log) if "silver" in args.pair_sources else {}
+        log.info("images: %d found in %s (%d unreadable); the other examples are text-only", found, images_dir, bad)
+    detected = _tag_captions(tagger, train_examples) if "silver" in args.pair_sources else {}
     pairs, counts = build_product_pairs(train_examples, detected, args.pair_sources)
-    log(f"training pairs: {json.dumps(counts)}")
+    log.info("training pairs: %s", json.dumps(counts))
     items = prepare_items(model, [ex for _, ex in pairs], cache)
     for (source, _), item in zip(pairs, items):
         item.weight = args.silver_weight if source == "silver" else 1.0
@@ -353,7 +229,7 @@ def train(args: TrainArgs, train_examples: list[MnreExample], val_examples: list
                "e2e_f1": e2e.get("f1"), "e2e_precision": e2e.get("precision"), "e2e_recall": e2e.get("recall"),
                "train_seconds": round(train_seconds, 1), "seconds": round(time.time() - started, 1)}
         state["history"].append(row)
-        log(json.dumps(row))
+        log.info("%s", json.dumps(row))
         if writer is not None:
             for k, v in row.items():
                 if k != "epoch" and v is not None:

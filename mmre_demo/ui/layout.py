@@ -1,24 +1,26 @@
-"""The Gradio Blocks page. All logic lives in `mmre_demo.ui.callbacks` (plain functions); this module
-only lays out components and maps each callback's `{output_name: value}` dict onto them."""
+"""The Gradio Blocks page. All logic lives in `mmre_demo.ui.callbacks` (plain functions) and all formatting
+in `mmre_demo.ui.render`; this module only lays out one component per `Output` and binds each callback
+to the outputs it declares (`Status` -> the status line and a toast, `Choices` -> dropdown options)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
 from mmre_demo.annotations import DECISIONS
-from mmre_demo.ui.callbacks import (DECISION_HEADERS, ENTITY_HEADERS, RELATION_CHOICES, RELATION_HEADERS,
-                                    SUGGESTION_HEADERS, TYPE_COLOURS, Controller, examples)
+from mmre_demo.ui import callbacks as cb
+from mmre_demo.ui.controller import Controller, examples
+from mmre_demo.ui.outputs import Choices, Output, Status, Update
+from mmre_demo.ui.render import DECISION_HEADERS, ENTITY_COLOURS, ENTITY_HEADERS, RELATION_HEADERS, SUGGESTION_HEADERS
 
 TITLE = "mmre_demo — multimodal relation extraction"
 CSS = """
 #status {min-height: 2.5em; padding: 0.4em 0.8em; border-radius: 8px; background: #f4f6fb;
          border-left: 4px solid #6366f1; font-size: 1.02em}
 #evidence img {object-fit: contain}
-.small-note {font-size: 0.85em; color: #666}
 """
-DROPDOWNS = {"pair", "node", "suggestion"}
 
 # api_name of every main action (stable: the README and gradio_client use them)
 API_NAMES = ("predict", "rerun", "explain", "filter", "clear_graph", "export_graph", "suggest_links",
@@ -35,7 +37,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                     "classifies both directions of every pair and keeps the more probable one, shows where the "
                     "model looked, and grows a knowledge graph "
                     "over your submissions.")
-        device_md = gr.Markdown(ctl.device_text(), elem_id="device")
+        device_md = gr.Markdown(cb.device_text(ctl), elem_id="device")
         with gr.Row():
             with gr.Column(scale=2):
                 image_file = gr.File(label="Image (optional: jpg, png, webp, gif, tiff, bmp…)", type="filepath",
@@ -54,7 +56,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                                             elem_id="show-none")
             with gr.Column(scale=3):
                 status = gr.Markdown("Ready.", elem_id="status")
-                entities_hl = gr.HighlightedText(label="Entities in the caption", color_map=TYPE_COLOURS,
+                entities_hl = gr.HighlightedText(label="Entities in the caption", color_map=ENTITY_COLOURS,
                                                  show_legend=True, combine_adjacent=False, elem_id="entities")
                 with gr.Accordion("Edit entities (add a row, clear a row's text to remove it, change its type)",
                                   open=False, elem_id="entity-editor"):
@@ -86,9 +88,11 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                                   elem_id="annotator"):
                     annotator = gr.Textbox(label="Your name", value="", max_lines=1, elem_id="annotator-name")
                     decision = gr.Radio(list(DECISIONS), value="accept", label="Decision", elem_id="decision")
-                    new_label = gr.Dropdown(RELATION_CHOICES, label="New relation (for relabel)", elem_id="new-label")
+                    new_label = gr.Dropdown(cb.RELATION_CHOICES, label="New relation (for relabel)",
+                                            elem_id="new-label")
                     annotate_btn = gr.Button("Save decision", elem_id="annotate")
-                    decisions_df = gr.Dataframe(headers=DECISION_HEADERS, value=ctl.decisions(), interactive=False,
+                    decisions_df = gr.Dataframe(headers=DECISION_HEADERS, value=ctl.annotations.rows(),
+                                                interactive=False,
                                                 label="Stored decisions (newest first)", elem_id="decisions")
                     export_ann_btn = gr.Button("Export decisions as MNRE lines", elem_id="export-annotations")
                     annotations_file = gr.File(label="MNRE export", interactive=False, elem_id="annotations-file")
@@ -114,49 +118,53 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                                          allow_custom_value=True)
                 add_btn = gr.Button("Add to graph", elem_id="add-suggestion")
 
-        outs: dict[str, Any] = dict(
-            session=session, status=status, preview=preview, entities_hl=entities_hl, entities_df=entities_df,
-            relations_df=relations_df, pair=pair, evidence_img=evidence_img, evidence_md=evidence_md, words=words,
-            concepts=concepts, graph=graph, node=node, files=files, suggestions_df=suggestions_df,
-            suggestion=suggestion, decisions_df=decisions_df, annotations_file=annotations_file,
-        )
+        components: dict[Output, Any] = {
+            Output.SESSION: session, Output.STATUS: status, Output.PREVIEW: preview, Output.ENTITIES_HL: entities_hl,
+            Output.ENTITIES_DF: entities_df, Output.RELATIONS_DF: relations_df, Output.PAIR: pair,
+            Output.EVIDENCE_IMG: evidence_img, Output.EVIDENCE_MD: evidence_md, Output.WORDS: words,
+            Output.CONCEPTS: concepts, Output.GRAPH: graph, Output.NODE: node, Output.FILES: files,
+            Output.SUGGESTIONS_DF: suggestions_df, Output.SUGGESTION: suggestion, Output.DECISIONS_DF: decisions_df,
+            Output.ANNOTATIONS_FILE: annotations_file,
+        }
+        missing = set(Output) - set(components)
+        assert not missing, f"outputs without a component: {missing}"
 
-        def bind(names: list[str]) -> tuple[list[Any], Callable[[dict], tuple]]:
-            def convert(result: dict) -> tuple:
+        def bind(fn: Callable[..., Update]) -> tuple[list[Any], Callable[[Update], tuple]]:
+            """The components of the outputs `fn` declares, and the converter of its `Update` onto them."""
+            names: tuple[Output, ...] = fn.outputs  # type: ignore[attr-defined]
+
+            def convert(result: Update) -> tuple:
                 values = []
-                for n in names:
-                    if n == "status" and str(result.get(n, "")).startswith(("⚠️", "❌")):
-                        gr.Warning(result[n][2:].strip())  # a toast as well as the status line
-                    if n not in result:
-                        values.append(gr.skip())
-                    elif n in DROPDOWNS and isinstance(result[n], dict):
-                        values.append(gr.update(**result[n]))
-                    else:
-                        values.append(result[n])
+                for name in names:
+                    value = result.get(name, gr.skip())
+                    if isinstance(value, Status):
+                        if value.is_problem:
+                            gr.Warning(value.message)  # a toast as well as the status line
+                        value = value.markdown()
+                    elif isinstance(value, Choices):
+                        value = gr.update(choices=value.choices, value=value.value)
+                    values.append(value)
                 return tuple(values)
 
-            return [outs[n] for n in names], convert
+            return [components[n] for n in names], convert
 
-        main_names = ["session", "status", "entities_hl", "entities_df", "relations_df", "pair", "evidence_img",
-                      "evidence_md", "words", "concepts", "graph", "node"]
-        main_outs, main_conv = bind(main_names)
+        main_outs, main_conv = bind(cb.run)
 
-        def do_predict(image, text, thr, none, sess, progress=gr.Progress()):
-            return main_conv(ctl.run(image, text, thr, none, sess, progress=progress))
+        def do_predict(image, text, thr, none, sess, progress=gr.Progress()):  # noqa: B008 - gradio's idiom
+            return main_conv(cb.run(ctl, image, text, thr, none, sess, progress=progress))
 
-        def do_rerun(image, text, rows, thr, none, sess, progress=gr.Progress()):
-            return main_conv(ctl.rerun(image, text, rows, thr, none, sess, progress=progress))
+        def do_rerun(image, text, rows, thr, none, sess, progress=gr.Progress()):  # noqa: B008
+            return main_conv(cb.rerun(ctl, image, text, rows, thr, none, sess, progress=progress))
 
         def do_filter(thr, none, sess):
-            return main_conv(ctl.refilter(thr, none, sess))
+            return main_conv(cb.refilter(ctl, thr, none, sess))
 
-        ev_outs, ev_conv = bind(["session", "status", "evidence_img", "evidence_md", "words"])
+        ev_outs, ev_conv = bind(cb.explain)
 
         def do_explain(p, sess):
-            return ev_conv(ctl.explain(p, sess))
+            return ev_conv(cb.explain(ctl, p, sess))
 
         def on_select(evt: gr.SelectData, sess):
-            row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
             try:
                 number = int((evt.row_value or [None])[0])
             except (TypeError, ValueError, IndexError):
@@ -165,9 +173,8 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                 return gr.skip()
             return gr.update(value=str(number))
 
-        g_outs, g_conv = bind(["session", "status", "graph", "node", "files", "suggestions_df", "suggestion",
-                               "decisions_df", "annotations_file"])
-        pv_outs, pv_conv = bind(["status", "preview"])
+        g_outs, g_conv = bind(cb.clear_graph)  # every graph-panel callback shares these outputs
+        pv_outs, pv_conv = bind(cb.preview)
 
         run_btn.click(do_predict, [image_file, caption, threshold, show_none, session], main_outs,
                       api_name="predict", concurrency_limit=2)
@@ -180,22 +187,23 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         pair.input(do_explain, [pair, session], ev_outs, api_name="explain")
         relations_df.select(on_select, [session], pair, api_visibility="private").then(
             do_explain, [pair, session], ev_outs, api_visibility="private")
-        image_file.change(lambda p: pv_conv(ctl.preview(p)), [image_file], pv_outs, api_name="preview",
+        image_file.change(lambda p: pv_conv(cb.preview(ctl, p)), [image_file], pv_outs, api_name="preview",
                           show_progress="minimal")
-        clear_btn.click(lambda thr, s: g_conv(ctl.clear_graph(thr, s)), [threshold, session], g_outs,
+        clear_btn.click(lambda thr, s: g_conv(cb.clear_graph(ctl, thr, s)), [threshold, session], g_outs,
                         api_name="clear_graph")
-        export_btn.click(lambda thr, s: g_conv(ctl.export_graph(thr, s)), [threshold, session], g_outs,
+        export_btn.click(lambda thr, s: g_conv(cb.export_graph(ctl, thr, s)), [threshold, session], g_outs,
                          api_name="export_graph")
-        suggest_btn.click(lambda n, kk, thr, s: g_conv(ctl.suggest(n, kk, thr, s)), [node, k, threshold, session],
+        suggest_btn.click(lambda n, kk, thr, s: g_conv(cb.suggest(ctl, n, kk, thr, s)), [node, k, threshold, session],
                           g_outs, api_name="suggest_links")
-        add_btn.click(lambda w, thr, s: g_conv(ctl.add_suggestion(w, thr, s)), [suggestion, threshold, session],
+        add_btn.click(lambda w, thr, s: g_conv(cb.add_suggestion(ctl, w, thr, s)), [suggestion, threshold, session],
                       g_outs, api_name="add_suggestion")
-        refresh_btn.click(lambda s: g_conv(ctl.refresh_embedding(s)), [session], g_outs, api_name="refresh_embedding")
-        annotate_btn.click(lambda p, d, nl, who, thr, s: g_conv(ctl.annotate(p, d, nl, who, thr, s)),
+        refresh_btn.click(lambda s: g_conv(cb.refresh_embedding(ctl, s)), [session], g_outs,
+                          api_name="refresh_embedding")
+        annotate_btn.click(lambda p, d, nl, who, thr, s: g_conv(cb.annotate(ctl, p, d, nl, who, thr, s)),
                            [pair, decision, new_label, annotator, threshold, session], g_outs, api_name="annotate")
-        export_ann_btn.click(lambda s: g_conv(ctl.export_annotations(s)), [session], g_outs,
+        export_ann_btn.click(lambda s: g_conv(cb.export_annotations(ctl, s)), [session], g_outs,
                              api_name="export_annotations")
-        demo.load(lambda: ctl.device_text(), None, device_md, api_visibility="private")
+        demo.load(lambda: cb.device_text(ctl), None, device_md, api_visibility="private")
     demo.controller = ctl  # for tests and benchmarks
     return demo
 

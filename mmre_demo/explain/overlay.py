@@ -4,7 +4,7 @@ PIL + a matplotlib colormap only (no pyplot figure: fast and thread-safe)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -42,7 +42,8 @@ def overlay(image: Image.Image, grid: np.ndarray | None, alpha: float = 0.55, cm
     return Image.composite(heat, base, Image.fromarray(a, mode="L"))
 
 
-def colour_bar(height: int, label: str = "attention (relative)", cmap: str = CMAP) -> Image.Image:
+def colour_bar(height: int, label: str = "weight", cmap: str = CMAP) -> Image.Image:
+    """A vertical colour scale from 0 to 1 with ticks, `label` written above it (keep it short: 62 px wide)."""
     bar_w, pad = 16, 6
     font = _font(13)
     width = bar_w + 46
@@ -57,7 +58,7 @@ def colour_bar(height: int, label: str = "attention (relative)", cmap: str = CMA
         y = top + (1 - v) * (bottom - top - 1)
         d.line([pad + bar_w, y, pad + bar_w + 4, y], fill="#333")
         d.text((pad + bar_w + 6, y - 7), f"{v:.1f}", fill="#111", font=font)
-    d.text((2, 4), "weight", fill="#111", font=font)
+    d.text((2, 4), label, fill="#111", font=font)
     return img
 
 

@@ -1,0 +1,56 @@
+"""The settings of one training run, one dataclass per trainer (torch-free: the CLI reads its defaults
+from here, so `mmre train --help` and the code agree). The model's own architecture is its config
+(`RelationConfig`, `NerConfig`); the KG embedding's run settings are `kge.training.KgeTrainConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mmre_demo.model.config import RelationConfig
+
+
+@dataclass
+class RelationTrainConfig:
+    """Everything one training run of the relation model needs; `mmre train`'s defaults come from here."""
+
+    out: Path
+    epochs: int = 7
+    batch_size: int = 32
+    lr: float = 8e-4  # LoRA adapters (or the whole backbone with backbone_training="full": use ~5e-5)
+    head_lr: float = 1e-3  # fusion + classifier
+    warmup: float = 0.06
+    weight_decay: float = 0.01
+    seed: int = 13
+    tensorboard: bool = False
+    resume: bool = False
+    device: str = "auto"  # cuda > mps > cpu, or $MMRE_DEVICE (see mmre_demo.device)
+    # which pairs of each caption to train on (see mmre_demo.data.product_pairs): MNRE's lines ("gold"),
+    # their other direction ("reverse"), and the pairs MNRE left out, with the tagger's entities ("silver")
+    pair_sources: tuple[str, ...] = ("gold",)
+    extra_fraction: float = 1.0  # share of the reverse + silver pairs drawn afresh for each epoch
+    silver_weight: float = 1.0  # loss weight of a silver pair (some are true relations MNRE left out)
+    init_from: Path | None = None  # start from a saved model (its config wins over `config`)
+    ner_weights: Path | None = None  # tagger for silver pairs and end-to-end selection (default: shipped)
+    select_on: str = "end_to_end"  # "end_to_end" (the product's F1 on val) or "gold" (MNRE gold-pair F1)
+    config: RelationConfig = field(default_factory=RelationConfig)
+
+
+@dataclass
+class NerTrainConfig:
+    """Everything one training run of the tagger's head needs; `mmre train-ner`'s defaults come from here."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.03
+    seed: int = 13
+    patience: int = 5  # stop when the mean valid F1 has not improved for this many epochs
+    limit: int | None = None  # first N training sentences (quick runs)
+    max_steps: int | None = None  # optimiser steps per epoch at most (smoke tests)
+    cache_dir: str | None = None  # where backbone features are cached (None: recompute)
+    progress: bool = True
+    mnre_train: str | None = None  # MNRE file whose entity spans are added as partial labels
+    mnre_val: str | None = None  # MNRE file on which the tagger's end-to-end recall ceiling is measured
+    int8_features: bool = False  # backbone features from the int8 backbone that CPU inference uses

@@ -1,0 +1,156 @@
+"""What the app holds: shared resources (`Controller`: the model, the annotation store, the export
+folder, the link suggesters) and each tab's state (`Session`). The callbacks that use them are plain
+functions in `mmre_demo.ui.callbacks`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+from PIL import Image
+
+from mmre_demo import graph as kg
+from mmre_demo.annotations import AnnotationStore
+from mmre_demo.data.schema import InputError
+from mmre_demo.prediction import Prediction
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+MAX_SESSIONS_WITH_SUGGESTER = 32
+
+
+@dataclass
+class Session:
+    """Everything one browser tab (or one gradio_client) accumulates."""
+
+    sid: str = field(default_factory=lambda: uuid.uuid4().hex)
+    graph: nx.MultiDiGraph = field(default_factory=kg.new_graph)
+    positions: dict = field(default_factory=dict)
+    prediction: Prediction | None = None
+    image: Image.Image | None = None  # small RGB copy for the overlays
+    image_path: str | None = None
+    image_id: str | None = None
+    pair_index: int | None = None
+    selected_node: str | None = None
+    suggestions: list[dict] = field(default_factory=list)
+    requests: int = 0
+
+
+def examples(assets: Path = ASSETS) -> list[dict]:
+    """assets/examples.json with image paths made absolute (None = caption only)."""
+    items = json.loads((assets / "examples.json").read_text(encoding="utf-8"))
+    for it in items:
+        it["path"] = str(assets / it["image"]) if it.get("image") else None
+    return items
+
+
+class PipelineLoader:
+    """Loads the model in a background thread so the page is served at once; the first request waits."""
+
+    def __init__(self, factory: Callable[[], Any]):
+        self._factory, self._pipe, self._error = factory, None, None
+        self._done = threading.Event()
+        threading.Thread(target=self._load, daemon=True, name="pipeline-load").start()
+
+    def _load(self) -> None:
+        try:
+            self._pipe = self._factory()
+        except Exception as exc:  # noqa: BLE001 - reported on the first request
+            log.exception("model load failed")
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def get(self, timeout: float = 300.0) -> Any:
+        if not self._done.wait(timeout):
+            raise InputError("The model is still loading; try again in a few seconds.")
+        if self._error is not None:
+            raise InputError(f"The model could not be loaded: {self._error}")
+        return self._pipe
+
+
+class Controller:
+    """The app's shared resources: the pipeline (loaded in the background unless given), the annotation
+    store, the export folder and one link suggester per session (least recently used dropped)."""
+
+    def __init__(self, pipeline: Any = None, pipeline_factory: Callable[[], Any] | None = None,
+                 annotations: AnnotationStore | None = None, export_dir: str | Path | None = None,
+                 suggester_factory: Callable[[], Any] | None | str = "auto"):
+        if pipeline is None and pipeline_factory is None:
+            from mmre_demo.pipeline import Pipeline
+
+            def pipeline_factory() -> Any:
+                return Pipeline.load(weights=os.environ.get("MMRE_WEIGHTS") or None, device="auto")
+
+        self._pipe = pipeline
+        self._loader = PipelineLoader(pipeline_factory) if pipeline is None else None
+        self.annotations = annotations or AnnotationStore()
+        self.export_dir = Path(export_dir or tempfile.mkdtemp(prefix="mmre_export_"))
+        self.export_dir.mkdir(parents=True, exist_ok=True)
+        self._suggester_factory = suggester_factory
+        self._suggesters: OrderedDict[str, Any] = OrderedDict()
+        self._suggesters_lock = threading.Lock()
+
+    @property
+    def pipe(self) -> Any:
+        """The pipeline; waits for the background load (an InputError when it failed or takes too long)."""
+        return self._pipe if self._pipe is not None else self._loader.get()
+
+    def device(self) -> str:
+        """Where the model runs (or will run), without waiting for the load."""
+        if self._pipe is not None:
+            return str(self._pipe.device)
+        from mmre_demo.device import resolve_device
+
+        try:
+            return resolve_device("auto")
+        except InputError as exc:
+            return f"unavailable ({exc})"
+
+    def default_threshold(self) -> float:
+        """The model's own threshold (max end-to-end F1 on validation), read without waiting for the load."""
+        if self._pipe is not None:
+            return float(self._pipe.model.config.threshold)
+        from mmre_demo.data.paths import weights_dir
+        from mmre_demo.model.config import RelationConfig
+
+        root = Path(os.environ.get("MMRE_WEIGHTS") or weights_dir())
+        config = root / "relation" / "config.json" if (root / "relation").is_dir() else root / "config.json"
+        try:
+            return float(RelationConfig.load(config).threshold)
+        except (OSError, ValueError):
+            return RelationConfig().threshold
+
+    def suggester(self, session: Session) -> Any | None:
+        """This session's LinkSuggester, or None when mmre_demo.kge is missing / broken."""
+        factory = self._suggester_factory
+        if factory == "auto":
+            try:
+                from mmre_demo.kge.suggest import LinkSuggester
+            except Exception as exc:  # noqa: BLE001 - the app works without link suggestions
+                log.warning("link suggestions disabled: %s", exc)
+                self._suggester_factory = factory = None
+            else:
+                self._suggester_factory = factory = LinkSuggester
+        if factory is None:
+            return None
+        with self._suggesters_lock:
+            s = self._suggesters.get(session.sid)
+            if s is None:
+                s = factory()
+                self._suggesters[session.sid] = s
+                while len(self._suggesters) > MAX_SESSIONS_WITH_SUGGESTER:
+                    self._suggesters.popitem(last=False)
+            self._suggesters.move_to_end(session.sid)
+            return s

@@ -1,0 +1,88 @@
+"""The contract between the callbacks and the page: the app's outputs, named once.
+
+A callback returns an `Update`: `{Output: value}` with only the outputs it changes (the rest of the
+page stays as it is). Each callback declares the outputs it may change (`callbacks.callback(...)`,
+one of the groups below); returning any other output is an error, not a silent drop. The layout
+gives every `Output` one component and binds each callback to its group.
+
+Values are plain Python (lists for tables, PIL images, plotly figures), except two typed ones:
+`Status` for the status line and `Choices` for the dropdowns whose options change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Literal
+
+
+class Output(str, Enum):
+    """Every output component of the page (the value is the component's name in the layout)."""
+
+    SESSION = "session"  # the per-tab `Session` (gr.State)
+    STATUS = "status"  # `Status`
+    PREVIEW = "preview"  # the image as the model reads it
+    ENTITIES_HL = "entities_hl"  # caption segments highlighted by entity type
+    ENTITIES_DF = "entities_df"  # the editable entity table
+    RELATIONS_DF = "relations_df"  # one row per entity pair
+    PAIR = "pair"  # `Choices` of the pair to explain / annotate
+    EVIDENCE_IMG = "evidence_img"  # heatmap panels
+    EVIDENCE_MD = "evidence_md"  # the evidence in words
+    WORDS = "words"  # caption words with their weights
+    CONCEPTS = "concepts"  # visual concepts {name: probability}
+    GRAPH = "graph"  # plotly figure of the session graph
+    NODE = "node"  # `Choices` of the graph's entity nodes
+    FILES = "files"  # exported graph files
+    SUGGESTIONS_DF = "suggestions_df"  # suggested links table
+    SUGGESTION = "suggestion"  # `Choices` of the suggestion to add
+    DECISIONS_DF = "decisions_df"  # stored annotator decisions
+    ANNOTATIONS_FILE = "annotations_file"  # the MNRE export of the decisions
+
+
+Update = dict[Output, Any]
+StatusKind = Literal["ok", "warn", "error", "info"]
+_ICONS: dict[str, str] = {"ok": "✅", "warn": "⚠️", "error": "❌", "info": "ℹ️"}
+
+
+@dataclass(frozen=True)
+class Status:
+    """The status line: what happened (`ok`, `info`) or what went wrong (`warn`: bad input, `error`: a bug)."""
+
+    kind: StatusKind
+    message: str  # one line per fact
+
+    @classmethod
+    def of(cls, kind: StatusKind, lines: Iterable[str]) -> Status:
+        return cls(kind, "\n".join(ln for ln in lines if ln))
+
+    @property
+    def is_problem(self) -> bool:
+        return self.kind in ("warn", "error")
+
+    def markdown(self) -> str:
+        """The status line as shown (and as gradio_client receives it): each line with its icon."""
+        return "\n".join(f"{_ICONS[self.kind]} {ln}" for ln in self.message.split("\n") if ln)
+
+
+@dataclass(frozen=True)
+class Choices:
+    """New options of a dropdown and the chosen one (`(label, value)` pairs or plain values)."""
+
+    choices: list[Any]
+    value: str | None = None
+
+
+# ---- which outputs each family of callbacks may change (order = the API's output order) ----------
+EXTRACTION: tuple[Output, ...] = (  # run, rerun, refilter
+    Output.SESSION, Output.STATUS, Output.ENTITIES_HL, Output.ENTITIES_DF, Output.RELATIONS_DF, Output.PAIR,
+    Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS, Output.CONCEPTS, Output.GRAPH, Output.NODE,
+)
+EVIDENCE: tuple[Output, ...] = (  # explain
+    Output.SESSION, Output.STATUS, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS,
+)
+GRAPH_PANEL: tuple[Output, ...] = (  # graph, suggestions, annotations
+    Output.SESSION, Output.STATUS, Output.GRAPH, Output.NODE, Output.FILES, Output.SUGGESTIONS_DF, Output.SUGGESTION,
+    Output.DECISIONS_DF, Output.ANNOTATIONS_FILE,
+)
+PREVIEW: tuple[Output, ...] = (Output.STATUS, Output.PREVIEW)  # upload

@@ -1,0 +1,146 @@
+"""Pure formatting for the page: a prediction, a pair's evidence, suggestions -> table rows, highlighted
+segments, dropdown choices, overlay images and text. No state, no model, no gradio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from mmre_demo.data.labels import ENTITY_TYPES, short_name
+from mmre_demo.data.schema import Entity
+from mmre_demo.explain.overlay import evidence_panels
+from mmre_demo.graph.figure import TYPE_COLOURS, UNKNOWN_TYPE_COLOUR
+from mmre_demo.prediction import PairPrediction, Prediction, TokenWeight
+from mmre_demo.ui.outputs import Choices, Output, Update
+
+ENTITY_HEADERS = ["text", "type", "start", "end"]
+RELATION_HEADERS = ["#", "head", "relation", "tail", "probability", "top-3 alternatives", "image influence"]
+SUGGESTION_HEADERS = ["head", "relation", "tail", "score"]
+DECISION_HEADERS = ["id", "time", "annotator", "head", "predicted", "tail", "decision", "relation", "img_id"]
+# entity highlighting: the graph's colours of the four entity types, "?" for an entity without a type
+ENTITY_COLOURS = {**{t: TYPE_COLOURS[t] for t in ENTITY_TYPES}, "?": UNKNOWN_TYPE_COLOUR}
+MAX_CONCEPTS_SHOWN = 8
+
+
+# ---- entities ----------------------------------------------------------------------------------
+def entity_segments(caption: str, entities: list[Entity]) -> list[tuple[str, str | None]]:
+    """Caption split into (text, type-or-None) for gr.HighlightedText."""
+    out: list[tuple[str, str | None]] = []
+    pos = 0
+    for e in sorted(entities, key=lambda x: x.start):
+        if e.start > pos:
+            out.append((caption[pos:e.start], None))
+        out.append((caption[e.start:e.end], e.type or "?"))
+        pos = e.end
+    if pos < len(caption):
+        out.append((caption[pos:], None))
+    return out
+
+
+def entity_rows(entities: list[Entity]) -> list[list[Any]]:
+    return [[e.text, e.type, e.start, e.end] for e in entities]
+
+
+# ---- relations ---------------------------------------------------------------------------------
+def visible_pairs(pred: Prediction, threshold: float, show_none: bool) -> list[tuple[int, PairPrediction]]:
+    """(index, pair) of the pairs the table shows: the relations at `threshold`; with `show_none`, every
+    pair (those below the threshold read as None)."""
+    return [(i, p) for i, p in enumerate(pred.pairs) if show_none or (p.is_relation and p.probability >= threshold)]
+
+
+def pair_label(i: int, p: PairPrediction, threshold: float) -> str:
+    label, prob = p.shown(threshold)
+    return f"#{i + 1} {p.head.text} → {p.tail.text}: {short_name(label)} ({prob:.2f})"
+
+
+def pair_choices(visible: list[tuple[int, PairPrediction]], chosen: int | None, threshold: float) -> Choices:
+    """The pair dropdown: one option per visible pair, valued by its 1-based number."""
+    return Choices([(pair_label(i, p, threshold), str(i + 1)) for i, p in visible],
+                   None if chosen is None else str(chosen + 1))
+
+
+def relation_rows(pred: Prediction, threshold: float, show_none: bool) -> list[list[Any]]:
+    rows = []
+    for i, p in visible_pairs(pred, threshold, show_none):
+        label, prob = p.shown(threshold)
+        alts = ", ".join(f"{short_name(lab)} {pr:.2f}" for lab, pr in p.top_k if lab != label)
+        rows.append([i + 1, f"{p.head.text} ({p.head.type or '?'})", label, f"{p.tail.text} ({p.tail.type or '?'})",
+                     round(prob, 3), alts, p.influence_text()])
+    return rows
+
+
+def concept_scores(pred: Prediction) -> dict[str, float] | None:
+    """The visual concepts for gr.Label (None without an image)."""
+    return {name: float(p) for name, p in pred.concepts[:MAX_CONCEPTS_SHOWN]} if pred.concepts else None
+
+
+# ---- evidence ----------------------------------------------------------------------------------
+def word_segments(caption: str, token_weights: list[TokenWeight]) -> list[tuple[str, float | None]]:
+    """Caption words with weights scaled to [0, 1] (max = 1) for gr.HighlightedText's colour scale."""
+    if not token_weights:
+        return [(caption, None)]
+    top = max(t.weight for t in token_weights) or 1.0
+    out: list[tuple[str, float | None]] = []
+    pos = 0
+    for t in token_weights:
+        if t.start > pos:
+            out.append((caption[pos:t.start], None))
+        out.append((caption[t.start:t.end], round(t.weight / top, 3)))
+        pos = t.end
+    if pos < len(caption):
+        out.append((caption[pos:], None))
+    return out
+
+
+def evidence(pred: Prediction | None, pair_index: int | None, image: Image.Image | None) -> Update:
+    """The evidence outputs for one pair: heatmap panels, the explanation in words, word weights."""
+    if pred is None or pair_index is None or not (0 <= pair_index < len(pred.pairs)):
+        return {Output.EVIDENCE_IMG: None, Output.WORDS: [(pred.caption, None)] if pred else None,
+                Output.EVIDENCE_MD: "Choose a pair to see where the model looked."}
+    p = pred.pairs[pair_index]
+    md = [f"**{p.head.text}** → `{p.label}` → **{p.tail.text}** — probability {p.probability:.2f} (calibrated: "
+          f"about {p.probability:.0%} of such predictions are right on MNRE validation)"]
+    if p.probability < pred.threshold:
+        md.append(f"Below the model's threshold ({pred.threshold:.2f}): the pair reads as no relation "
+                  f"(P(None) = {p.none_probability or 0.0:.2f}); `{p.label}` is only its best guess.")
+    if p.reverse is not None:
+        md.append(f"The other direction ({p.tail.text} → {p.head.text}) read `{p.reverse[0]}` "
+                  f"({p.reverse[1]:.2f}); only the more probable direction is shown.")
+    if p.type_constrained:
+        md.append("The label was changed by the entity-type constraint (the top raw label did not fit the types).")
+    img = None
+    if image is not None and p.image_heatmap is not None:
+        img = evidence_panels(image, [("pair (head + tail)", p.image_heatmap),
+                                      (f"head: {p.head.text}", p.head_heatmap),
+                                      (f"tail: {p.tail.text}", p.tail_heatmap)])
+        without = p.probability - (p.image_influence or 0.0)
+        md.append(f"The image changed this pair's label probability by {p.influence_text()} "
+                  f"({without:.2f} from the caption alone, {p.probability:.2f} with the image).")
+        md.append("Heatmaps: where the entity words attended in the image (relative to this image). This "
+                  "attention was not trained on MNRE images, which are not available here: read it as a "
+                  "hint, not as evidence.")
+    else:
+        md.append("No image was given, so there is no image heatmap: the caption alone was used.")
+    return {Output.EVIDENCE_IMG: img, Output.WORDS: word_segments(pred.caption, p.token_weights),
+            Output.EVIDENCE_MD: "\n\n".join(md)}
+
+
+# ---- suggested links ---------------------------------------------------------------------------
+def suggestion_rows(suggestions: list[dict]) -> list[list[Any]]:
+    return [[r["head"], r["relation"], r["tail"], round(float(r["score"]), 3)] for r in suggestions]
+
+
+def suggestion_choices(suggestions: list[dict], with_score: bool = True) -> Choices:
+    """The 'suggestion to add' dropdown, valued by 1-based number; the first one chosen."""
+    def label(r: dict) -> str:
+        text = f"{r['head']} → {short_name(r['relation'])} → {r['tail']}"
+        return f"{text} ({r['score']:.2f})" if with_score else text
+
+    return Choices([(label(r), str(i + 1)) for i, r in enumerate(suggestions)], "1" if suggestions else None)
+
+
+# ---- device --------------------------------------------------------------------------------------
+def device_markdown(device: str, override: str | None) -> str:
+    return f"**Device:** `{device}`" + (f" (from MMRE_DEVICE={override})" if override else
+                                        " (auto: cuda > mps > cpu; set MMRE_DEVICE to override)")

@@ -117,6 +117,7 @@ def test_killed_then_resumed_equals_uninterrupted(kill_corpus, tmp_path, sig):
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert summary["posts"] == 60 and summary["this_run"]["resumed_after"] >= written
+    assert summary["model"]["version"] == model_info().version  # --json: the summary is stdout's last line
     assert_same_outputs(reference, out)
 
 
@@ -156,11 +157,3 @@ class _FailAfter:
         self.n -= 1
         return self.inner.predict_batch(batch)
 
-
-def test_cli_json_summary_is_the_last_stdout_line(shared_data, tmp_path):
-    f = _corpus(shared_data, tmp_path, 3)
-    r = subprocess.run(_cli(f, tmp_path / "o", "--json"), env=_env(), capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    summary = json.loads(r.stdout.strip().splitlines()[-1])
-    assert summary["posts"] == 3 and summary["model"]["version"] == model_info().version
-    assert (tmp_path / "o" / "graph.json").is_file() and (tmp_path / "o" / "summary.json").is_file()

@@ -223,3 +223,16 @@ def test_resume_after_copying_keeps_working(corpus, tmp_path):
     shutil.copytree(out, moved)
     s = run_local(_job(corpus, moved, resume=True), FakePredictor())
     assert s["posts"] == 13
+
+
+def test_ray_engine_without_ray_says_which_extra_to_install(monkeypatch, corpus, tmp_path, capsys):
+    import sys
+
+    from mmre_demo.extract.ray_engine import require_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as when it is not installed
+    with pytest.raises(InputError, match=r'needs Ray Data.*pip install -e "\.\[distributed\]"'):
+        require_ray()
+    f, _ = corpus
+    assert main(["extract", str(f), "--out", str(tmp_path / "o"), "--engine", "ray", "--no-progress"]) == 2
+    assert "[distributed]" in capsys.readouterr().err and not (tmp_path / "o").exists()

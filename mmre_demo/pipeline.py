@@ -3,7 +3,8 @@
 One request: check the inputs, find entities (or take the user's), form both directions of each
 entity pair, encode the image once, classify all pairs of the caption in one batch (with and without
 the image, from one text pass), keep one direction per pair (`decoding`), and turn attention into
-evidence (image heatmaps, word weights). Probabilities are calibrated (`RelationModel.decide`).
+evidence (image heatmaps, word weights). Probabilities are calibrated (`RelationModel.probabilities`).
+`predict_many` does the same for many posts with shared batches (corpus extraction).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +47,41 @@ class EncodedImage:
 
 @dataclass
 class PairBatch:
-    """The ordered entity pairs of one caption, encoded for the text model (row k = pairs[k])."""
+    """Ordered entity pairs, possibly of several captions, encoded for the text model (row k = pairs[k])."""
 
-    caption: str
+    captions: list[str]
     pairs: list[tuple[Entity, Entity]]
     features: list[PairFeatures]
+
+
+@dataclass
+class _Post:
+    """One post on its way through `Pipeline`: its checked inputs, entities, pairs and notes."""
+
+    caption: str
+    image: Image.Image | None
+    detected: bool
+    entities: list[Entity] = field(default_factory=list)
+    pairs: list[tuple[int, int]] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _visual_row(visual: VisualTokens, row: int) -> VisualTokens:
+    """One image's visual tokens out of a batch (batch dimension kept)."""
+    pick = slice(row, row + 1)
+    return VisualTokens(visual.tokens[pick], visual.mask[pick], visual.n_spatial, visual.grid_hw,
+                        None if visual.concept_ids is None else visual.concept_ids[pick],
+                        None if visual.concept_probs is None else visual.concept_probs[pick])
+
+
+def _stack_visual(parts: list[VisualTokens]) -> VisualTokens:
+    """Several images' visual tokens as one batch (same backbone: same shapes)."""
+    first = parts[0]
+    ids = None if first.concept_ids is None else torch.cat([p.concept_ids for p in parts])
+    probs = None if first.concept_probs is None else torch.cat([p.concept_probs for p in parts])
+    return VisualTokens(torch.cat([p.tokens for p in parts]), torch.cat([p.mask for p in parts]), first.n_spatial,
+                        first.grid_hw, ids, probs)
 
 
 @dataclass
@@ -117,89 +148,143 @@ class Pipeline:
         ents = [e if isinstance(e, Entity) else Entity.from_dict(e) for e in entities]
         return check_entities(caption, ents)
 
-    # ---- one request ----------------------------------------------------------------------------
+    # ---- requests -------------------------------------------------------------------------------
     def predict(self, image: ImageInput, caption: str, entities: Sequence[Entity | dict] | None = None,
                 max_pairs: int = MAX_PAIRS, top_k: int = 3) -> Prediction:
         """Entities (detected unless given) -> both directions of each entity pair -> one decoded
         relation per pair, with calibrated probabilities, the image's measured influence and evidence."""
         t0 = time.perf_counter()
-        timings: dict[str, float] = {}
-        messages: list[str] = []
+        post = self._prepare(image, caption, entities)
+        return self._predict_posts([post], max_pairs, top_k, t0)[0]
+
+    def predict_many(self, requests: Sequence[tuple[ImageInput, str]], max_pairs: int = MAX_PAIRS,
+                     top_k: int = 3) -> list[Prediction]:
+        """`predict(image, caption)` for many posts at once: one tagger batch, one vision batch, and the
+        pairs of all posts in shared relation batches. Each result equals `predict` on that post (the
+        models are batch-invariant: float, padding masked); a bad post raises its `InputError`."""
+        t0 = time.perf_counter()
+        posts = [self._prepare(image, caption, None, tag=False) for image, caption in requests]
+        if posts:
+            if self.tagger is None:
+                raise InputError("No entity tagger is installed (weights/ner missing): give the entities yourself.")
+            t = time.perf_counter()
+            with self._lock:
+                found = self.tagger.tag_batch([p.caption for p in posts])
+            share = (time.perf_counter() - t) * 1000 / len(posts)
+            for post, ents in zip(posts, found, strict=True):
+                post.entities, post.timings["ner_ms"] = list(ents), share
+        return self._predict_posts(posts, max_pairs, top_k, t0)
+
+    def _prepare(self, image: ImageInput, caption: str, entities: Sequence[Entity | dict] | None,
+                 tag: bool = True) -> _Post:
+        """Check one post's inputs and (unless `tag` is off or entities are given) find its entities."""
+        t0 = time.perf_counter()
         caption = check_caption(caption)
-        img = load_image(image)
-        if img is None:
-            messages.append("No image: the relations are predicted from the caption alone.")
-        detected = entities is None
-        if detected:
-            ents = self.detect_entities(caption)
-            timings["ner_ms"] = (time.perf_counter() - t0) * 1000
-        else:
-            ents = self._coerce_entities(caption, entities)
-        pairs, cap_message = select_pairs(ents, max_pairs)
-        if cap_message:
-            messages.append(cap_message)
-        if len(ents) < 2:
-            messages.append(f"{len(ents)} entit{'y' if len(ents) == 1 else 'ies'} found in the caption: a relation "
-                            "needs two. Add entities by hand to classify a pair.")
-        elif not pairs:
-            messages.append("Every entity has the same name: a relation needs two different entities.")
+        post = _Post(caption, load_image(image), detected=entities is None)
+        if post.image is None:
+            post.messages.append("No image: the relations are predicted from the caption alone.")
+        if entities is not None:
+            post.entities = self._coerce_entities(caption, entities)
+        elif tag:
+            post.entities = self.detect_entities(caption)
+            post.timings["ner_ms"] = (time.perf_counter() - t0) * 1000
+        return post
+
+    def _predict_posts(self, posts: list[_Post], max_pairs: int, top_k: int, t0: float) -> list[Prediction]:
+        for post in posts:
+            post.pairs, cap_message = select_pairs(post.entities, max_pairs)
+            post.messages += [cap_message] if cap_message else []
+            n = len(post.entities)
+            if n < 2:
+                post.messages.append(f"{n} entit{'y' if n == 1 else 'ies'} found in the caption: a relation "
+                                     "needs two. Add entities by hand to classify a pair.")
+            elif not post.pairs:
+                post.messages.append("Every entity has the same name: a relation needs two different entities.")
         with self._lock, torch.no_grad():
-            encoded = None
-            if img is not None:
-                t = time.perf_counter()
-                encoded = self._encode_image(img)
-                timings["image_ms"] = (time.perf_counter() - t) * 1000
-            decoded: list[PairPrediction] = []
-            if pairs:
-                t = time.perf_counter()
-                decoded = decode_directions(self._classify(caption, ents, pairs, encoded, top_k))
-                timings["relation_ms"] = (time.perf_counter() - t) * 1000
-        timings["total_ms"] = (time.perf_counter() - t0) * 1000
-        return Prediction(caption=caption, entities=ents, pairs=decoded, concepts=encoded.concepts if encoded else [],
-                          has_image=img is not None, image_size=img.size if img is not None else None,
-                          device=self.device, messages=messages, timings_ms=timings, entities_detected=detected,
-                          image_feature=encoded.feature if encoded else None, threshold=self.model.config.threshold)
+            t = time.perf_counter()
+            images = self._encode_images([p.image for p in posts])
+            image_ms = (time.perf_counter() - t) * 1000
+            t = time.perf_counter()
+            classified = self._classify(posts, images, top_k)
+            relation_ms = (time.perf_counter() - t) * 1000
+        with_image = sum(1 for p in posts if p.image is not None)
+        with_pairs = sum(1 for p in posts if p.pairs)
+        out = []
+        for post, image, pairs in zip(posts, images, classified, strict=True):
+            if image is not None:
+                post.timings["image_ms"] = image_ms / with_image
+            if post.pairs:
+                post.timings["relation_ms"] = relation_ms / with_pairs
+            post.timings["total_ms"] = (time.perf_counter() - t0) * 1000 / len(posts)
+            out.append(Prediction(
+                caption=post.caption, entities=post.entities, pairs=decode_directions(pairs),
+                concepts=image.concepts if image else [], has_image=post.image is not None,
+                image_size=post.image.size if post.image is not None else None, device=self.device,
+                messages=post.messages, timings_ms=post.timings, entities_detected=post.detected,
+                image_feature=image.feature if image else None, threshold=self.model.config.threshold))
+        return out
 
     def _encode_image(self, img: Image.Image) -> EncodedImage:
-        model = self.model
-        out = model.encode_images(model.vision.preprocess([img]).to(self.device))
-        visual = model.visual_tokens(out)
-        concepts = []
-        if visual.concept_ids is not None:
-            concepts = [(self._concept_names[int(i)], float(p))
-                        for i, p in zip(visual.concept_ids[0], visual.concept_probs[0])]
-        return EncodedImage(visual, concepts, out.pooled[0].float().cpu().numpy())
+        return self._encode_images([img])[0]
 
-    def _run_model(self, feats: list[PairFeatures], image: EncodedImage | None) -> ClassifiedBatch:
-        """All ordered pairs of one caption in one batch; with an image, also without it (same text pass)."""
+    def _encode_images(self, images: Sequence[Image.Image | None]) -> list[EncodedImage | None]:
+        """The images of several posts through the frozen vision backbone in one batch (None stays None)."""
+        present = [i for i, img in enumerate(images) if img is not None]
+        out: list[EncodedImage | None] = [None] * len(images)
+        if not present:
+            return out
+        model = self.model
+        vision = model.encode_images(model.vision.preprocess([images[i] for i in present]).to(self.device))
+        visual = model.visual_tokens(vision)
+        for row, i in enumerate(present):
+            concepts = []
+            if visual.concept_ids is not None:
+                concepts = [(self._concept_names[int(c)], float(p))
+                            for c, p in zip(visual.concept_ids[row], visual.concept_probs[row], strict=True)]
+            out[i] = EncodedImage(_visual_row(visual, row), concepts, vision.pooled[row].float().cpu().numpy())
+        return out
+
+    def _run_model(self, feats: list[PairFeatures], images: list[EncodedImage | None]) -> ClassifiedBatch:
+        """Pairs (row k with image `images[k]`, or none) in one batch; rows with an image are also
+        classified without it, from the same text pass."""
         model = self.model
         batch = {k: v.to(self.device) for k, v in collate(feats, model.tokenizer.pad_token_id).items()}
-        n = len(feats)
-        has_image = torch.full((n,), 1.0 if image is not None else 0.0, device=self.device)
-        out = model(**batch, visual=image.visual if image else None, image_index=torch.zeros(n, dtype=torch.long,
-                    device=self.device), has_image=has_image, explain=True, with_text_only=True)
+        distinct = list({id(im): im for im in images if im is not None}.values())
+        position = {id(im): i for i, im in enumerate(distinct)}
+        visual = _stack_visual([im.visual for im in distinct]) if distinct else None
+        index = torch.tensor([position.get(id(im), 0) for im in images], dtype=torch.long, device=self.device)
+        has_image = torch.tensor([0.0 if im is None else 1.0 for im in images], device=self.device)
+        out = model(**batch, visual=visual, image_index=index, has_image=has_image, explain=True,
+                    with_text_only=True)
         text_only = None
         if out.text_only_logits is not None:
             text_only = model.probabilities(out.text_only_logits).float().cpu().numpy()
         return ClassifiedBatch(out, model.probabilities(out.logits).float().cpu().numpy(), text_only)
 
-    def _classify(self, caption: str, ents: list[Entity], pairs: list[tuple[int, int]],
-                  image: EncodedImage | None, top_k: int) -> list[PairPrediction]:
+    def _classify(self, posts: list[_Post], images: list[EncodedImage | None], top_k: int,
+                  batch_rows: int = 128) -> list[list[PairPrediction]]:
+        """Every ordered pair of every post, in batches of at most `batch_rows` pairs across posts."""
         tokenizer, max_length = self.model.tokenizer, self.model.config.max_length
-        pair_entities = [(ents[i], ents[j]) for i, j in pairs]
-        batch = PairBatch(caption, pair_entities,
-                          [encode_pair(tokenizer, caption, h, t, max_length) for h, t in pair_entities])
-        result = self._run_model(batch.features, image)
-        visual = image.visual if image is not None else None
-        return [self._pair_result(batch, k, result, visual, top_k) for k in range(len(batch.pairs))]
+        rows = [(p, post.entities[i], post.entities[j]) for p, post in enumerate(posts) for i, j in post.pairs]
+        results: list[list[PairPrediction]] = [[] for _ in posts]
+        for start in range(0, len(rows), batch_rows):
+            chunk = rows[start : start + batch_rows]
+            batch = PairBatch([posts[p].caption for p, _, _ in chunk], [(h, t) for _, h, t in chunk],
+                              [encode_pair(tokenizer, posts[p].caption, h, t, max_length) for p, h, t in chunk])
+            row_images = [images[p] for p, _, _ in chunk]
+            result = self._run_model(batch.features, row_images)
+            for k, (p, _, _) in enumerate(chunk):
+                results[p].append(self._pair_result(batch, k, result, row_images[k], top_k))
+        return results
 
-    def _pair_result(self, batch: PairBatch, k: int, result: ClassifiedBatch, visual: VisualTokens | None,
+    def _pair_result(self, batch: PairBatch, k: int, result: ClassifiedBatch, image: EncodedImage | None,
                      top_k: int) -> PairPrediction:
         """Row `k`: the pair's most probable relation (shown when it reaches the threshold), its calibrated
         probability, the alternatives (`None` among them), the image's influence and the evidence."""
         head, tail = batch.pairs[k]
         labels = self.model.config.labels
-        p, p_text = result.probs[k], None if result.text_only_probs is None else result.text_only_probs[k]
+        p = result.probs[k]
+        p_text = None if result.text_only_probs is None or image is None else result.text_only_probs[k]
         if self.type_constraint:
             p = constrain_to_types(p, labels, head.type, tail.type)
             if p_text is not None:
@@ -209,7 +294,8 @@ class Pipeline:
         if p[best] <= 0:  # the types allow no relation at all
             best = self._none_id
         order = np.argsort(-p)
-        ev = pair_evidence(result.output, k, batch.caption, batch.features[k].token_spans, visual)
+        ev = pair_evidence(result.output, k, batch.captions[k], batch.features[k].token_spans,
+                           image.visual if image is not None else None)
         return PairPrediction(head, tail, labels[best], float(p[best]),
                               [(labels[int(i)], float(p[int(i)])) for i in order[: max(top_k, 1)]],
                               image_heatmap=ev.image_heatmap, head_heatmap=ev.head_heatmap,

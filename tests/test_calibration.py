@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmre_demo.train.calibration import (calibrated, calibration_report, expected_calibration_error,
-                                         ece_noise_floor, fit_calibration, fit_temperature, nll, softmax)
+from mmre_demo.train.calibration import (
+    calibrated,
+    calibration_report,
+    ece_noise_floor,
+    expected_calibration_error,
+    fit_calibration,
+    fit_temperature,
+    nll,
+    softmax,
+)
 
 
 def overconfident_set(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

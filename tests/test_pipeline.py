@@ -60,8 +60,9 @@ def test_text_only_probabilities_are_those_of_a_pass_without_the_image(pipeline)
     feats = [encode_pair(pipeline.model.tokenizer, CAPTION, ents[i], ents[j]) for i, j in [(0, 1), (1, 0), (0, 2)]]
     img = Image.new("RGB", (320, 240), (200, 60, 30))
     with torch.no_grad():
-        with_image = pipeline._run_model(feats, pipeline._encode_image(img))
-        without = pipeline._run_model(feats, None)
+        encoded = pipeline._encode_image(img)
+        with_image = pipeline._run_model(feats, [encoded] * len(feats))
+        without = pipeline._run_model(feats, [None] * len(feats))
     assert without.text_only_probs is None
     assert np.allclose(with_image.text_only_probs, without.probs, atol=1e-5)
 
@@ -173,3 +174,29 @@ def test_entities_inside_a_hashtag_and_a_handle_are_classified(pipeline):
     (pair,) = pred.pairs
     assert {pair.head.text, pair.tail.text} == {"NASA", "Eileen"} and pair.reverse is not None
     assert all(caption[w.start : w.end] == w.text for w in pair.token_weights)
+
+
+def test_predict_many_equals_predict_on_each_post(pipeline):
+    """Shared tagger, vision and relation batches across posts change nothing a post gets."""
+    red, blue = Image.new("RGB", (300, 200), (220, 30, 30)), Image.new("RGB", (64, 64), (20, 40, 200))
+    requests = [(red, CAPTION), (None, "RT @SportsCenter : Jimmer went OFF for 41 against Harden and the Rockets ."),
+                (blue, "Copywriters , unite in Brighton and Edinburgh tonight !"), (None, "just one word: Paris"),
+                (red, "Barack Obama met Angela Merkel and Emmanuel Macron in Berlin with Olaf Scholz .")]
+    many = pipeline.predict_many(requests, max_pairs=4)
+    for (image, caption), got in zip(requests, many, strict=True):
+        want = pipeline.predict(image, caption, max_pairs=4)
+        assert got.entities == want.entities and got.messages == want.messages
+        assert [c for c, _ in got.concepts] == [c for c, _ in want.concepts]
+        assert [p for _, p in got.concepts] == pytest.approx([p for _, p in want.concepts], abs=1e-5)
+        assert [(p.head, p.tail, p.label, p.reverse[0] if p.reverse else None) for p in got.pairs] == \
+               [(p.head, p.tail, p.label, p.reverse[0] if p.reverse else None) for p in want.pairs]
+        for g, w in zip(got.pairs, want.pairs, strict=True):
+            assert g.probability == pytest.approx(w.probability, abs=1e-5)
+            assert (g.image_influence is None) == (w.image_influence is None)
+            assert g.image_influence is None or g.image_influence == pytest.approx(w.image_influence, abs=1e-5)
+    assert any("closest" in m for m in many[4].messages)  # the pair cap applies per post
+
+
+def test_predict_many_refuses_a_bad_post_with_its_message(pipeline):
+    with pytest.raises(InputError, match="caption is empty"):
+        pipeline.predict_many([(None, CAPTION), (None, "  ")])

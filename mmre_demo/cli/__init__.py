@@ -17,7 +17,7 @@ import importlib
 import os
 import sys
 
-_COMMAND_MODULES = ("mmre_demo.cli.relation", "mmre_demo.cli.ner", "mmre_demo.cli.kge")
+_COMMAND_MODULES = ("mmre_demo.cli.relation", "mmre_demo.cli.ner", "mmre_demo.cli.kge", "mmre_demo.cli.extract")
 
 
 def build_parser() -> argparse.ArgumentParser:

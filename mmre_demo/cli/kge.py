@@ -13,10 +13,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     ksub = k.add_subparsers(dest="kge_command", required=True)
 
     t = ksub.add_parser("train", help="train TransE / DistMult / ComplEx (PyKEEN, 1-vs-all, early stopping)")
-    t.add_argument("--dataset", choices=["umls", "kinships", "nations", "mnre"], default="umls")
+    t.add_argument("--dataset", type=_dataset, default="umls", metavar="{umls,kinships,nations,mnre,graph:PATH}",
+                   help="a bundled dataset, MNRE, or graph:PATH = a graph.json / graph.graphml exported by the app "
+                        "or by `mmre extract`")
     t.add_argument("--model", choices=["transe", "distmult", "complex"], default="complex")
     t.add_argument("--features", choices=["none", "text", "text+image"], default="none",
-                   help="multimodal entity features (MNRE only)")
+                   help="multimodal entity features (MNRE; text also for graph:PATH)")
     t.add_argument("--mnre-train", help="MNRE-format file (default: ../shared/data/mnre/mnre_train.txt)")
     t.add_argument("--images", help="folder of MNRE images by img_id (default: ../shared/data/mnre_images_sample)")
     t.add_argument("--out", required=True, help="run folder to write (safetensors + JSON)")
@@ -48,6 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(handler=cmd_suggest)
 
 
+def _dataset(value: str) -> str:
+    """argparse type: a dataset name, or graph:PATH (the file is checked when it is loaded)."""
+    if value in ("umls", "kinships", "nations", "mnre") or (value.startswith("graph:") and len(value) > 6):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose umls, kinships, nations, mnre or graph:PATH)")
+
+
 def _threads(n: int) -> None:
     import torch
 
@@ -62,15 +71,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mmre_demo.kge.io import save_run
     from mmre_demo.kge.training import default_train_config
 
-    if args.features != "none" and args.dataset != "mnre":
-        raise InputError(f"--features {args.features} needs --dataset mnre "
+    is_graph = args.dataset.startswith("graph:")
+    if args.features == "text+image" and is_graph:
+        raise InputError("--features text+image: an exported graph carries no image features; use --features text")
+    if args.features != "none" and args.dataset != "mnre" and not is_graph:
+        raise InputError(f"--features {args.features} needs --dataset mnre or graph:PATH "
                          "(UMLS/Kinships/Nations have no text or images)")
     t0 = time.monotonic()
     images = None
     if args.features == "text+image":
         images = args.images or default_mnre_images()
     ds = load_dataset(args.dataset, mnre_train=args.mnre_train, seed=args.seed, images_dir=images)
-    sparse = args.dataset == "mnre"  # thousands of entities, few triples: smaller, faster model
+    sparse = args.dataset == "mnre" or is_graph  # thousands of entities, few triples: smaller, faster model
     tcfg = default_train_config(args.model, sparse=sparse, lr=args.lr, batch_size=args.batch_size,
                                 max_epochs=args.epochs, seed=args.seed)
     run = fit(ds, args.model, args.features, embedding_dim=args.dim or (64 if sparse else None), train_config=tcfg)

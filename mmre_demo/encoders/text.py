@@ -53,13 +53,16 @@ def load_text_backbone(
     return tokenizer, model
 
 
-INT8_SCOPES = ("all", "attention")
+INT8_SCOPES = ("all", "attention", "none")
 
 
 def quantize_int8(model: torch.nn.Module, scope: str = "all") -> torch.nn.Module:
-    """Dynamic int8 weights for the encoder's Linear layers (CPU inference only): all of them, or
-    only the attention projections (`scope="attention"`, which costs less F1 for about the same
-    speed: weights/ner/README.md).
+    """Dynamic int8 weights for the encoder's Linear layers (CPU inference only): all of them, only
+    the attention projections (`scope="attention"`: less F1 lost, about the same speed), or none.
+
+    Dynamic quantization scales activations per call, so a sentence's output depends on the other
+    sentences of its batch; a model that must give the same result batched and alone stays float
+    (`"none"`; measurements in weights/ner/README.md).
 
     Halves the NER tagger's per-caption latency on a 2-core CPU (benchmarks/bench_ner.py). Returns
     the model unchanged when this torch build has no quantized CPU kernels.
@@ -68,6 +71,8 @@ def quantize_int8(model: torch.nn.Module, scope: str = "all") -> torch.nn.Module
 
     if scope not in INT8_SCOPES:
         raise ValueError(f"int8 scope {scope!r}: choose one of {INT8_SCOPES}")
+    if scope == "none":
+        return model
     linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
     chosen = linear if scope == "all" else [n for n in linear if ".attention." in f".{n}."]
     qconfig = torch.ao.quantization.default_dynamic_qconfig

@@ -30,7 +30,10 @@ def to_json_dict(g: nx.MultiDiGraph, threshold: float = 0.0) -> dict[str, Any]:
     for n, d in h.nodes(data=True):
         nodes.append({"id": n, **{k: _plain(v) for k, v in d.items() if k != "image_feature"},
                       "has_image_feature": d.get("image_feature") is not None})
-    edges = [{"source": u, "target": v, **{k: _plain(x) for k, x in d.items()}} for u, v, d in h.edges(data=True)]
+    # the edge attribute "source" (predicted / annotated / suggested) overwrites the node-link "source" key, so
+    # the endpoints are also written as "head" / "tail": the file can be read back (graph.importer.read_graph)
+    edges = [{"source": u, "target": v, **{k: _plain(x) for k, x in d.items()}, "head": u, "tail": v}
+             for u, v, d in h.edges(data=True)]
     return {"format": "mmre_demo.graph/1", "threshold": threshold, "nodes": nodes, "edges": edges,
             "triples": triples(g, threshold)}
 

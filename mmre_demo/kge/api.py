@@ -16,7 +16,7 @@ import torch
 
 from mmre_demo.data.paths import shared_data_dir
 from mmre_demo.data.schema import InputError
-from mmre_demo.kge.datasets import BUILTIN_DATASETS, KgDataset, load_builtin, load_mnre, mapped
+from mmre_demo.kge.datasets import BUILTIN_DATASETS, KgDataset, load_builtin, load_graph_file, load_mnre, mapped
 from mmre_demo.kge.evaluation import evaluate
 from mmre_demo.kge.features import TextEncoder, entity_features, mnre_image_features
 from mmre_demo.kge.io import KgeRun
@@ -24,6 +24,7 @@ from mmre_demo.kge.models import ModelConfig, build_model, default_dim
 from mmre_demo.kge.training import KgeTrainConfig, default_train_config, train_model
 
 DATASETS = (*BUILTIN_DATASETS, "mnre")
+GRAPH_PREFIX = "graph:"  # "graph:PATH": an exported graph.json / graph.graphml
 
 
 def default_mnre_train() -> Path:
@@ -39,11 +40,17 @@ def default_mnre_images() -> Path | None:
 def load_dataset(name: str, mnre_train: str | Path | None = None, seed: int = 0,
                  images_dir: str | Path | None = None) -> KgDataset:
     """A named dataset. MNRE: gold triples of `mnre_train`, seeded 80/10/10 split, captions, and pooled
-    image features of training lines whose image is in `images_dir` (when given)."""
+    image features of training lines whose image is in `images_dir` (when given). "graph:PATH": an exported
+    graph file (the app's or `mmre extract`'s graph.json / graph.graphml)."""
+    if name.startswith(GRAPH_PREFIX):
+        path = name[len(GRAPH_PREFIX):]
+        if not path:
+            raise InputError("--dataset graph:PATH needs the path of a graph.json or graph.graphml")
+        return load_graph_file(path, seed=seed)
     if name in BUILTIN_DATASETS:
         return load_builtin(name)
     if name != "mnre":
-        raise InputError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+        raise InputError(f"unknown dataset {name!r}; choose one of {DATASETS} or graph:PATH")
     path = Path(mnre_train) if mnre_train else default_mnre_train()
     if not path.is_file():
         raise InputError(f"MNRE file {path} not found (pass --mnre-train FILE or set MMRE_DATA_DIR)")

@@ -243,6 +243,18 @@ def dataset_from_graph(graph: Any, holdout: bool = False, seed: int = 0) -> KgDa
     return dataset_from_triples("graph", triples, info, holdout=holdout, seed=seed)
 
 
+def load_graph_file(path: str | Path, seed: int = 0) -> KgDataset:
+    """An exported graph (`graph.json` / `.graphml` of the app or of `mmre extract`) with a seeded 80/10/10
+    split like MNRE's (no split under 10 triples), so `mmre kge train/eval` report held-out metrics."""
+    from mmre_demo.graph.importer import read_graph
+
+    triples, info = graph_triples(read_graph(path))
+    if not triples:
+        raise InputError(f"{path}: the graph has no relation edges between entities (exported with a high "
+                         "threshold? re-export with a lower one)")
+    return dataset_from_triples(f"graph:{path}", triples, info, holdout=True, seed=seed)
+
+
 def mapped(tf: TriplesFactory | None) -> torch.Tensor:
     """Mapped triples of a factory, or an empty (0, 3) tensor."""
     return torch.zeros(0, 3, dtype=torch.long) if tf is None else tf.mapped_triples

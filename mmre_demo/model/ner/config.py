@@ -29,7 +29,7 @@ class NerConfig(SavedConfig):
     conventions: list[str] = field(default_factory=lambda: ["twitter"])
     tag_convention: str = "twitter"
     convention_dim: int = 16
-    int8_scope: str = "all"  # which backbone Linear layers go int8 on CPU: "all" or "attention"
+    int8_scope: str = "all"  # which backbone Linear layers go int8 on CPU: "all", "attention" or "none"
     metrics: dict[str, Any] = field(default_factory=dict)  # measured numbers, for the model card
 
     @property

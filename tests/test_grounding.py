@@ -211,6 +211,20 @@ def test_name_in_the_caption_text_but_not_tagged_there_is_not_listed():
     assert out == []
 
 
+def test_name_inside_a_caption_handle_is_not_listed():
+    out = also_in_image(DictTagger({"PAIGE": "PER"}), read(line("PAIGE'S HOUSE")), [ent("@TotalDivas")],
+                        caption=".@RealPaigeWWE has a confession to make tonight on @TotalDivas")
+    assert out == []
+
+
+def test_low_confidence_tagger_names_are_not_listed():
+    class Unsure(DictTagger):
+        def tag_batch(self, captions):
+            return [[Entity(e.text, e.start, e.end, e.type, 0.5) for e in ents] for ents in super().tag_batch(captions)]
+
+    assert also_in_image(Unsure({"STOCKEXCM": "ORG"}), read(line("STOCKEXCM")), []) == []
+
+
 def test_a_name_read_twice_is_listed_once():
     tagger = DictTagger({"CNN": "ORG"})
     out = also_in_image(tagger, read(line("CNN"), line("CNN.com", box=(0, 100, 80, 120))), [])

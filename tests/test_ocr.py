@@ -47,7 +47,7 @@ def read_names(result: ImageText) -> list[str]:
 
 @pytest.fixture(scope="module")
 def reader() -> TextReader:
-    r = TextReader(threads=2)
+    r = TextReader()
     assert r.load(), "the OCR engine (rapidocr-onnxruntime) did not load"
     return r
 
@@ -222,7 +222,7 @@ def test_real_engine_failure_mid_read_gives_a_note(monkeypatch):
     def broken_detector(img):
         raise ValueError("bad tensor")
 
-    r = TextReader(threads=2)
+    r = TextReader()
     assert r.load()
     monkeypatch.setattr(r._engine.ocr, "auto_text_det", broken_detector)
     result = r.read(text_image())

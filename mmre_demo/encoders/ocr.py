@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -33,8 +32,9 @@ from mmre_demo.data.images import ImageInput, load_image
 logger = logging.getLogger(__name__)
 
 # OCR runs on the image resized so that its longest side is this many pixels (smaller images are
-# enlarged at most MAX_UPSCALE times). Measured with benchmarks/bench_ocr.py on the 34 MNRE sample images
-# (800 x 600), 2 onnxruntime threads: see docs/image_text.md for the numbers behind the choice.
+# enlarged at most MAX_UPSCALE times). benchmarks/bench_ocr.py on the 34 MNRE sample images
+# (800 x 600): 960 keeps the median under 300 ms and reads "standard / Chartered" and "STOCKEXCM"
+# that 800 misses; 1280 reads a little more at twice the time (docs/image_text.md).
 DEFAULT_MAX_SIDE = 960
 # Lines whose recognition confidence is below this, or with fewer than 2 letters/digits, are
 # dropped (docs/image_text.md: on the sample images every line under 0.8 was texture or a
@@ -47,8 +47,12 @@ DEFAULT_MIN_CONFIDENCE = 0.8
 DEFAULT_MAX_LINES = 60
 DEFAULT_MAX_TEXT_UNITS = 120.0
 DEFAULT_CACHE_SIZE = 64
-MAX_UPSCALE = 2.0
-RAPIDOCR_VERSION = "1.4.4"  # RapidEngine uses its stage methods; installed with --no-deps (README)  # small images are enlarged for detection, at most this much
+MAX_UPSCALE = 2.0  # small images are enlarged for reading, at most this much
+# onnxruntime intra-op threads. OCR runs beside the torch model of the same request, so one thread:
+# on the 2-core machine under load, 1 thread read the 34 sample images in 266 ms (median) and
+# 2 threads in 714 ms (their pool spins while waiting for a core); docs/image_text.md.
+DEFAULT_THREADS = 1
+RAPIDOCR_VERSION = "1.4.4"  # RapidEngine uses its stage methods; installed with --no-deps (README)
 
 Box = tuple[int, int, int, int]
 Point = tuple[int, int]
@@ -86,10 +90,6 @@ class ImageText:
                 "size": list(self.size)}
 
 
-def _default_threads() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
-
-
 class RapidEngine:
     """RapidOCR 1.4.4 run stage by stage (detect, orient, recognise) with a recognition budget.
 
@@ -103,7 +103,7 @@ class RapidEngine:
     def __init__(self, max_side: int = DEFAULT_MAX_SIDE, threads: int | None = None):
         from rapidocr_onnxruntime import RapidOCR
 
-        n = threads or _default_threads()
+        n = threads or DEFAULT_THREADS
         self.ocr = RapidOCR(intra_op_num_threads=n, inter_op_num_threads=1, text_score=0.0,
                             det_limit_type="max", det_limit_side_len=max_side, print_verbose=False)
 

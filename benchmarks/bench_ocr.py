@@ -3,6 +3,7 @@
 Usage (run by hand; numbers depend on the machine and its load):
   .venv/bin/python benchmarks/bench_ocr.py [--max-side 800 960 1280] [--repeats 3] [--threads 2]
   .venv/bin/python benchmarks/bench_ocr.py --table [--tagger]     # markdown table for docs/image_text.md
+  .venv/bin/python benchmarks/bench_ocr.py --bad-input --threads 1 # the issue's bad inputs
 
 Timing: each image is read `--repeats` times with the cache cleared (engine loaded and warmed up
 first); median and p90 are over all reads: wall-clock ms, and CPU ms of the process (all threads;
@@ -101,6 +102,67 @@ def table(paths: list[Path], reader: TextReader, caps: dict, tagger) -> None:
     print(f"\n{n_grounded} of {n_names} gold names grounded.")
 
 
+def bad_inputs() -> dict[str, object]:
+    """The issue's bad inputs, made with PIL (DejaVu Sans from matplotlib)."""
+    import io
+    import struct
+    import zlib
+
+    import matplotlib
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf")
+
+    def text_image(text: str = "SPOTIFY") -> Image.Image:
+        img = Image.new("RGB", (640, 200), "white")
+        ImageDraw.Draw(img).text((40, 60), text, fill="black", font=ImageFont.truetype(font, 64))
+        return img
+
+    def encoded(img: Image.Image, fmt: str, **kw) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **kw)
+        return buf.getvalue()
+
+    page = Image.new("RGB", (960, 720), "white")
+    draw, small = ImageDraw.Draw(page), ImageFont.truetype(font, 18)
+    words = "the quick brown fox jumps over the lazy dog while Spotify plays".split()
+    for i in range(25):  # 500 words
+        draw.text((10, 10 + 28 * i), " ".join(words[(i + k) % len(words)] for k in range(20)), fill="black", font=small)
+    png = encoded(Image.new("L", (4, 4)), "PNG")  # then its header rewritten to claim 20000 x 20000
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    bomb = png[:8] + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr) & 0xFFFFFFFF) + png[33:]
+    grey16 = Image.fromarray(np.asarray(text_image().convert("L"), dtype=np.uint16) * 257)
+    frames = [text_image().convert("P"), text_image("BERLIN").convert("P")]
+    return {
+        "no text (flat colour)": Image.new("RGB", (640, 480), (120, 160, 200)),
+        "500 words": page,
+        "upside down": text_image().rotate(180),
+        "quarter turn": text_image().rotate(90, expand=True),
+        "CMYK JPEG": encoded(text_image().convert("CMYK"), "JPEG", quality=95),
+        "16-bit PNG": encoded(grey16, "PNG"),
+        "animated GIF (2nd frame BERLIN)": encoded(frames[0], "GIF", save_all=True, append_images=frames[1:]),
+        "20000 x 20000 PNG": bomb,
+        "4000 x 3": Image.new("RGB", (4000, 3), "white"),
+    }
+
+
+def run_bad_inputs(threads: int) -> None:
+    from mmre_demo.data.schema import InputError
+
+    reader = TextReader(threads=threads)
+    reader.load()
+    for name, image in bad_inputs().items():
+        c0 = time.process_time()
+        try:
+            res = reader.read(image)
+            out = {"lines": [line.text for line in res.lines][:3], "n_lines": len(res.lines), "note": res.note,
+                   "wall_ms": round(res.seconds * 1000), "cpu_ms": round((time.process_time() - c0) * 1000)}
+        except InputError as exc:
+            out = {"InputError": str(exc)}
+        print(json.dumps({"case": name, **out}, ensure_ascii=False))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=Path, default=shared_data_dir() / "mnre_images_sample")
@@ -110,8 +172,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     ap.add_argument("--table", action="store_true", help="print the grounding table (first --max-side)")
     ap.add_argument("--tagger", action="store_true", help="with --table: also list names only in the image")
+    ap.add_argument("--bad-input", action="store_true", help="read the issue's bad inputs (made with PIL) instead")
     args = ap.parse_args()
 
+    if args.bad_input:
+        run_bad_inputs(args.threads)
+        return
     paths = sorted(args.images.glob("*.jpg"))
     if not paths:
         raise SystemExit(f"no images in {args.images}")

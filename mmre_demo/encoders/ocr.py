@@ -43,14 +43,15 @@ DEFAULT_MIN_CONFIDENCE = 0.8
 # Recognition budget: at most this many text boxes, of total width (in text heights) at most
 # DEFAULT_MAX_TEXT_UNITS, in reading order; more text gets a note (an image of 500 words would
 # otherwise take 20 s). A unit is a crop as wide as it is high (about one short word); the busiest
-# of the 34 MNRE sample images (a news screenshot) needs 90, so 120 leaves room and bounds the cost.
+# of the 34 MNRE sample images (a news screenshot) needs 90; 100 bounds a page of text to about
+# 0.9 s of CPU on this machine (120 took 1.0 s: benchmarks/bench_ocr.py --bad-input).
 DEFAULT_MAX_LINES = 60
-DEFAULT_MAX_TEXT_UNITS = 120.0
+DEFAULT_MAX_TEXT_UNITS = 100.0
 DEFAULT_CACHE_SIZE = 64
 MAX_UPSCALE = 2.0  # small images are enlarged for reading, at most this much
 # onnxruntime intra-op threads. OCR runs beside the torch model of the same request, so one thread:
-# on the 2-core machine under load, 1 thread read the 34 sample images in 266 ms (median) and
-# 2 threads in 714 ms (their pool spins while waiting for a core); docs/image_text.md.
+# on the shared 2-core machine, 2 threads spent 496 ms of CPU per sample image (median) against
+# 266 ms for 1 thread and were not faster (472 vs 397 ms wall): their pool spins waiting for a core.
 DEFAULT_THREADS = 1
 RAPIDOCR_VERSION = "1.4.4"  # RapidEngine uses its stage methods; installed with --no-deps (README)
 
@@ -279,7 +280,7 @@ class TextReader:
         note = None
         if detected > len(raw):
             note = (f"The image has more text than is read: read {len(raw)} of {detected} text regions "
-                    f"(reading order; the limit keeps OCR under a second).")
+                    f"(in reading order, within the time budget).")
         return ImageText(tuple(lines), round(time.perf_counter() - t0, 4), note, img.size)
 
     def _detection_image(self, img: Image.Image) -> tuple[tuple[float, float], Image.Image]:

@@ -27,8 +27,9 @@ Matching rule (tests/test_grounding.py holds the cases behind each part):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 from mmre_demo.data.names import normalise_name
 from mmre_demo.data.schema import Entity
@@ -108,7 +109,7 @@ def _sub_polygon(line: TextLine, start: int, end: int) -> tuple[tuple[float, flo
 def _box_of(points: Iterable[tuple[float, float]]) -> Box:
     pts = list(points)
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    return int(min(xs)), int(min(ys)), int(round(max(xs))), int(round(max(ys)))
+    return int(min(xs)), int(min(ys)), round(max(xs)), round(max(ys))
 
 
 def _height(line: TextLine) -> float:

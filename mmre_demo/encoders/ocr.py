@@ -20,9 +20,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -169,7 +170,7 @@ def _polygon_to_line(points: Any, text: str, confidence: float, scale: tuple[flo
     arr = np.asarray(points, dtype=np.float64).reshape(4, 2) / np.asarray(scale)
     arr[:, 0] = arr[:, 0].clip(0, w)
     arr[:, 1] = arr[:, 1].clip(0, h)
-    pts = tuple((int(round(x)), int(round(y))) for x, y in arr)
+    pts = tuple((round(x), round(y)) for x, y in arr)
     box = (int(np.floor(arr[:, 0].min())), int(np.floor(arr[:, 1].min())),
            int(np.ceil(arr[:, 0].max())), int(np.ceil(arr[:, 1].max())))
     return TextLine(text, box, pts, round(float(confidence), 4))  # type: ignore[arg-type]
@@ -214,7 +215,7 @@ class TextReader:
                     self._load_error = (f"{exc}; install it with `pip install --no-deps "
                                         f"rapidocr-onnxruntime=={RAPIDOCR_VERSION}`")
                     logger.warning("OCR engine unavailable: %s", self._load_error)
-                except Exception as exc:  # noqa: BLE001 - a missing/broken OCR must not break the app
+                except Exception as exc:  # noqa: BLE001 - a broken OCR install must not break the app
                     self._load_error = f"{type(exc).__name__}: {exc}"
                     logger.warning("OCR engine unavailable: %s", self._load_error)
         return self._engine is not None
@@ -255,7 +256,7 @@ class TextReader:
             self._store(key, result)
         return result
 
-    def submit(self, image: ImageInput) -> "Future[ImageText]":
+    def submit(self, image: ImageInput) -> Future[ImageText]:
         """Read on a background thread (one worker) so OCR overlaps the rest of a request."""
         if self._pool is None:
             with self._load_lock:
@@ -273,7 +274,7 @@ class TextReader:
             with self._run_lock:
                 raw, detected = self._engine(np.asarray(work), self.max_lines, self.max_text_units)
             lines = self._lines(raw, scale, img.size)
-        except Exception as exc:  # noqa: BLE001 - OCR failure never fails the request
+        except Exception as exc:  # any OCR failure: never fails the request
             logger.exception("OCR failed")
             return ImageText(note=f"OCR failed ({type(exc).__name__}: {exc}); the rest of the result is unaffected.",
                              seconds=round(time.perf_counter() - t0, 4), size=img.size)

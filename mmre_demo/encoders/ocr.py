@@ -1,0 +1,308 @@
+"""Text in the image: the vision side's reader (RapidOCR, PP-OCRv4 ONNX models, CPU, offline).
+
+Tweet images often carry text (jerseys, posters, logos, screenshots). Reading it gives checkable
+evidence that links the picture to the caption's entities (see `mmre_demo.grounding`).
+
+The engine is `rapidocr-onnxruntime` 1.4.4, whose wheel ships the detection, orientation and
+recognition models; it runs with `opencv-python-headless` (no GUI libraries). It is loaded
+lazily, once, and guarded by a lock: RapidOCR mutates its own state during a call, so calls are
+serialised (onnxruntime releases the GIL, so a read still overlaps the rest of a request that
+runs on another thread, see `TextReader.submit`).
+
+A read never raises because OCR failed: it returns an empty `ImageText` whose `note` says why.
+Bad input is refused by `load_image` (same messages as the rest of the app) before any OCR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from mmre_demo.data.images import ImageInput, load_image
+
+logger = logging.getLogger(__name__)
+
+# OCR runs on the image resized so that its longest side is this many pixels (smaller images are
+# enlarged at most MAX_UPSCALE times). benchmarks/bench_ocr.py on the 34 MNRE sample images
+# (800 x 600): 960 keeps the median under 300 ms and reads "standard / Chartered" and "STOCKEXCM"
+# that 800 misses; 1280 reads a little more at twice the time (docs/image_text.md).
+DEFAULT_MAX_SIDE = 960
+# Lines whose recognition confidence is below this, or with fewer than 2 letters/digits, are
+# dropped (docs/image_text.md: on the sample images every line under 0.8 was texture or a
+# scribble, every real word scored >= 0.87; single characters were noise even at 0.9).
+DEFAULT_MIN_CONFIDENCE = 0.8
+# Recognition budget: at most this many text boxes, of total width (in text heights) at most
+# DEFAULT_MAX_TEXT_UNITS, in reading order; more text gets a note (an image of 500 words would
+# otherwise take 20 s). A unit is a crop as wide as it is high (about one short word); the busiest
+# of the 34 MNRE sample images (a news screenshot) needs 90; 100 bounds a page of text to about
+# 0.9 s of CPU on this machine (120 took 1.0 s: benchmarks/bench_ocr.py --bad-input).
+DEFAULT_MAX_LINES = 60
+DEFAULT_MAX_TEXT_UNITS = 100.0
+DEFAULT_CACHE_SIZE = 64
+MAX_UPSCALE = 2.0  # small images are enlarged for reading, at most this much
+# onnxruntime intra-op threads. OCR runs beside the torch model of the same request, so one thread:
+# on the shared 2-core machine, 2 threads spent 496 ms of CPU per sample image (median) against
+# 266 ms for 1 thread and were not faster (472 vs 397 ms wall): their pool spins waiting for a core.
+DEFAULT_THREADS = 1
+RAPIDOCR_VERSION = "1.4.4"  # RapidEngine uses its stage methods; installed with --no-deps (README)
+
+Box = tuple[int, int, int, int]
+Point = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """One line read in the image; `box` (x0, y0, x1, y1) and `polygon` are original-image pixels."""
+
+    text: str
+    box: Box
+    polygon: tuple[Point, Point, Point, Point]  # top-left, top-right, bottom-right, bottom-left of the text
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "box": list(self.box), "polygon": [list(p) for p in self.polygon],
+                "confidence": self.confidence}
+
+
+@dataclass(frozen=True)
+class ImageText:
+    """Everything read in one image. `note` explains an empty or partial result (off, failed, capped)."""
+
+    lines: tuple[TextLine, ...] = ()
+    seconds: float = 0.0
+    note: str | None = None
+    size: tuple[int, int] = (0, 0)  # (width, height) of the original image
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lines": [line.to_dict() for line in self.lines], "seconds": self.seconds, "note": self.note,
+                "size": list(self.size)}
+
+
+class RapidEngine:
+    """RapidOCR 1.4.4 run stage by stage (detect, orient, recognise) with a recognition budget.
+
+    Recognition cost grows with the total width of the text crops (about 3-7 ms per crop
+    width equal to its height on this 2-core CPU), so an image full of text (500 words) would take
+    20 s if every line were read. Boxes are taken in reading order while they fit `max_units`
+    (sum of crop width / height) and `max_boxes`; the rest are skipped and counted.
+    Uses RapidOCR's stage methods, which is why the package is pinned to 1.4.4.
+    """
+
+    def __init__(self, max_side: int = DEFAULT_MAX_SIDE, threads: int | None = None):
+        from rapidocr_onnxruntime import RapidOCR
+
+        n = threads or DEFAULT_THREADS
+        self.ocr = RapidOCR(intra_op_num_threads=n, inter_op_num_threads=1, text_score=0.0,
+                            det_limit_type="max", det_limit_side_len=max_side, print_verbose=False)
+
+    def warm_up(self) -> None:
+        """First onnxruntime runs are several times slower; pay that at load, not on a user's click."""
+        self(np.full((64, 256, 3), 255, dtype=np.uint8), 1, 1.0)
+        self.ocr.text_cls([np.full((48, 160, 3), 255, dtype=np.uint8)])
+        self.ocr.text_rec([np.full((48, 160, 3), 255, dtype=np.uint8)])
+
+    @staticmethod
+    def _units(box: np.ndarray) -> float:
+        """Recognition width of a box in text heights (tall boxes are read rotated)."""
+        w = float(max(np.linalg.norm(box[0] - box[1]), np.linalg.norm(box[2] - box[3])))
+        h = float(max(np.linalg.norm(box[0] - box[3]), np.linalg.norm(box[1] - box[2])))
+        w, h = max(w, 1.0), max(h, 1.0)
+        return max(w / h, h / w) if h / w >= 1.5 else w / h
+
+    def __call__(self, rgb: np.ndarray, max_boxes: int, max_units: float) -> tuple[list[tuple[Any, str, float]], int]:
+        """RGB array -> ([(4-point polygon, text, score)], number of text boxes detected)."""
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        img, record = self.ocr.maybe_add_letterbox(bgr, {})
+        boxes, _ = self.ocr.auto_text_det(img)
+        if boxes is None or len(boxes) == 0:
+            return [], 0
+        keep, used = [], 0.0
+        for box in boxes:  # reading order
+            units = self._units(box)
+            if len(keep) < max_boxes and used + units <= max_units:
+                keep.append(box)
+                used += units
+        if not keep:
+            return [], len(boxes)
+        crops = self.ocr.get_crop_img_list(img, keep)
+        crops, _, _ = self.ocr.text_cls(crops)
+        rec, _ = self.ocr.text_rec(crops, False)
+        top = record.get("padding_1", {}).get("top", 0)
+        rows = []
+        for box, res in zip(keep, rec):
+            pts = np.asarray(box, dtype=np.float64).copy()
+            pts[:, 1] -= top
+            rows.append((pts, str(res[0]), float(res[1])))
+        return rows, len(boxes)
+
+
+def make_engine(max_side: int = DEFAULT_MAX_SIDE, threads: int | None = None) -> RapidEngine:
+    """The default engine factory (tests pass their own to TextReader)."""
+    return RapidEngine(max_side=max_side, threads=threads)
+
+
+def _image_key(img: Image.Image, settings: str) -> str:
+    """Content hash of the decoded RGB pixels and the reader's settings (same picture -> cache hit)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{img.size}|{settings}".encode())
+    h.update(img.tobytes())
+    return h.hexdigest()
+
+
+def _polygon_to_line(points: Any, text: str, confidence: float, scale: tuple[float, float],
+                     size: tuple[int, int]) -> TextLine:
+    """Engine polygon (pixels of the image it saw) -> TextLine in original-image pixels, clipped."""
+    w, h = size
+    arr = np.asarray(points, dtype=np.float64).reshape(4, 2) / np.asarray(scale)
+    arr[:, 0] = arr[:, 0].clip(0, w)
+    arr[:, 1] = arr[:, 1].clip(0, h)
+    pts = tuple((round(x), round(y)) for x, y in arr)
+    box = (int(np.floor(arr[:, 0].min())), int(np.floor(arr[:, 1].min())),
+           int(np.ceil(arr[:, 0].max())), int(np.ceil(arr[:, 1].max())))
+    return TextLine(text, box, pts, round(float(confidence), 4))  # type: ignore[arg-type]
+
+
+@dataclass
+class TextReader:
+    """Reads the text in images: lazy engine, thread-safe, LRU cache keyed by image content.
+
+    `enabled=False` is the app's switch: every read returns an empty result with a note.
+    """
+
+    enabled: bool = True
+    max_side: int = DEFAULT_MAX_SIDE
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    max_lines: int = DEFAULT_MAX_LINES
+    max_text_units: float = DEFAULT_MAX_TEXT_UNITS
+    cache_size: int = DEFAULT_CACHE_SIZE
+    threads: int | None = None
+    engine_factory: Callable[..., Any] = make_engine
+    _engine: Any = field(default=None, init=False, repr=False)
+    _load_error: str | None = field(default=None, init=False, repr=False)
+    _load_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _run_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _cache: OrderedDict[str, ImageText] = field(default_factory=OrderedDict, init=False, repr=False)
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+
+    # ---- engine ------------------------------------------------------------------------------
+    def load(self) -> bool:
+        """Build the engine once (and warm it up); False, with the reason kept, when it cannot load."""
+        if self._engine is not None:
+            return True
+        with self._load_lock:
+            if self._engine is None and self._load_error is None:
+                try:
+                    engine = self.engine_factory(max_side=self.max_side, threads=self.threads)
+                    if hasattr(engine, "warm_up"):
+                        engine.warm_up()
+                    self._engine = engine
+                except ImportError as exc:
+                    self._load_error = (f"{exc}; install it with `pip install --no-deps "
+                                        f"rapidocr-onnxruntime=={RAPIDOCR_VERSION}`")
+                    logger.warning("OCR engine unavailable: %s", self._load_error)
+                except Exception as exc:  # noqa: BLE001 - a broken OCR install must not break the app
+                    self._load_error = f"{type(exc).__name__}: {exc}"
+                    logger.warning("OCR engine unavailable: %s", self._load_error)
+        return self._engine is not None
+
+    # ---- cache -------------------------------------------------------------------------------
+    def _cached(self, key: str) -> ImageText | None:
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+            return hit
+
+    def _store(self, key: str, value: ImageText) -> None:
+        with self._cache_lock:
+            self._cache[key] = value
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def clear_cache(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+
+    # ---- reading -----------------------------------------------------------------------------
+    def read(self, image: ImageInput) -> ImageText:
+        """Lines read in `image` (any input `load_image` takes). Raises only `InputError` for bad input."""
+        img = load_image(image)  # refuses huge / corrupt files before any OCR, flattens CMYK, 16-bit, frames
+        if img is None:
+            return ImageText(note="No image.")
+        if not self.enabled:
+            return ImageText(note="Reading text in the image is switched off.", size=img.size)
+        key = _image_key(img, f"{self.max_side}|{self.min_confidence}|{self.max_lines}|{self.max_text_units}")
+        hit = self._cached(key)
+        if hit is not None:
+            return hit
+        result = self._read_uncached(img)
+        if not (result.note and result.note.startswith("OCR failed")):  # retry failures next time
+            self._store(key, result)
+        return result
+
+    def submit(self, image: ImageInput) -> Future[ImageText]:
+        """Read on a background thread (one worker) so OCR overlaps the rest of a request."""
+        if self._pool is None:
+            with self._load_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr")
+        return self._pool.submit(self.read, image)
+
+    def _read_uncached(self, img: Image.Image) -> ImageText:
+        t0 = time.perf_counter()
+        if not self.load():
+            return ImageText(note=f"OCR unavailable ({self._load_error}); the rest of the result is unaffected.",
+                             size=img.size)
+        try:
+            scale, work = self._detection_image(img)
+            with self._run_lock:
+                raw, detected = self._engine(np.asarray(work), self.max_lines, self.max_text_units)
+            lines = self._lines(raw, scale, img.size)
+        except Exception as exc:  # any OCR failure: never fails the request
+            logger.exception("OCR failed")
+            return ImageText(note=f"OCR failed ({type(exc).__name__}: {exc}); the rest of the result is unaffected.",
+                             seconds=round(time.perf_counter() - t0, 4), size=img.size)
+        note = None
+        if detected > len(raw):
+            note = (f"The image has more text than is read: read {len(raw)} of {detected} text regions "
+                    f"(in reading order, within the time budget).")
+        return ImageText(tuple(lines), round(time.perf_counter() - t0, 4), note, img.size)
+
+    def _detection_image(self, img: Image.Image) -> tuple[tuple[float, float], Image.Image]:
+        """Resize so the longest side is `max_side` (enlarging at most MAX_UPSCALE): the OCR cost.
+
+        RapidOCR 1.4.4's detector ignores its own size limit in "max" mode (it picks 960 / 1500 /
+        2000 by the image size), so the resolution is fixed here and the detector then runs at
+        this size (rounded to multiples of 32); boxes are scaled back by the returned factor.
+        """
+        scale = min(MAX_UPSCALE, self.max_side / max(img.size))
+        if abs(scale - 1.0) < 1e-6:
+            return (1.0, 1.0), img
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        resized = img.resize(size, Image.BICUBIC if scale > 1 else Image.LANCZOS)
+        return (size[0] / img.width, size[1] / img.height), resized
+
+    def _lines(self, raw: list[Any], scale: tuple[float, float], size: tuple[int, int]) -> list[TextLine]:
+        """Engine rows `[polygon, text, score]` -> TextLines kept by confidence, in reading order."""
+        lines = []
+        for row in raw:
+            points, text, score = row[0], str(row[1]).strip(), float(row[2])
+            if score >= self.min_confidence and sum(ch.isalnum() for ch in text) >= 2:
+                lines.append(_polygon_to_line(points, text, score, scale, size))
+        return lines

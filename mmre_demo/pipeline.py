@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,8 +26,10 @@ from mmre_demo.data.paths import weights_dir
 from mmre_demo.data.schema import Entity, InputError, check_caption, check_entities
 from mmre_demo.decoding import MAX_PAIRS, best_relations, decode_directions, select_pairs
 from mmre_demo.device import resolve_device
+from mmre_demo.encoders.ocr import ImageText, TextReader
 from mmre_demo.encoders.vision import imagenet_class_names
 from mmre_demo.explain.evidence import pair_evidence
+from mmre_demo.grounding import Grounding, ImageEntity, also_in_image, ground_entities
 from mmre_demo.model.fusion import VisualTokens
 from mmre_demo.model.inputs import PairFeatures, collate, encode_pair
 from mmre_demo.model.relation import RelationModel, RelationOutput
@@ -65,6 +68,7 @@ class _Post:
     pairs: list[tuple[int, int]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    text_read: Future[ImageText] | None = None  # OCR running beside the models
 
 
 def _visual_row(visual: VisualTokens, row: int) -> VisualTokens:
@@ -101,18 +105,21 @@ class Pipeline:
     person and an organisation); unknown types ("") are not constrained.
     """
 
-    def __init__(self, model: RelationModel, tagger: Any | None, device: str, type_constraint: bool = True):
+    def __init__(self, model: RelationModel, tagger: Any | None, device: str, type_constraint: bool = True,
+                 text_reader: TextReader | None = None):
         self.model, self.tagger, self.device = model, tagger, device
         self.type_constraint = type_constraint
+        self.text_reader = text_reader  # reads the text in images (None: never)
         self._lock = threading.Lock()
         self._none_id = model.config.labels.index(NONE_LABEL)
         self._concept_names = imagenet_class_names() if model.vision.has_concepts else []
 
     @classmethod
     def load(cls, weights: str | Path | None = None, device: str = "auto", with_ner: bool = True,
-             type_constraint: bool = True, ner_weights: str | Path | None = None) -> Pipeline:
-        """Load the relation model from `weights` (default: shipped `weights/relation`) and the tagger
-        from `ner_weights` (default: `weights/ner` beside it, else the shipped tagger)."""
+             type_constraint: bool = True, ner_weights: str | Path | None = None, read_text: bool = True) -> Pipeline:
+        """Load the relation model from `weights` (default: shipped `weights/relation`), the tagger from
+        `ner_weights` (default: `weights/ner` beside it, else the shipped tagger) and, with `read_text`,
+        the reader of text in images (loaded on its first image)."""
         root = Path(weights) if weights else weights_dir()
         rel_dir = root / "relation" if (root / "relation").is_dir() else root
         dev = resolve_device(device)
@@ -126,7 +133,7 @@ class Pipeline:
             from mmre_demo.model.ner import NerTagger
 
             tagger = NerTagger.from_pretrained(ner_dir, device=dev)
-        return cls(model, tagger, dev, type_constraint)
+        return cls(model, tagger, dev, type_constraint, TextReader() if read_text else None)
 
     # ---- parts --------------------------------------------------------------------------------
     def detect_entities(self, caption: str) -> list[Entity]:
@@ -150,20 +157,21 @@ class Pipeline:
 
     # ---- requests -------------------------------------------------------------------------------
     def predict(self, image: ImageInput, caption: str, entities: Sequence[Entity | dict] | None = None,
-                max_pairs: int = MAX_PAIRS, top_k: int = 3) -> Prediction:
+                max_pairs: int = MAX_PAIRS, top_k: int = 3, read_text: bool = True) -> Prediction:
         """Entities (detected unless given) -> both directions of each entity pair -> one decoded
-        relation per pair, with calibrated probabilities, the image's measured influence and evidence."""
+        relation per pair, with calibrated probabilities, the image's measured influence and evidence;
+        with `read_text` (and a reader), the text in the image and the entities it grounds."""
         t0 = time.perf_counter()
-        post = self._prepare(image, caption, entities)
+        post = self._prepare(image, caption, entities, read_text=read_text)
         return self._predict_posts([post], max_pairs, top_k, t0)[0]
 
     def predict_many(self, requests: Sequence[tuple[ImageInput, str]], max_pairs: int = MAX_PAIRS,
-                     top_k: int = 3) -> list[Prediction]:
+                     top_k: int = 3, read_text: bool = True) -> list[Prediction]:
         """`predict(image, caption)` for many posts at once: one tagger batch, one vision batch, and the
         pairs of all posts in shared relation batches. Each result equals `predict` on that post (the
         models are batch-invariant: float, padding masked); a bad post raises its `InputError`."""
         t0 = time.perf_counter()
-        posts = [self._prepare(image, caption, None, tag=False) for image, caption in requests]
+        posts = [self._prepare(image, caption, None, tag=False, read_text=read_text) for image, caption in requests]
         if posts:
             if self.tagger is None:
                 raise InputError("No entity tagger is installed (weights/ner missing): give the entities yourself.")
@@ -176,13 +184,16 @@ class Pipeline:
         return self._predict_posts(posts, max_pairs, top_k, t0)
 
     def _prepare(self, image: ImageInput, caption: str, entities: Sequence[Entity | dict] | None,
-                 tag: bool = True) -> _Post:
-        """Check one post's inputs and (unless `tag` is off or entities are given) find its entities."""
+                 tag: bool = True, read_text: bool = True) -> _Post:
+        """Check one post's inputs, start reading its image's text, and (unless `tag` is off or
+        entities are given) find its entities."""
         t0 = time.perf_counter()
         caption = check_caption(caption)
         post = _Post(caption, load_image(image), detected=entities is None)
         if post.image is None:
             post.messages.append("No image: the relations are predicted from the caption alone.")
+        elif read_text and self.text_reader is not None:
+            post.text_read = self.text_reader.submit(post.image)
         if entities is not None:
             post.entities = self._coerce_entities(caption, entities)
         elif tag:
@@ -216,13 +227,37 @@ class Pipeline:
             if post.pairs:
                 post.timings["relation_ms"] = relation_ms / with_pairs
             post.timings["total_ms"] = (time.perf_counter() - t0) * 1000 / len(posts)
+            decoded = decode_directions(pairs)
+            image_text, groundings, only_in_image = self._text_evidence(post, decoded)
             out.append(Prediction(
-                caption=post.caption, entities=post.entities, pairs=decode_directions(pairs),
+                caption=post.caption, entities=post.entities, pairs=decoded,
                 concepts=image.concepts if image else [], has_image=post.image is not None,
                 image_size=post.image.size if post.image is not None else None, device=self.device,
                 messages=post.messages, timings_ms=post.timings, entities_detected=post.detected,
-                image_feature=image.feature if image else None, threshold=self.model.config.threshold))
+                image_feature=image.feature if image else None, threshold=self.model.config.threshold,
+                image_text=image_text, groundings=groundings, also_in_image=only_in_image))
         return out
+
+    def _text_evidence(self, post: _Post, pairs: list[PairPrediction]
+                       ) -> tuple[ImageText | None, list[Grounding], list[ImageEntity]]:
+        """The text read in the post's image, the entities whose names it shows (their boxes go on the
+        pairs as grounded evidence), and the names the tagger finds only in the image."""
+        if post.text_read is None:
+            return None, [], []
+        image_text = post.text_read.result()
+        post.timings["ocr_ms"] = image_text.seconds * 1000
+        if image_text.note:
+            post.messages.append(f"Text in the image: {image_text.note}")
+        groundings = ground_entities(post.entities, image_text)
+        by_span = {(g.entity.start, g.entity.end): g for g in groundings}
+        for p in pairs:
+            p.head_grounding = by_span.get((p.head.start, p.head.end))
+            p.tail_grounding = by_span.get((p.tail.start, p.tail.end))
+        only_in_image: list[ImageEntity] = []
+        if self.tagger is not None and image_text.lines:
+            with self._lock:
+                only_in_image = also_in_image(self.tagger, image_text, post.entities, post.caption)
+        return image_text, groundings, only_in_image
 
     def _encode_image(self, img: Image.Image) -> EncodedImage:
         return self._encode_images([img])[0]

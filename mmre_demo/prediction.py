@@ -11,6 +11,8 @@ import numpy as np
 
 from mmre_demo.data.labels import NONE_LABEL, is_symmetric
 from mmre_demo.data.schema import Entity
+from mmre_demo.encoders.ocr import ImageText
+from mmre_demo.grounding import Grounding, ImageEntity
 
 
 @dataclass
@@ -44,6 +46,9 @@ class PairPrediction:
     type_constrained: bool = False  # label changed by the entity-type constraint
     reverse: tuple[str, float] | None = None  # the other direction's (label, probability), when classified
     none_probability: float | None = None  # calibrated probability that the pair holds no relation
+    # grounded evidence: where the head's / tail's name was read in the image (None: not read there)
+    head_grounding: Grounding | None = None
+    tail_grounding: Grounding | None = None
 
     @property
     def is_relation(self) -> bool:
@@ -78,6 +83,8 @@ class PairPrediction:
             "type_constrained": self.type_constrained,
             "reverse": None if self.reverse is None else [self.reverse[0], round(self.reverse[1], 6)],
             "none_probability": None if self.none_probability is None else round(self.none_probability, 6),
+            "head_grounding": None if self.head_grounding is None else self.head_grounding.to_dict(),
+            "tail_grounding": None if self.tail_grounding is None else self.tail_grounding.to_dict(),
         }
         if with_arrays:
             for name in ("image_heatmap", "head_heatmap", "tail_heatmap"):
@@ -104,6 +111,11 @@ class Prediction:
     image_feature: np.ndarray | None = field(default=None, repr=False)
     # the model's default probability threshold (the one that maximised end-to-end F1 on validation)
     threshold: float = 0.5
+    # text read in the image (None: no image or reading switched off), the entities grounded in it, and
+    # the names the tagger found only in the image
+    image_text: ImageText | None = None
+    groundings: list[Grounding] = field(default_factory=list)
+    also_in_image: list[ImageEntity] = field(default_factory=list)
 
     def relations(self, threshold: float | None = None, include_none: bool = False) -> list[PairPrediction]:
         """The pairs shown as relations: probability at or above `threshold` (default: the model's);
@@ -135,4 +147,7 @@ class Prediction:
             "messages": self.messages,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "threshold": self.threshold,
+            "image_text": None if self.image_text is None else self.image_text.to_dict(),
+            "groundings": [g.to_dict() for g in self.groundings],
+            "also_in_image": [e.to_dict() for e in self.also_in_image],
         }

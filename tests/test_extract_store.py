@@ -188,7 +188,7 @@ class _Pipe:
     def __init__(self):
         self.calls = []
 
-    def predict(self, image, caption, max_pairs=30, top_k=3):
+    def predict(self, image, caption, max_pairs=30, top_k=3, read_text=True):
         self.calls.append("one")
         if "REFUSE" in caption:
             raise InputError("refused")
@@ -196,7 +196,7 @@ class _Pipe:
 
 
 class _PipeMany(_Pipe):
-    def predict_many(self, requests, max_pairs=30, top_k=3):
+    def predict_many(self, requests, max_pairs=30, top_k=3, read_text=True):
         self.calls.append(f"many:{len(requests)}")
         if any("REFUSE" in c for _, c in requests):
             raise InputError("one post is bad")

@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--max-pairs", type=int, default=MAX_PAIRS)
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--no-read-text", action="store_true", help="do not read the text in the image (OCR)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_predict)
 
@@ -102,7 +103,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise InputError(f"--entities is not valid JSON ({exc.msg} at char {exc.pos})") from None
         if not isinstance(entities, list):
             raise InputError("--entities must be a JSON list of objects")
-    pipe = Pipeline.load(args.weights, device=args.device)
+    pipe = Pipeline.load(args.weights, device=args.device, read_text=not args.no_read_text)
     pred = pipe.predict(args.image, args.caption, entities, max_pairs=args.max_pairs, top_k=args.top_k)
     if args.json:
         print(json.dumps(pred.to_dict()))
@@ -112,6 +113,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print("entities: " + ", ".join(f"{e.text} ({e.type}) [{e.start}:{e.end}]" for e in pred.entities))
     if pred.concepts:
         print("visual concepts: " + ", ".join(f"{c} {p:.2f}" for c, p in pred.concepts))
+    if pred.image_text is not None and pred.image_text.lines:
+        lines = pred.image_text.lines
+        print("text read in the image: " + " | ".join(f"{ln.text} ({ln.confidence:.2f})" for ln in lines))
+    for g in pred.groundings:
+        print(f"grounded: {g.entity.text} read in the image as {g.matched_text!r} at {list(g.box)} "
+              f"(OCR confidence {g.ocr_confidence:.2f}, {g.how})")
+    if pred.also_in_image:
+        print("also in the image: " + ", ".join(f"{e.text} ({e.type})" for e in pred.also_in_image))
     print(f"relations at >= {pred.threshold:.2f} "
           "(the model's threshold; one per entity pair, more probable direction):")
     for pair in pred.pairs:

@@ -49,9 +49,10 @@ class BatchPredictor(Protocol):
         ...
 
 
-def output_settings(max_pairs: int, top_k: int, type_constraint: bool = True) -> dict[str, Any]:
+def output_settings(max_pairs: int, top_k: int, type_constraint: bool = True, read_text: bool = True) -> dict[str, Any]:
     """The settings besides the weights that change what is written (the manifest compares them on resume)."""
-    return {"max_pairs": int(max_pairs), "top_k": int(top_k), "type_constraint": bool(type_constraint)}
+    return {"max_pairs": int(max_pairs), "top_k": int(top_k), "type_constraint": bool(type_constraint),
+            "read_text": bool(read_text)}
 
 
 def _weight_dirs(weights: str | Path | None) -> tuple[Path, Path | None]:
@@ -91,10 +92,12 @@ class PipelinePredictor:
     max_pairs: int = DEFAULT_MAX_PAIRS
     top_k: int = DEFAULT_TOP_K
     use_many: bool | None = None  # None: use `predict_many` when the pipeline has it
+    read_text: bool = True  # read the text in the images (and ground entities in it)
     settings: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.settings = output_settings(self.max_pairs, self.top_k, getattr(self.pipeline, "type_constraint", True))
+        self.settings = output_settings(self.max_pairs, self.top_k, getattr(self.pipeline, "type_constraint", True),
+                                        self.read_text)
         if self.use_many is None:
             self.use_many = callable(getattr(self.pipeline, "predict_many", None))
 
@@ -111,12 +114,14 @@ class PipelinePredictor:
     def _many(self, batch: Sequence[PostInput]) -> list[PostResult]:
         """The batched call: all captions through the tagger at once, all pairs in one relation batch."""
         requests = [(x.image, x.post.caption) for x in batch]
-        preds = self.pipeline.predict_many(requests, max_pairs=self.max_pairs, top_k=self.top_k)
+        preds = self.pipeline.predict_many(requests, max_pairs=self.max_pairs, top_k=self.top_k,
+                                           read_text=self.read_text)
         return [PostResult(x.post, p, image_id=x.image_id) for x, p in zip(batch, preds, strict=True)]
 
     def _one(self, x: PostInput) -> PostResult:
         try:
-            pred = self.pipeline.predict(x.image, x.post.caption, max_pairs=self.max_pairs, top_k=self.top_k)
+            pred = self.pipeline.predict(x.image, x.post.caption, max_pairs=self.max_pairs, top_k=self.top_k,
+                                         read_text=self.read_text)
         except InputError as exc:
             return PostResult(x.post, error=str(exc), stage="model", image_id=x.image_id)
         return PostResult(x.post, pred, image_id=x.image_id)
@@ -132,12 +137,13 @@ class PredictorSpec:
     top_k: int = DEFAULT_TOP_K
     threads: int | None = None  # torch CPU threads in the process that builds it
     use_many: bool | None = None
+    read_text: bool = True
 
     def info(self) -> ModelInfo:
         return model_info(self.weights)
 
     def settings(self) -> dict[str, Any]:
-        return output_settings(self.max_pairs, self.top_k)  # Pipeline.load keeps the type constraint on
+        return output_settings(self.max_pairs, self.top_k, read_text=self.read_text)  # type constraint: on
 
     def build(self) -> PipelinePredictor:
         import torch
@@ -146,8 +152,9 @@ class PredictorSpec:
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        pipe = Pipeline.load(self.weights, device=self.device)
-        return PipelinePredictor(pipe, self.info(), self.max_pairs, self.top_k, self.use_many)
+        pipe = Pipeline.load(self.weights, device=self.device, read_text=self.read_text)
+        return PipelinePredictor(pipe, self.info(), self.max_pairs, self.top_k, use_many=self.use_many,
+                                 read_text=self.read_text)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

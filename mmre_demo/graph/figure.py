@@ -12,7 +12,17 @@ import numpy as np
 import plotly.graph_objects as go
 
 from mmre_demo.data.labels import short_name
-from mmre_demo.graph.store import ANNOTATED, DEPICTS, ENTITY_KIND, IMAGE_KIND, PREDICTED, SUGGESTED, view
+from mmre_demo.graph.store import (
+    ANNOTATED,
+    DEPICTS,
+    ENTITY_KIND,
+    IMAGE_KIND,
+    IMAGE_RELATIONS,
+    PREDICTED,
+    SHOWS_TEXT_OF,
+    SUGGESTED,
+    view,
+)
 
 # The one colour per entity type, shared by the graph and the app's entity highlighting.
 TYPE_COLOURS = {"PER": "#1f77b4", "ORG": "#ff7f0e", "LOC": "#2ca02c", "MISC": "#9467bd", "IMAGE": "#7f7f7f"}
@@ -22,6 +32,7 @@ EDGE_STYLES = {  # source -> (colour, width, dash)
     ANNOTATED: ("#0a8f3c", 2.6, "solid"),
     SUGGESTED: ("#d62728", 1.6, "dash"),
     DEPICTS: ("#b0b0b0", 1.0, "dot"),
+    SHOWS_TEXT_OF: ("#e377c2", 2.0, "dot"),
 }
 MAX_ARROWS = 300
 MAX_EDGE_LABELS = 60
@@ -90,7 +101,7 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
     lines: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     mids: dict[str, list] = defaultdict(list)
     arrows = []
-    n_rel_edges = sum(1 for *_, d in h.edges(data=True) if d.get("relation") != DEPICTS)
+    n_rel_edges = sum(1 for *_, d in h.edges(data=True) if d.get("relation") not in IMAGE_RELATIONS)
     for edges in groups.values():
         m = len(edges)
         for i, (u, v, d) in enumerate(edges):
@@ -98,11 +109,14 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
             canon = 1.0 if str(u) <= str(v) else -1.0
             offset = (i - (m - 1) / 2) * 0.12 * canon if m > 1 else 0.0
             pts = _curve(p0, p1, offset)
-            style = DEPICTS if d.get("relation") == DEPICTS else d.get("source", PREDICTED)
+            style = d["relation"] if d.get("relation") in IMAGE_RELATIONS else d.get("source", PREDICTED)
             xs, ys = lines[style]
             xs.extend(list(pts[:, 0]) + [None])
             ys.extend(list(pts[:, 1]) + [None])
             if style == DEPICTS:
+                continue
+            if style == SHOWS_TEXT_OF:
+                mids[style].append((pts[len(pts) // 2], u, v, d))
                 continue
             mid = pts[len(pts) // 2]
             mids[style].append((mid, u, v, d))
@@ -112,7 +126,7 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
                                    showarrow=True, arrowhead=3, arrowsize=1.3, arrowwidth=EDGE_STYLES[style][1],
                                    arrowcolor=EDGE_STYLES[style][0], text="", standoff=9))
     names = {PREDICTED: "predicted relation", ANNOTATED: "annotated relation", SUGGESTED: "suggested link",
-             DEPICTS: "image depicts / mentions"}
+             DEPICTS: "image depicts / mentions", SHOWS_TEXT_OF: "image shows the text of (read by OCR)"}
     for style, (xs, ys) in lines.items():
         colour, width, dash = EDGE_STYLES[style]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=width, dash=dash),

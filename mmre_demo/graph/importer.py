@@ -16,7 +16,7 @@ from xml.etree.ElementTree import ParseError
 import networkx as nx
 
 from mmre_demo.data.schema import InputError
-from mmre_demo.graph.store import DEPICTS, ENTITY_KIND, IMAGE_KIND, SOURCES
+from mmre_demo.graph.store import ENTITY_KIND, IMAGE_KIND, IMAGE_RELATIONS, SOURCES
 
 JSON_FORMAT = "mmre_demo.graph/1"
 LIST_SEP = " | "  # how export.to_graphml_graph joins lists
@@ -136,7 +136,7 @@ def _add_edge(g: nx.MultiDiGraph, u: str, v: str, attrs: dict[str, Any], name: s
     if source not in SOURCES:
         raise InputError(f"{name}: edge {u!r} -{rel}-> {v!r} has source {source!r}; expected one of {SOURCES}")
     try:
-        attrs["score"] = float(attrs.get("score", 1.0 if rel == DEPICTS else 0.0))
+        attrs["score"] = float(attrs.get("score", 1.0 if rel in IMAGE_RELATIONS else 0.0))
         attrs["count"] = int(attrs.get("count", 1))
     except (TypeError, ValueError):
         raise InputError(f"{name}: edge {u!r} -{rel}-> {v!r} has a non-numeric score or count") from None

@@ -24,7 +24,9 @@ import numpy as np
 from mmre_demo.data.labels import NONE_LABEL
 
 ENTITY_KIND, IMAGE_KIND = "entity", "image"
-DEPICTS = "depicts"
+DEPICTS = "depicts"  # image -> each entity of its caption
+SHOWS_TEXT_OF = "shows text of"  # image -> an entity whose name was read in the image (score: OCR confidence)
+IMAGE_RELATIONS = (DEPICTS, SHOWS_TEXT_OF)  # edges from an image node: kept in every view, never KGE triples
 PREDICTED, ANNOTATED, SUGGESTED = "predicted", "annotated", "suggested"
 SOURCES = (PREDICTED, ANNOTATED, SUGGESTED)
 DEFAULT_TYPE = "MISC"
@@ -126,6 +128,14 @@ def add_prediction(g: nx.MultiDiGraph, prediction: Any, image_id: str | None = N
             if not g.has_edge(img, nid, key=DEPICTS):
                 g.add_edge(img, nid, key=DEPICTS, relation=DEPICTS, score=1.0, source=PREDICTED, count=1,
                            captions=[caption])
+        for gr in getattr(prediction, "groundings", []):
+            nid = ids[(gr.entity.start, gr.entity.end)]
+            if g.has_edge(img, nid, key=SHOWS_TEXT_OF):
+                d = g.edges[img, nid, SHOWS_TEXT_OF]
+                d["score"] = max(float(d["score"]), float(gr.ocr_confidence))
+            else:
+                g.add_edge(img, nid, key=SHOWS_TEXT_OF, relation=SHOWS_TEXT_OF, score=float(gr.ocr_confidence),
+                           source=PREDICTED, count=1, captions=[caption], read_text=gr.matched_text)
     n_rel = 0
     for p in prediction.pairs:
         if p.label == NONE_LABEL or p.probability < floor:
@@ -142,7 +152,7 @@ def relation_edges(g: nx.MultiDiGraph, threshold: float = 0.0,
     srcs = set(sources)
     out = []
     for u, v, d in g.edges(data=True):
-        if d.get("relation") == DEPICTS or d.get("source") not in srcs:
+        if d.get("relation") in IMAGE_RELATIONS or d.get("source") not in srcs:
             continue
         if d.get("source") != ANNOTATED and float(d.get("score", 0.0)) < threshold:
             continue
@@ -152,14 +162,14 @@ def relation_edges(g: nx.MultiDiGraph, threshold: float = 0.0,
 
 def view(g: nx.MultiDiGraph, threshold: float = 0.0, include_suggested: bool = True,
          keep_isolated: bool = True) -> nx.MultiDiGraph:
-    """A copy of the graph with the threshold applied (depicts edges always kept)."""
+    """A copy of the graph with the threshold applied (image edges always kept)."""
     h = nx.MultiDiGraph()
     h.add_nodes_from(g.nodes(data=True))
     sources = SOURCES if include_suggested else (PREDICTED, ANNOTATED)
     for u, v, d in relation_edges(g, threshold, sources):
         h.add_edge(u, v, key=d["relation"], **d)
     for u, v, k, d in g.edges(keys=True, data=True):
-        if d.get("relation") == DEPICTS:
+        if d.get("relation") in IMAGE_RELATIONS:
             h.add_edge(u, v, key=k, **d)
     if not keep_isolated:
         h.remove_nodes_from([n for n in list(h) if h.degree(n) == 0])

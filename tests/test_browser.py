@@ -107,3 +107,66 @@ def test_bad_upload_shows_message(page, app_url, tmp_path):
     page.wait_for_function("document.querySelector('#status').innerText.includes('not an image')")
     page.screenshot(path=str(SHOTS / "05_bad_upload.png"), full_page=True)
     assert "Traceback" not in page.content()
+
+
+def test_text_in_the_image_grounds_an_entity_and_links_image_and_graph(page, app_url, tmp_path):
+    """Issue 16: an uploaded image with text in it (drawn with PIL): the lines read are boxed, the
+    caption entity it names gets a "read in the image" box in the evidence panel and a "shows text of"
+    edge in the graph; a name only in the image is added with one click. Issue 15: the exported graph
+    loads back with "Load graph"."""
+    pytest.importorskip("rapidocr_onnxruntime", reason="RapidOCR is not installed: no text in the image")
+    from PIL import Image, ImageDraw, ImageFont
+
+    from tests.test_ocr import FONT
+
+    img = Image.new("RGB", (640, 400), (235, 240, 250))
+    d = ImageDraw.Draw(img)
+    d.text((40, 60), "SPOTIFY", fill="black", font=ImageFont.truetype(str(FONT), 64))
+    d.text((40, 220), "New York Stock Exchange", fill="navy", font=ImageFont.truetype(str(FONT), 36))
+    path = tmp_path / "spotify.png"
+    img.save(path)
+
+    page.goto(app_url)
+    page.wait_for_selector("#run")
+    page.set_input_files("#image-file input[type=file]", str(path))
+    page.wait_for_selector("#preview img", state="attached")
+    page.fill("#caption textarea", "Spotify shares jump as Daniel Ek rings the bell")
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#image-text') && "
+                           "document.querySelector('#image-text').innerText.includes('SPOTIFY')")
+    assert "Spotify read as" in page.inner_text("#image-text")
+    page.wait_for_selector("#image-text-img img", state="attached")
+    page.wait_for_function("document.querySelector('#evidence-text').innerText.includes('Read in the image')")
+    page.wait_for_function("document.querySelector('#graph .main-svg') && "
+                           "document.querySelector('#graph').innerText.includes('shows text of')")
+    page.locator("#image-text-img").scroll_into_view_if_needed()
+    page.wait_for_selector("#image-text-img img")
+    page.screenshot(path=str(SHOTS / "06_text_in_the_image.png"), full_page=True)
+    page.locator("#evidence").scroll_into_view_if_needed()
+    page.wait_for_selector("#evidence img")
+    page.locator("#evidence").screenshot(path=str(SHOTS / "06b_read_in_the_image_evidence.png"))
+    page.locator("#graph").screenshot(path=str(SHOTS / "06c_graph_shows_text_of.png"))
+
+    # one click: the name found only in the image joins the entities and is classified with them
+    page.locator("#also-in-image label:has-text('New York Stock Exchange')").click()
+    page.click("#add-from-image")
+    page.wait_for_function("document.querySelector('#caption textarea').value.includes('[in the image: New York')")
+    page.wait_for_function("document.querySelector('#relations').innerText.includes('New York Stock Exchange')")
+    page.screenshot(path=str(SHOTS / "07_added_from_the_image.png"), full_page=True)
+
+    # export, then load the export back as the session's graph
+    page.click("#export-graph")
+    link = page.locator('#graph-files tr:has(td[aria-label="mmre_graph.json"]) a[data-testid="download-link"]')
+    link.wait_for()
+    with page.expect_download() as dl:
+        link.click()
+    exported = tmp_path / "graph.json"
+    dl.value.save_as(exported)
+    page.click("#clear-graph")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('cleared')")
+    page.locator("#load-graph-box").click()
+    page.set_input_files("#graph-file input[type=file]", str(exported))
+    page.click("#load-graph")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Loaded graph.json')")
+    page.wait_for_function("document.querySelector('#graph').innerText.includes('Spotify')")
+    page.locator("#graph").screenshot(path=str(SHOTS / "08_loaded_graph.png"))

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmre_demo import graph as kg
 from mmre_demo.annotations import AnnotationStore
 from mmre_demo.data.schema import Entity, InputError
 from mmre_demo.ui import callbacks as cb
 from mmre_demo.ui.controller import Controller, PipelineLoader, Session, examples
-from mmre_demo.ui.outputs import EVIDENCE, EXTRACTION, GRAPH_PANEL, PREVIEW, Choices, Output, Status
+from mmre_demo.ui.outputs import EVIDENCE, EXTRACTION, FROM_IMAGE, GRAPH_PANEL, PREVIEW, Choices, Output, Status
 from mmre_demo.ui.render import entity_segments, word_segments
 
 CAPTION = "Astronaut Eileen Collins of NASA poses at the Johnson Space Center in Houston."
@@ -391,7 +392,7 @@ def test_a_callback_cannot_return_an_output_it_does_not_declare(ctl):
     ("preview", PREVIEW), ("run", EXTRACTION), ("rerun", EXTRACTION), ("refilter", EXTRACTION),
     ("explain", EVIDENCE), ("clear_graph", GRAPH_PANEL), ("export_graph", GRAPH_PANEL), ("suggest", GRAPH_PANEL),
     ("add_suggestion", GRAPH_PANEL), ("refresh_embedding", GRAPH_PANEL), ("annotate", GRAPH_PANEL),
-    ("export_annotations", GRAPH_PANEL),
+    ("export_annotations", GRAPH_PANEL), ("load_graph", GRAPH_PANEL), ("add_from_image", FROM_IMAGE),
 ])
 def test_every_callback_declares_its_output_group(name, group):
     assert getattr(cb, name).outputs == group
@@ -419,3 +420,117 @@ def test_input_error_from_loader():
     loader = PipelineLoader(fail)
     with pytest.raises(InputError, match="could not be loaded"):
         loader.get(10)
+
+
+# ---- text in the image (issue 16) ------------------------------------------------------------------
+SPOTIFY_CAPTION = "Spotify shares jump as Daniel Ek rings the bell"
+
+
+@pytest.fixture(scope="module")
+def text_png(tmp_path_factory):
+    """An image that shows a caption entity's name ("SPOTIFY") and a name the caption lacks."""
+    pytest.importorskip("rapidocr_onnxruntime", reason="RapidOCR is not installed: no text in the image")
+    from PIL import ImageDraw, ImageFont
+
+    from tests.test_ocr import FONT
+
+    img = Image.new("RGB", (640, 400), (235, 240, 250))
+    d = ImageDraw.Draw(img)
+    d.text((40, 60), "SPOTIFY", fill="black", font=ImageFont.truetype(str(FONT), 64))
+    d.text((40, 220), "New York Stock Exchange", fill="navy", font=ImageFont.truetype(str(FONT), 36))
+    path = tmp_path_factory.mktemp("ocr") / "spotify.png"
+    img.save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def _spotify_run(ctl, text_png):
+    return cb.run(ctl, text_png, SPOTIFY_CAPTION, None, False, None)
+
+
+@pytest.fixture()
+def spotify(_spotify_run):
+    return {**_spotify_run, Output.SESSION: copy.deepcopy(_spotify_run[Output.SESSION])}
+
+
+def test_text_in_the_image_is_listed_boxed_and_grounds_the_caption_entity(spotify):
+    out = ok(spotify)
+    assert "“SPOTIFY”" in out[Output.IMAGE_TEXT_MD] and "**Spotify** read as" in out[Output.IMAGE_TEXT_MD]
+    assert isinstance(out[Output.IMAGE_TEXT_IMG], Image.Image)
+    assert "text in the image: 2 lines" in out[Output.STATUS].message
+    g = out[Output.SESSION].graph
+    shows = [(u, v) for u, v, k in g.edges(keys=True) if k == "shows text of"]
+    assert shows == [(next(n for n in g if n.startswith("image:")), "ORG:Spotify")]
+
+
+def test_a_pair_with_a_grounded_entity_shows_its_box_labelled_read_in_the_image(ctl, spotify):
+    s = spotify[Output.SESSION]
+    idx = next(i for i, p in enumerate(s.prediction.pairs) if "Spotify" in (p.head.text, p.tail.text))
+    out = ok(cb.explain(ctl, str(idx + 1), s))
+    assert "**Read in the image** (grounded evidence" in out[Output.EVIDENCE_MD]
+    assert "Attention heatmaps" in out[Output.EVIDENCE_MD]  # the attention is labelled for what it is
+    # four panels: the box read in the image, then the three attention maps
+    assert out[Output.EVIDENCE_IMG].size[0] > 4 * 300
+
+
+def test_reading_the_text_can_be_switched_off(ctl, text_png):
+    out = ok(cb.run(ctl, text_png, SPOTIFY_CAPTION, None, False, None, read_text=False))
+    assert out[Output.IMAGE_TEXT_MD] == "Reading the text in the image is switched off."
+    assert out[Output.IMAGE_TEXT_IMG] is None and out[Output.ALSO_IN_IMAGE].choices == []
+    assert not any(k == "shows text of" for *_, k in out[Output.SESSION].graph.edges(keys=True))
+
+
+def test_a_name_only_in_the_image_is_added_with_one_click_and_classified(ctl, spotify, text_png):
+    names = spotify[Output.ALSO_IN_IMAGE].choices
+    assert names == [("New York Stock Exchange (ORG)", "0")]
+    out = ok(cb.add_from_image(ctl, ["0"], text_png, None, False, spotify[Output.SESSION]))
+    assert out[Output.CAPTION] == SPOTIFY_CAPTION + " [in the image: New York Stock Exchange]"
+    pred = out[Output.SESSION].prediction
+    assert [e.text for e in pred.entities] == ["Spotify", "Daniel Ek", "New York Stock Exchange"]
+    assert any("New York Stock Exchange" in (p.head.text, p.tail.text) for p in pred.pairs)
+    assert out[Output.ALSO_IN_IMAGE].choices == []  # now a caption entity, grounded like the others
+    assert "New York Stock Exchange" in {g.entity.text for g in pred.groundings}
+
+
+@pytest.mark.parametrize("chosen, words", [([], ["tick"]), (["7"], ["unknown choice"])])
+def test_adding_names_from_the_image_refuses_empty_or_unknown_choices(ctl, spotify, text_png, chosen, words):
+    warns(cb.add_from_image(ctl, chosen, text_png, None, False, spotify[Output.SESSION]), *words)
+
+
+def test_adding_names_from_the_image_needs_some(ctl, first):
+    warns(cb.add_from_image(ctl, ["0"], None, 0.5, False, first[Output.SESSION]), "no names")
+
+
+# ---- load graph (issue 15) -------------------------------------------------------------------------
+def test_an_exported_graph_loads_into_a_new_session(ctl, first, tmp_path):
+    files = ok(cb.export_graph(ctl, 0.0, first[Output.SESSION]))[Output.FILES]
+    for f in files:
+        if f.endswith((".json", ".graphml")):
+            out = ok(cb.load_graph(ctl, f, 0.0, None))
+            s = out[Output.SESSION]
+            assert "Loaded" in out[Output.STATUS].message
+            assert sorted(kg.triples(s.graph), key=str) == sorted(kg.triples(first[Output.SESSION].graph), key=str)
+            assert out[Output.NODE].choices == kg.entity_nodes(s.graph)
+
+
+def test_a_large_graph_is_drawn_as_its_most_connected_nodes_with_a_note(ctl, tmp_path):
+    g = kg.new_graph()
+    for i in range(400):
+        kg.add_relation(g, kg.add_entity(g, f"Person {i}", "PER"), "/per/org/member_of",
+                        kg.add_entity(g, f"Club {i % 40}", "ORG"), 0.9, kg.PREDICTED)
+    path = kg.write_all(g, tmp_path, 0.0)
+    out = ok(cb.load_graph(ctl, next(p for p in path if p.endswith(".json")), 0.0, None))
+    assert "most connected" in out[Output.STATUS].message
+    assert "most connected" in out[Output.GRAPH].layout.title.text
+    assert len(out[Output.NODE].choices) == cb.MAX_NODES_DRAWN
+    assert out[Output.SESSION].graph.number_of_nodes() == 440  # the session keeps the whole graph
+
+
+@pytest.mark.parametrize("content, words", [(None, ["choose a graph"]), ("not json", ["not valid json"]),
+                                            ('{"format": "other"}', ["not an mmre_demo graph"])])
+def test_load_graph_refuses_bad_files(ctl, tmp_path, content, words):
+    path = None
+    if content is not None:
+        path = tmp_path / "graph.json"
+        path.write_text(content)
+    warns(cb.load_graph(ctl, str(path) if path else None, 0.0, None), *words)

@@ -81,3 +81,46 @@ def evidence_panels(image: Image.Image, panels: Sequence[tuple[str, np.ndarray |
     if caption:
         d.text((4, h + title_h + 4), caption[:140], fill="#444", font=_font(12))
     return out
+
+
+# ---- text read in the image ----------------------------------------------------------------------
+READ_COLOUR = "#1f77b4"  # a line read in the image
+GROUNDED_COLOUR = "#e377c2"  # a caption entity read in the image (the graph's "shows text of" colour)
+
+
+def boxes_panel(image: Image.Image, boxes: Sequence[tuple[Sequence[float], str, str]],
+                source_size: tuple[int, int], title: str | None = None, longest: int = PANEL) -> Image.Image:
+    """The image with labelled boxes drawn on it: (box (x0, y0, x1, y1) in `source_size` pixels, label,
+    colour). Used for the text read in the image, which is grounded evidence, unlike the heatmaps."""
+    small = fit(image.convert("RGB"), longest)
+    sx, sy = small.size[0] / max(1, source_size[0]), small.size[1] / max(1, source_size[1])
+    title_h = 28 if title else 0
+    out = Image.new("RGB", (small.size[0], small.size[1] + title_h), "white")
+    out.paste(small, (0, title_h))
+    d = ImageDraw.Draw(out)
+    font = _font(13)
+    for box, label, colour in boxes:
+        x0, y0, x1, y1 = box[0] * sx, box[1] * sy + title_h, box[2] * sx, box[3] * sy + title_h
+        d.rectangle((x0, y0, x1, y1), outline=colour, width=3 if colour == GROUNDED_COLOUR else 2)
+        if label:
+            text = label if len(label) <= 30 else label[:29] + "…"
+            tx, ty = x0, max(title_h, y0 - 15)
+            d.rectangle(d.textbbox((tx, ty), text, font=font), fill=colour)
+            d.text((tx, ty), text, fill="white", font=font)
+    if title:
+        d.text((4, 4), title, fill="#111", font=_font(17))
+    return out
+
+
+def side_by_side(*images: Image.Image | None, gap: int = 8) -> Image.Image | None:
+    """Images next to each other, top-aligned (None skipped; None when all are None)."""
+    present = [im for im in images if im is not None]
+    if not present:
+        return None
+    out = Image.new("RGB", (sum(im.size[0] for im in present) + gap * (len(present) - 1),
+                            max(im.size[1] for im in present)), "white")
+    x = 0
+    for im in present:
+        out.paste(im, (x, 0))
+        x += im.size[0] + gap
+    return out

@@ -28,12 +28,24 @@ from mmre_demo.decoding import MAX_PAIRS
 from mmre_demo.explain.overlay import fit
 from mmre_demo.ui import render
 from mmre_demo.ui.controller import Controller, Session
-from mmre_demo.ui.outputs import EVIDENCE, EXTRACTION, GRAPH_PANEL, PREVIEW, Choices, Output, Status, Update
+from mmre_demo.ui.outputs import (
+    EVIDENCE,
+    EXTRACTION,
+    FROM_IMAGE,
+    GRAPH_PANEL,
+    PREVIEW,
+    Choices,
+    Output,
+    Status,
+    Update,
+)
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[..., Any] | None
 RELATION_CHOICES = [r for r in RELATIONS if r != NONE_LABEL]
+MAX_NODES_DRAWN = 150  # a larger graph (a loaded corpus) is drawn as its most connected nodes
+IMAGE_NAMES_PREFIX = " [in the image: "  # how names read only in the image are appended to the caption
 
 
 def callback(outputs: tuple[Output, ...]) -> Callable[[Callable[..., Update]], Callable[..., Update]]:
@@ -137,9 +149,11 @@ def pair_number(value: str | int, n_pairs: int) -> int:
 
 # ---- shared outputs ------------------------------------------------------------------------------
 def _graph_outputs(s: Session, threshold: float) -> Update:
-    fig, pos = kg.figure(s.graph, threshold, s.positions, highlight=s.selected_node, suggestions=s.suggestions)
+    shown, note = kg.top_degree_view(s.graph, MAX_NODES_DRAWN, threshold)  # a corpus graph: its core, with a note
+    fig, pos = kg.figure(shown, threshold, s.positions, highlight=s.selected_node, suggestions=s.suggestions,
+                         title=note)
     s.positions = {k: tuple(float(x) for x in v) for k, v in pos.items()}
-    nodes = kg.entity_nodes(s.graph)
+    nodes = kg.entity_nodes(shown)
     return {Output.GRAPH: fig, Output.NODE: Choices(nodes, s.selected_node if s.selected_node in nodes else None)}
 
 
@@ -155,6 +169,7 @@ def _prediction_outputs(s: Session, threshold: float, show_none: bool) -> Update
         Output.PAIR: render.pair_choices(vis, s.pair_index, threshold),
         Output.CONCEPTS: render.concept_scores(pred),
         **render.evidence(pred, s.pair_index, s.image),
+        **render.image_text_view(pred, s.image),
     }
 
 
@@ -177,9 +192,10 @@ def preview(ctl: Controller, image_path: str | None) -> Update:
 @callback(EXTRACTION)
 def run(ctl: Controller, image_path: str | None, caption: str | None, threshold: float | None = None,
         show_none: bool = False, session: Session | None = None, entity_rows_in: Any = None,
-        progress: ProgressFn = None) -> Update:
+        progress: ProgressFn = None, read_text: bool = True) -> Update:
     """Extract: entities (detected, or the table's when `entity_rows_in` is given), relations, evidence,
-    and merge the triples into the session graph. `threshold` None = the model's own."""
+    the text in the image (unless `read_text` is off), and merge the triples into the session graph.
+    `threshold` None = the model's own."""
     t0 = time.perf_counter()
     s = session or Session()
     step = progress or (lambda *a, **k: None)
@@ -201,7 +217,9 @@ def run(ctl: Controller, image_path: str | None, caption: str | None, threshold:
         detected = True
     n = len(ents)
     step(0.45, desc=f"Classifying {min(n * (n - 1) // 2, MAX_PAIRS // 2)} entity pairs, both directions")
-    pred = pipe.predict(img, caption, entities=ents, max_pairs=MAX_PAIRS, top_k=3)
+    if img is not None and read_text:
+        step(0.35, desc="Reading the text in the image")
+    pred = pipe.predict(img, caption, entities=ents, max_pairs=MAX_PAIRS, top_k=3, read_text=bool(read_text))
     pred.entities_detected = detected
     step(0.85, desc="Updating the knowledge graph")
     s.prediction, s.pair_index, s.requests = pred, None, s.requests + 1
@@ -216,21 +234,67 @@ def run(ctl: Controller, image_path: str | None, caption: str | None, threshold:
         msgs.append("No entities found in the caption: add them in the entity table (text and type) and "
                     "press “Re-run with these entities”.")
     n_rel = sum(1 for p in pred.pairs if p.is_relation and p.probability >= threshold)
-    msgs.append(f"{len(ents)} entities ({'detected' if detected else 'yours'}), {len(pred.pairs)} pairs, "
+    msgs.append(f"{len(ents)} entities ({'detected' if detected else 'yours'}), "
+                f"{len(pred.pairs)} pair{'' if len(pred.pairs) == 1 else 's'}, "
                 f"{n_rel} relations at ≥ {threshold:.2f}; done in {(time.perf_counter() - t0) * 1000:.0f} ms "
-                f"on {pred.device}.")
+                f"on {pred.device}{_ocr_note(pred)}.")
     out[Output.STATUS] = Status.of("warn" if (pred.messages or not ents) else "ok", msgs)
     out[Output.SESSION] = s
     step(1.0, desc="Done")
     return out
 
 
+def _ocr_note(pred: Any) -> str:
+    it = pred.image_text
+    if it is None:
+        return ""
+    grounded = f", {len(pred.groundings)} entit{'y' if len(pred.groundings) == 1 else 'ies'} grounded"
+    return f" (text in the image: {len(it.lines)} lines in {it.seconds * 1000:.0f} ms{grounded})"
+
+
 @callback(EXTRACTION)
 def rerun(ctl: Controller, image_path: str | None, caption: str | None, rows: Any, threshold: float | None = None,
-          show_none: bool = False, session: Session | None = None, progress: ProgressFn = None) -> Update:
+          show_none: bool = False, session: Session | None = None, progress: ProgressFn = None,
+          read_text: bool = True) -> Update:
     """Re-run with the user's entity table (add / remove / retype rows)."""
     return run(ctl, image_path, caption, threshold, show_none, session,
-               entity_rows_in=rows if rows is not None else [], progress=progress)
+               entity_rows_in=rows if rows is not None else [], progress=progress, read_text=read_text)
+
+
+@callback(FROM_IMAGE)
+def add_from_image(ctl: Controller, chosen: list[str] | None, image_path: str | None, threshold: float | None = None,
+                   show_none: bool = False, session: Session | None = None, progress: ProgressFn = None,
+                   read_text: bool = True) -> Update:
+    """Add names read only in the image to the entities and classify them with the caption's: the text
+    model reads text, so the names are appended to the caption (" [in the image: A; B]") and become
+    entities there; the caption's own entities stay as they were."""
+    s = session or Session()
+    pred = s.prediction
+    if pred is None or not pred.also_in_image:
+        raise InputError("No names were found only in the image: run an extraction on an image with text first.")
+    try:
+        picked = [pred.also_in_image[int(c)] for c in (chosen or [])]
+    except (ValueError, IndexError):
+        raise InputError(f"Unknown choice {chosen!r}: tick names in the “Also in the image” list.") from None
+    if not picked:
+        raise InputError("Tick the names to add in the “Also in the image” list first.")
+    caption, ents = pred.caption, list(pred.entities)
+    caption += IMAGE_NAMES_PREFIX
+    for i, e in enumerate(picked):
+        caption += "; " if i else ""
+        ents.append(Entity(e.text, len(caption), len(caption) + len(e.text), e.type))
+        caption += e.text
+    caption += "]"
+    rows = render.entity_rows(ents)
+    out = run(ctl, image_path, caption, threshold, show_none, s, entity_rows_in=rows, progress=progress,
+              read_text=read_text)
+    if Output.CAPTION not in out and Output.SESSION in out:  # done: show the caption the model read
+        out[Output.CAPTION] = caption
+        status = out.get(Output.STATUS)
+        note = (f"Added {', '.join(e.text for e in picked)} from the image (appended to the caption so the "
+                "model reads them beside its entities).")
+        out[Output.STATUS] = Status.of(status.kind if status else "ok", [note, status.message if status else ""])
+    return out
 
 
 @callback(EXTRACTION)
@@ -263,6 +327,23 @@ def clear_graph(ctl: Controller, threshold: float, session: Session | None) -> U
     return {Output.SESSION: s, Output.SUGGESTIONS_DF: [],
             Output.STATUS: Status("ok", "The knowledge graph was cleared."),
             **_graph_outputs(s, threshold)}
+
+
+@callback(GRAPH_PANEL)
+def load_graph(ctl: Controller, path: str | None, threshold: float, session: Session | None) -> Update:
+    """Make an exported graph (the app's or `mmre extract`'s graph.json / graph.graphml) this session's
+    graph: suggestions, annotation and exports then work on it as on the session's own triples."""
+    s = session or Session()
+    if not path:
+        raise InputError("Choose a graph.json or graph.graphml file (exported by the app or `mmre extract`) first.")
+    g = kg.read_graph(path)
+    s.graph, s.positions, s.suggestions, s.selected_node = g, {}, [], None
+    n_ent, n_rel = len(kg.entity_nodes(g)), len(kg.triples(g, 0.0))
+    _, note = kg.top_degree_view(g, MAX_NODES_DRAWN, threshold)
+    lines = [f"Loaded {Path(path).name}: {n_ent:,} entities, {n_rel:,} relations; it replaces this session's graph.",
+             note or ""]
+    return {Output.SESSION: s, Output.SUGGESTIONS_DF: [], Output.SUGGESTION: Choices([], None),
+            Output.STATUS: Status.of("ok", lines), **_graph_outputs(s, threshold)}
 
 
 @callback(GRAPH_PANEL)

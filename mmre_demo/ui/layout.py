@@ -24,7 +24,8 @@ CSS = """
 
 # api_name of every main action (stable: the README and gradio_client use them)
 API_NAMES = ("predict", "rerun", "explain", "filter", "clear_graph", "export_graph", "suggest_links",
-             "add_suggestion", "refresh_embedding", "annotate", "export_annotations", "preview")
+             "add_suggestion", "refresh_embedding", "annotate", "export_annotations", "preview", "add_from_image",
+             "load_graph")
 
 
 def build(controller: Controller | None = None) -> gr.Blocks:
@@ -54,6 +55,8 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                                                 "F1 on validation)", elem_id="threshold")
                     show_none = gr.Checkbox(False, label="Show pairs below the threshold (they read as None)",
                                             elem_id="show-none")
+                    read_text = gr.Checkbox(True, label="Read the text in the image (OCR): ground the entities "
+                                                        "it names", elem_id="read-text")
             with gr.Column(scale=3):
                 status = gr.Markdown("Ready.", elem_id="status")
                 entities_hl = gr.HighlightedText(label="Entities in the caption", color_map=ENTITY_COLOURS,
@@ -82,6 +85,14 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                 words = gr.HighlightedText(label="Word weights for this pair (darker = more weight)",
                                            show_legend=False, combine_adjacent=False, elem_id="words")
             with gr.Column(scale=2):
+                image_text_img = gr.Image(label="Text read in the image (blue: a line read; pink: a caption "
+                                                "entity found there)", interactive=False, type="pil",
+                                          elem_id="image-text-img", buttons=[])
+                image_text_md = gr.Markdown("", elem_id="image-text")
+                also_in_image = gr.CheckboxGroup([], label="Also in the image: names read there, not in the caption",
+                                                 elem_id="also-in-image")
+                add_image_btn = gr.Button("Add the ticked names to the entities and re-run", elem_id="add-from-image",
+                                          size="sm")
                 concepts = gr.Label(label="Visual concepts recognised in the image", num_top_classes=8,
                                     elem_id="concepts", show_heading=False)
                 with gr.Accordion("Annotator mode: accept / reject / relabel the chosen pair", open=False,
@@ -106,6 +117,11 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                     export_btn = gr.Button("Export graph", elem_id="export-graph")
                 files = gr.File(label="Triples and graph (JSON, CSV, GraphML)", file_count="multiple",
                                 interactive=False, elem_id="graph-files")
+                with gr.Accordion("Load graph: open a corpus graph (graph.json / graph.graphml from `mmre extract` "
+                                  "or an export)", open=False, elem_id="load-graph-box"):
+                    graph_file = gr.File(label="graph.json or graph.graphml", type="filepath",
+                                         file_types=[".json", ".graphml", ".xml"], elem_id="graph-file")
+                    load_btn = gr.Button("Load graph (replaces this session's graph)", elem_id="load-graph")
                 gr.Markdown("**Suggested links** (link prediction on this graph, trained in the background)")
                 node = gr.Dropdown(label="Node", choices=[], elem_id="node", allow_custom_value=True)
                 k = gr.Slider(1, 10, value=5, step=1, label="How many", elem_id="k")
@@ -124,7 +140,8 @@ def build(controller: Controller | None = None) -> gr.Blocks:
             Output.EVIDENCE_IMG: evidence_img, Output.EVIDENCE_MD: evidence_md, Output.WORDS: words,
             Output.CONCEPTS: concepts, Output.GRAPH: graph, Output.NODE: node, Output.FILES: files,
             Output.SUGGESTIONS_DF: suggestions_df, Output.SUGGESTION: suggestion, Output.DECISIONS_DF: decisions_df,
-            Output.ANNOTATIONS_FILE: annotations_file,
+            Output.ANNOTATIONS_FILE: annotations_file, Output.IMAGE_TEXT_IMG: image_text_img,
+            Output.IMAGE_TEXT_MD: image_text_md, Output.ALSO_IN_IMAGE: also_in_image, Output.CAPTION: caption,
         }
         missing = set(Output) - set(components)
         assert not missing, f"outputs without a component: {missing}"
@@ -150,11 +167,16 @@ def build(controller: Controller | None = None) -> gr.Blocks:
 
         main_outs, main_conv = bind(cb.run)
 
-        def do_predict(image, text, thr, none, sess, progress=gr.Progress()):  # noqa: B008 - gradio's idiom
-            return main_conv(cb.run(ctl, image, text, thr, none, sess, progress=progress))
+        def do_predict(image, text, thr, none, sess, ocr=True, progress=gr.Progress()):  # noqa: B008 - gradio's idiom
+            return main_conv(cb.run(ctl, image, text, thr, none, sess, progress=progress, read_text=ocr))
 
-        def do_rerun(image, text, rows, thr, none, sess, progress=gr.Progress()):  # noqa: B008
-            return main_conv(cb.rerun(ctl, image, text, rows, thr, none, sess, progress=progress))
+        def do_rerun(image, text, rows, thr, none, sess, ocr=True, progress=gr.Progress()):  # noqa: B008
+            return main_conv(cb.rerun(ctl, image, text, rows, thr, none, sess, progress=progress, read_text=ocr))
+
+        img_outs, img_conv = bind(cb.add_from_image)
+
+        def do_add_from_image(chosen, image, thr, none, sess, ocr=True, progress=gr.Progress()):  # noqa: B008
+            return img_conv(cb.add_from_image(ctl, chosen, image, thr, none, sess, progress=progress, read_text=ocr))
 
         def do_filter(thr, none, sess):
             return main_conv(cb.refilter(ctl, thr, none, sess))
@@ -176,12 +198,16 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         g_outs, g_conv = bind(cb.clear_graph)  # every graph-panel callback shares these outputs
         pv_outs, pv_conv = bind(cb.preview)
 
-        run_btn.click(do_predict, [image_file, caption, threshold, show_none, session], main_outs,
+        run_btn.click(do_predict, [image_file, caption, threshold, show_none, session, read_text], main_outs,
                       api_name="predict", concurrency_limit=2)
-        caption.submit(do_predict, [image_file, caption, threshold, show_none, session], main_outs,
+        caption.submit(do_predict, [image_file, caption, threshold, show_none, session, read_text], main_outs,
                        api_visibility="private", concurrency_limit=2)
-        rerun_btn.click(do_rerun, [image_file, caption, entities_df, threshold, show_none, session], main_outs,
-                        api_name="rerun", concurrency_limit=2)
+        rerun_btn.click(do_rerun, [image_file, caption, entities_df, threshold, show_none, session, read_text],
+                        main_outs, api_name="rerun", concurrency_limit=2)
+        add_image_btn.click(do_add_from_image, [also_in_image, image_file, threshold, show_none, session, read_text],
+                            img_outs, api_name="add_from_image", concurrency_limit=2)
+        load_btn.click(lambda p, thr, s: g_conv(cb.load_graph(ctl, p, thr, s)), [graph_file, threshold, session],
+                       g_outs, api_name="load_graph")
         threshold.release(do_filter, [threshold, show_none, session], main_outs, api_name="filter")
         show_none.input(do_filter, [threshold, show_none, session], main_outs, api_visibility="private")
         pair.input(do_explain, [pair, session], ev_outs, api_name="explain")

@@ -31,6 +31,10 @@ class Output(str, Enum):
     EVIDENCE_MD = "evidence_md"  # the evidence in words
     WORDS = "words"  # caption words with their weights
     CONCEPTS = "concepts"  # visual concepts {name: probability}
+    IMAGE_TEXT_IMG = "image_text_img"  # the image with the text read in it boxed
+    IMAGE_TEXT_MD = "image_text_md"  # the lines read, the entities grounded in them
+    ALSO_IN_IMAGE = "also_in_image"  # `Choices` of the names found only in the image
+    CAPTION = "caption"  # the caption (changed when names from the image are added to it)
     GRAPH = "graph"  # plotly figure of the session graph
     NODE = "node"  # `Choices` of the graph's entity nodes
     FILES = "files"  # exported graph files
@@ -77,7 +81,9 @@ class Choices:
 EXTRACTION: tuple[Output, ...] = (  # run, rerun, refilter
     Output.SESSION, Output.STATUS, Output.ENTITIES_HL, Output.ENTITIES_DF, Output.RELATIONS_DF, Output.PAIR,
     Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS, Output.CONCEPTS, Output.GRAPH, Output.NODE,
+    Output.IMAGE_TEXT_IMG, Output.IMAGE_TEXT_MD, Output.ALSO_IN_IMAGE,
 )
+FROM_IMAGE: tuple[Output, ...] = (*EXTRACTION, Output.CAPTION)  # add names read in the image, then re-run
 EVIDENCE: tuple[Output, ...] = (  # explain
     Output.SESSION, Output.STATUS, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS,
 )

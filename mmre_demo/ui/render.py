@@ -9,8 +9,9 @@ from PIL import Image
 
 from mmre_demo.data.labels import ENTITY_TYPES, short_name
 from mmre_demo.data.schema import Entity
-from mmre_demo.explain.overlay import evidence_panels
+from mmre_demo.explain.overlay import GROUNDED_COLOUR, READ_COLOUR, boxes_panel, evidence_panels, side_by_side
 from mmre_demo.graph.figure import TYPE_COLOURS, UNKNOWN_TYPE_COLOUR
+from mmre_demo.grounding import Grounding
 from mmre_demo.prediction import PairPrediction, Prediction, TokenWeight
 from mmre_demo.ui.outputs import Choices, Output, Update
 
@@ -21,6 +22,7 @@ DECISION_HEADERS = ["id", "time", "annotator", "head", "predicted", "tail", "dec
 # entity highlighting: the graph's colours of the four entity types, "?" for an entity without a type
 ENTITY_COLOURS = {**{t: TYPE_COLOURS[t] for t in ENTITY_TYPES}, "?": UNKNOWN_TYPE_COLOUR}
 MAX_CONCEPTS_SHOWN = 8
+MAX_LINES_LISTED = 12
 
 
 # ---- entities ----------------------------------------------------------------------------------
@@ -110,20 +112,70 @@ def evidence(pred: Prediction | None, pair_index: int | None, image: Image.Image
     if p.type_constrained:
         md.append("The label was changed by the entity-type constraint (the top raw label did not fit the types).")
     img = None
+    grounded = [g for g in (p.head_grounding, p.tail_grounding) if g is not None]
+    if image is not None and grounded and pred.image_size:
+        md.append("**Read in the image** (grounded evidence: the text recognised in the image, a box you can "
+                  "check): " + "; ".join(grounding_text(g) for g in grounded) + ".")
     if image is not None and p.image_heatmap is not None:
-        img = evidence_panels(image, [("pair (head + tail)", p.image_heatmap),
-                                      (f"head: {p.head.text}", p.head_heatmap),
-                                      (f"tail: {p.tail.text}", p.tail_heatmap)])
+        img = evidence_panels(image, [("attention: pair", p.image_heatmap),
+                                      (f"attention: {p.head.text}", p.head_heatmap),
+                                      (f"attention: {p.tail.text}", p.tail_heatmap)])
+        if grounded and pred.image_size:
+            read = boxes_panel(image, [(g.box, g.entity.text, GROUNDED_COLOUR) for g in grounded], pred.image_size,
+                               title="read in the image")
+            img = side_by_side(read, img)
         without = p.probability - (p.image_influence or 0.0)
         md.append(f"The image changed this pair's label probability by {p.influence_text()} "
                   f"({without:.2f} from the caption alone, {p.probability:.2f} with the image).")
-        md.append("Heatmaps: where the entity words attended in the image (relative to this image). This "
-                  "attention was not trained on MNRE images, which are not available here: read it as a "
+        md.append("Attention heatmaps: where the entity words attended in the image (relative to this image). "
+                  "This attention was not trained on MNRE images, which are not available here: read it as a "
                   "hint, not as evidence.")
     else:
         md.append("No image was given, so there is no image heatmap: the caption alone was used.")
     return {Output.EVIDENCE_IMG: img, Output.WORDS: word_segments(pred.caption, p.token_weights),
             Output.EVIDENCE_MD: "\n\n".join(md)}
+
+
+def grounding_text(g: Grounding) -> str:
+    """One grounded entity in words: what was read where, and how sure the reading is."""
+    where = f"“{g.matched_text}”" + (f" in “{g.line_text}”" if g.line_text != g.matched_text else "")
+    return f"**{g.entity.text}** read as {where} ({g.how}, OCR confidence {g.ocr_confidence:.2f})"
+
+
+# ---- text read in the image --------------------------------------------------------------------
+def image_text_view(pred: Prediction | None, image: Image.Image | None) -> Update:
+    """The text read in the image: the image with every line boxed (caption entities it grounds in the
+    graph's "shows text of" colour), the lines and groundings in words, and the names found only there."""
+    if pred is None or not pred.has_image:
+        return {Output.IMAGE_TEXT_IMG: None, Output.IMAGE_TEXT_MD: "No image: nothing to read.",
+                Output.ALSO_IN_IMAGE: Choices([], None)}
+    it = pred.image_text
+    if it is None:
+        return {Output.IMAGE_TEXT_IMG: None, Output.IMAGE_TEXT_MD: "Reading the text in the image is switched off.",
+                Output.ALSO_IN_IMAGE: Choices([], None)}
+    md = [f"**{len(it.lines)} line{'s' if len(it.lines) != 1 else ''} read** in {it.seconds * 1000:.0f} ms"
+          + (f" ({it.note})" if it.note else "") + (":" if it.lines else ".")]
+    md += [f"- “{ln.text}” ({ln.confidence:.2f})" for ln in it.lines[:MAX_LINES_LISTED]]
+    if len(it.lines) > MAX_LINES_LISTED:
+        md.append(f"- … and {len(it.lines) - MAX_LINES_LISTED} more (all boxed on the image)")
+    if pred.groundings:
+        md.append("\n**Caption entities read in the image** (→ “shows text of” edges in the graph): "
+                  + "; ".join(grounding_text(g) for g in pred.groundings) + ".")
+    if pred.also_in_image:
+        md.append("\n**Also in the image** (names read there that the caption does not mention): "
+                  + ", ".join(f"{e.text} ({e.type})" for e in pred.also_in_image)
+                  + ". Tick them below to add them to the entities.")
+    img = None
+    if image is not None and it.lines and pred.image_size:
+        grounded = {g.box for g in pred.groundings}
+        boxes = [(ln.box, "", READ_COLOUR) for ln in it.lines]
+        boxes += [(g.box, g.entity.text, GROUNDED_COLOUR) for g in pred.groundings]
+        boxes += [(e.box, e.text, READ_COLOUR) for e in pred.also_in_image
+                  if e.box not in grounded]
+        img = boxes_panel(image, boxes, pred.image_size, longest=448)
+    names = [f"{e.text} ({e.type})" for e in pred.also_in_image]
+    return {Output.IMAGE_TEXT_IMG: img, Output.IMAGE_TEXT_MD: "\n".join(md),
+            Output.ALSO_IN_IMAGE: Choices([(n, str(i)) for i, n in enumerate(names)], None)}
 
 
 # ---- suggested links ---------------------------------------------------------------------------

@@ -299,18 +299,27 @@ class Pipeline:
     def _classify(self, posts: list[_Post], images: list[EncodedImage | None], top_k: int,
                   batch_rows: int = 128) -> list[list[PairPrediction]]:
         """Every ordered pair of every post, in batches of at most `batch_rows` pairs across posts."""
-        tokenizer, max_length = self.model.tokenizer, self.model.config.max_length
+        cfg, tokenizer = self.model.config, self.model.tokenizer
+        segments = [self._image_text_segment(post) for post in posts]
         rows = [(p, post.entities[i], post.entities[j]) for p, post in enumerate(posts) for i, j in post.pairs]
         results: list[list[PairPrediction]] = [[] for _ in posts]
         for start in range(0, len(rows), batch_rows):
             chunk = rows[start : start + batch_rows]
             batch = PairBatch([posts[p].caption for p, _, _ in chunk], [(h, t) for _, h, t in chunk],
-                              [encode_pair(tokenizer, posts[p].caption, h, t, max_length) for p, h, t in chunk])
+                              [encode_pair(tokenizer, posts[p].caption, h, t, cfg.max_length, segments[p],
+                                           cfg.image_text_tokens) for p, h, t in chunk])
             row_images = [images[p] for p, _, _ in chunk]
             result = self._run_model(batch.features, row_images)
             for k, (p, _, _) in enumerate(chunk):
                 results[p].append(self._pair_result(batch, k, result, row_images[k], top_k))
         return results
+
+    def _image_text_segment(self, post: _Post) -> str | None:
+        """The image text the model reads as its second segment: None for a model trained without it;
+        "" when nothing was read (no image, reading off), as in training."""
+        if not self.model.config.image_text:
+            return None
+        return post.text_read.result().text if post.text_read is not None else ""
 
     def _pair_result(self, batch: PairBatch, k: int, result: ClassifiedBatch, image: EncodedImage | None,
                      top_k: int) -> PairPrediction:

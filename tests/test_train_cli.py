@@ -106,3 +106,11 @@ def test_train_ner_options_default_to_the_run_config():
     assert (args.epochs, args.batch_size, args.lr, args.patience, args.seed) == (
         run.epochs, run.batch_size, run.lr, run.patience, run.seed)
     assert (args.text_backbone, args.lstm_hidden) == (model.text_backbone, model.lstm_hidden)
+
+
+def test_image_text_training_needs_the_images(tiny_setup, capsys):
+    tmp, data, _, bert, vit = tiny_setup
+    code = main(["train", "--train", str(data), "--val", str(data), "--out", str(tmp / "run_it"),
+                 "--text-backbone", bert, "--vision-backbone", vit, "--image-text"])
+    assert code == 2
+    assert "--image-text reads the text in the training images" in capsys.readouterr().err

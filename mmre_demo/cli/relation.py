@@ -54,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="loss weight of a silver pair (MNRE left it out: usually no relation, sometimes one)")
     t.add_argument("--init-from", help="start from a saved model folder (e.g. weights/relation)")
     t.add_argument("--ner-weights", help="tagger for silver pairs and end-to-end selection (default: shipped)")
+    t.add_argument("--image-text", action="store_true",
+                   help="give the model the text read in each image (OCR) as a second segment after the caption "
+                        "(needs --images; the shipped model is trained without it)")
     t.add_argument("--select-on", choices=["end_to_end", "gold"], default=run.select_on,
                    help="best epoch by the product's end-to-end F1 on val (default) or by gold-pair F1")
     t.set_defaults(handler=cmd_train)
@@ -152,8 +155,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"skipped malformed lines: {bad_t} in {args.train}, {bad_v} in {args.val}")
     if args.limit:
         train_ex = train_ex[: args.limit]
+    if args.image_text and not args.images:
+        raise InputError("--image-text reads the text in the training images: give them with --images DIR")
     config = RelationConfig(text_backbone=args.text_backbone, vision_backbone=args.vision_backbone,
-                            backbone_training=args.backbone_training, lora_r=args.lora_r, lora_alpha=2 * args.lora_r)
+                            backbone_training=args.backbone_training, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
+                            image_text=args.image_text)
     targs = RelationTrainConfig(out=Path(args.out), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       head_lr=args.head_lr, seed=args.seed, tensorboard=args.tensorboard, resume=args.resume,
                       device=args.device, config=config,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from mmre_demo.data.mnre import MnreExample
+    from mmre_demo.encoders.ocr import TextReader
 
 
 @dataclass
@@ -37,13 +38,27 @@ class Item:
 
 
 class ImageCache:
-    """Frozen vision outputs per image (one-row `VisionOutput`s on the CPU), computed once."""
+    """Frozen vision outputs per image (one-row `VisionOutput`s on the CPU), computed once; for a model
+    that reads the image text (`config.image_text`), also the text read in each image."""
 
-    def __init__(self, model: RelationModel):
+    def __init__(self, model: RelationModel, text_reader: TextReader | None = None):
         self.model = model
         self.entries: dict[str, VisionOutput] = {}
+        self.texts: dict[str, str] = {}
+        self._reader = text_reader
+
+    def _read_text(self, images: dict[str, Image.Image]) -> None:
+        if self._reader is None:
+            from mmre_demo.encoders.ocr import TextReader
+
+            self._reader = TextReader()
+        for k, img in images.items():
+            if k not in self.texts:
+                self.texts[k] = self._reader.read(img).text
 
     def add_images(self, images: dict[str, Image.Image], batch_size: int = 16) -> None:
+        if self.model.config.image_text:
+            self._read_text(images)
         keys = [k for k in images if k not in self.entries]
         for i in range(0, len(keys), batch_size):
             chunk = keys[i : i + batch_size]
@@ -79,9 +94,13 @@ class ImageCache:
 def prepare_items(model: RelationModel, examples: list[MnreExample], cache: ImageCache | None) -> list[Item]:
     """Encode MNRE-style examples (caption, head, tail, label, img_id) as items; images found in `cache`."""
     items = []
+    cfg = model.config
     for ex in examples:
-        feats = encode_pair(model.tokenizer, ex.caption, ex.head, ex.tail, model.config.max_length)
         key = ex.img_id if (cache is not None and ex.img_id in cache.entries) else None
+        image_text = (cache.texts.get(key, "") if key is not None and cache is not None else "") if cfg.image_text \
+            else None
+        feats = encode_pair(model.tokenizer, ex.caption, ex.head, ex.tail, cfg.max_length, image_text,
+                            cfg.image_text_tokens)
         items.append(Item(feats, ex.label_id, key))
     return items
 

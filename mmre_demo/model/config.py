@@ -25,6 +25,10 @@ class RelationConfig(SavedConfig):
     lora_targets: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense", "q", "k", "v", "o"])
     dropout: float = 0.1
     modality_dropout: float = 0.3  # chance of hiding the image of a training example
+    # the text read in the image (OCR) as a second segment after the caption: only for a model trained
+    # with it (`mmre train --image-text`); the shipped model is trained without (no MNRE images here)
+    image_text: bool = False
+    image_text_tokens: int = 32  # word pieces of the image text kept (the caption keeps the rest)
     # calibration (fitted together by likelihood on validation gold pairs): probabilities are
     # softmax((logits + none_bias on None) / temperature)
     none_bias: float = 0.0

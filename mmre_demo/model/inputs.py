@@ -95,8 +95,10 @@ def _special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list
 
 
 def encode_pair(tokenizer: PreTrainedTokenizerBase, caption: str, head: Entity, tail: Entity,
-                max_length: int = 128) -> PairFeatures:
-    """Word pieces of the marked caption, cropped to a window around both entities if too long."""
+                max_length: int = 128, image_text: str | None = None, image_text_tokens: int = 32) -> PairFeatures:
+    """Word pieces of the marked caption, cropped to a window around both entities if too long; with
+    `image_text` (the text read in the image; "" when none was read), that text as a second segment
+    after the caption (at most `image_text_tokens` word pieces; [CLS] caption [SEP] image text [SEP])."""
     marked = mark_pair(caption, head, tail)
     enc = tokenizer(marked.text, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = enc["input_ids"]
@@ -106,11 +108,15 @@ def encode_pair(tokenizer: PreTrainedTokenizerBase, caption: str, head: Entity, 
     if h_tok is None or t_tok is None:
         raise ValueError(f"entity markers vanished in tokenisation of {marked.text!r}")
     before, after = _special_tokens(tokenizer)
-    budget = max_length - len(before) - len(after)
+    second: list[int] = []
+    if image_text is not None:
+        second = tokenizer(" ".join(image_text.split()), add_special_tokens=False)["input_ids"][:image_text_tokens]
+        second = second + after
+    budget = max_length - len(before) - len(after) - len(second)
     keep = _window(len(ids), h_tok, t_tok, budget)
     prefix = len(before)
-    full = before + [ids[i] for i in keep] + after
-    spans: list[tuple[int, int]] = [(-1, -1)] * len(full)
+    full = before + [ids[i] for i in keep] + after + second
+    spans: list[tuple[int, int]] = [(-1, -1)] * len(full)  # the image text has no caption span
     for k, i in enumerate(keep):
         s, e = offsets[i]
         cs = [marked.char_map[c] for c in range(s, e) if marked.char_map[c] >= 0]

@@ -90,7 +90,9 @@ def _load_model(args: RelationTrainConfig, device: str, resume_dir: Path) -> tup
         return RelationModel.from_pretrained(resume_dir, device=device), state
     if args.init_from:
         log.info("starting from %s (its config; backbone and LoRA settings given here are ignored)", args.init_from)
-        return RelationModel.from_pretrained(args.init_from, device=device), fresh
+        model = RelationModel.from_pretrained(args.init_from, device=device)
+        model.config.image_text = model.config.image_text or args.config.image_text  # a new input can be added
+        return model, fresh
     return RelationModel(args.config).to(device), fresh
 
 

@@ -107,7 +107,8 @@ def bench_images(args: argparse.Namespace) -> dict:
     return {"posts": len(posts), "images": len(images), "posts_per_s": s["this_run"]["posts_per_s"],
             "seconds": s["this_run"]["seconds"], "decode_s_one_thread": round(decode_s, 3),
             "split_s": {"decode_wait": tim.get("wait_for_decode"), "vision": tim.get("image"), "tagger": tim.get("ner"),
-                        "relation": tim.get("relation"), "write": tim.get("write"), "export": tim.get("export")}}
+                        "relation": tim.get("relation"), "write": tim.get("write"), "export": tim.get("export"),
+                        "ocr_beside_the_models": tim.get("ocr"), "predict_wall": tim.get("predict")}}
 
 
 def rss_mb(pid: int) -> float:

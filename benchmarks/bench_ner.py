@@ -53,7 +53,8 @@ def main() -> None:
         tagger.tag_batch(CAPTIONS * 4)
     batch_ms = (time.perf_counter() - t) * 1000 / (max(1, args.runs // 5) * len(CAPTIONS) * 4)
     print(json.dumps({
-        "load_seconds": round(load_s, 2), "backbone": "float32" if args.float else "int8",
+        "load_seconds": round(load_s, 2),
+        "backbone": "float32" if args.float else f"config: int8_scope={tagger.config.int8_scope}",
         "threads": torch.get_num_threads(), "calls": len(per_caption),
         "median_ms_per_caption": round(statistics.median(per_caption), 2),
         "p90_ms_per_caption": round(sorted(per_caption)[int(0.9 * len(per_caption))], 2),

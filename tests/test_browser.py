@@ -47,6 +47,17 @@ def page(app_url):
         browser.close()
 
 
+def export_graph_json(page, target: Path) -> Path:
+    """Press "Export graph" and download its graph.json to `target`."""
+    page.click("#export-graph")
+    link = page.locator('#graph-files tr:has(td[aria-label="mmre_graph.json"]) a[data-testid="download-link"]')
+    link.wait_for()
+    with page.expect_download() as dl:
+        link.click()
+    dl.value.save_as(target)
+    return target
+
+
 def test_end_to_end(page, app_url, tmp_path):
     from mmre_demo.ui import examples
 
@@ -84,14 +95,7 @@ def test_end_to_end(page, app_url, tmp_path):
     page.locator("#evidence").screenshot(path=str(SHOTS / "03b_heatmap.png"))
 
     # export: the JSON download holds the triples
-    page.click("#export-graph")
-    link = page.locator('#graph-files tr:has(td[aria-label="mmre_graph.json"]) a[data-testid="download-link"]')
-    link.wait_for()
-    with page.expect_download() as dl:
-        link.click()
-    target = tmp_path / "graph.json"
-    dl.value.save_as(target)
-    data = json.loads(target.read_text())
+    data = json.loads(export_graph_json(page, tmp_path / "graph.json").read_text())
     assert data["triples"] and any(t["head"] == "Eileen Collins" for t in data["triples"])
     page.locator("#graph").screenshot(path=str(SHOTS / "04_graph.png"))
 
@@ -155,13 +159,7 @@ def test_text_in_the_image_grounds_an_entity_and_links_image_and_graph(page, app
     page.screenshot(path=str(SHOTS / "07_added_from_the_image.png"), full_page=True)
 
     # export, then load the export back as the session's graph
-    page.click("#export-graph")
-    link = page.locator('#graph-files tr:has(td[aria-label="mmre_graph.json"]) a[data-testid="download-link"]')
-    link.wait_for()
-    with page.expect_download() as dl:
-        link.click()
-    exported = tmp_path / "graph.json"
-    dl.value.save_as(exported)
+    exported = export_graph_json(page, tmp_path / "graph.json")
     page.click("#clear-graph")
     page.wait_for_function("document.querySelector('#status').innerText.includes('cleared')")
     page.locator("#load-graph-box").click()

@@ -111,7 +111,9 @@ def main() -> None:
         model = RelationModel(RelationConfig(text_backbone=bert, vision_backbone=resnet)).eval()
         big = Pipeline(model, None, "cpu")
         results["bert_base_resnet50"] = time_predict(big, image, args.runs)
-    results["ratio_big_over_model"] = results["bert_base_resnet50"]["median_ms"] / results["model"]["median_ms"]
+    # the big pipeline reads no text in the image: compare it with the shipped one not reading it either
+    results["ratio_big_over_model"] = (results["bert_base_resnet50"]["median_ms"]
+                                       / results["model_without_reading_text"]["median_ms"])
     print(json.dumps(results, indent=2))
 
 

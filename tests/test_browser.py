@@ -155,6 +155,8 @@ def test_text_in_the_image_grounds_an_entity_and_links_image_and_graph(page, app
     page.locator("#also-in-image label:has-text('New York Stock Exchange')").click()
     page.click("#add-from-image")
     page.wait_for_function("document.querySelector('#caption textarea').value.includes('[in the image: New York')")
+    page.wait_for_function("document.querySelector('#entities').innerText.includes('New York Stock Exchange')")
+    page.check("#show-none input")  # every pair, also those below the threshold: the new entity is paired
     page.wait_for_function("document.querySelector('#relations').innerText.includes('New York Stock Exchange')")
     page.screenshot(path=str(SHOTS / "07_added_from_the_image.png"), full_page=True)
 

@@ -293,3 +293,24 @@ def test_int8_scope_attention_quantizes_only_the_attention_projections():
     assert is_int8 and all(("attention" in n) == q for n, q in is_int8.items())
     with pytest.raises(ValueError, match="int8 scope 'half'"):
         quantize_int8(encoder, "half")
+
+
+@pytest.mark.parametrize("tags, words, expected", [
+    (["B-ORG", "I-ORG", "I-ORG", "O"], ["RT", "@", "AroundTheNFL", ":"], ["AroundTheNFL"]),  # RT and @ trimmed
+    (["B-ORG", "I-ORG", "O"], ["#", "NBAAwards", "tonight"], ["NBAAwards"]),
+    (["B-ORG", "O", "O"], ["RT", "is", "here"], ["RT"]),  # RT alone may be the network: kept
+    (["B-ORG", "I-ORG", "O"], ["Titans", ":", "win"], ["Titans"]),
+    (["B-ORG", "O"], ["@", "x"], []),  # a mark alone is no entity
+])
+def test_entity_spans_are_trimmed_of_marks_that_are_never_part_of_a_name(tags, words, expected):
+    from mmre_demo.model.ner.tagger import NerTagger
+    from mmre_demo.model.ner.tokenizer import Word
+
+    caption, ws, pos = "", [], 0
+    for w in words:
+        ws.append(Word(w, pos, pos + len(w)))
+        caption += w + " "
+        pos += len(w) + 1
+    ents = NerTagger._entities(caption, ws, tags, [0.9] * len(tags))
+    assert [e.text for e in ents] == expected
+    assert all(caption[e.start:e.end] == e.text for e in ents)

@@ -15,6 +15,9 @@ from mmre_demo.model.ner.modules import NerHead, WordBatch
 from mmre_demo.model.ner.shapes import char_ids, word_shape
 from mmre_demo.model.ner.tokenizer import Word, pre_tokenize
 
+_LEADING_MARKS = frozenset({"RT", "@", "#"})  # a span never starts with these (RT only before more words)
+_TRAILING_MARKS = frozenset({"@", "#", ":"})  # nor ends with these; one of them alone is no entity
+
 
 class NerTagger(PretrainedModel):
     """Frozen text backbone (word features) + trained `NerHead`. Only the head is saved (`model.base`)."""
@@ -188,9 +191,17 @@ class NerTagger(PretrainedModel):
 
     @staticmethod
     def _entities(caption: str, words: list[Word], tags: list[str], conf: list[float]) -> list[Entity]:
-        """Word spans -> char spans; confidence = mean probability of the entity's tags."""
+        """Word spans -> char spans; confidence = mean probability of the entity's tags. A span's edges
+        are trimmed of what is never part of a name: the retweet marker "RT" before a handle
+        ("RT @AroundTheNFL" -> "AroundTheNFL") and the `@` / `#` / `:` marks (the MNRE convention)."""
         ents = []
         for a, b, etype in bio_spans(tags):
+            while b - a > 1 and words[a].text in _LEADING_MARKS:
+                a += 1
+            while b - a > 1 and words[b - 1].text in _TRAILING_MARKS:
+                b -= 1
+            if words[a].text in _TRAILING_MARKS:
+                continue  # nothing but a mark ("RT" alone may be the network: kept)
             start, end = words[a].start, words[b - 1].end
             score = sum(conf[a:b]) / (b - a)
             ents.append(Entity(caption[start:end], start, end, etype, round(min(1.0, max(0.0, score)), 4)))

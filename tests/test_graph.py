@@ -110,3 +110,15 @@ def test_figure_empty_small_and_200_nodes():
     # positions are reused: a second draw keeps nodes close to where they were
     fig2, pos2 = kg.figure(g, 0.5, positions=pos)
     assert set(pos2) == set(pos)
+
+
+def test_add_prediction_counts_what_it_added():
+    g = kg.new_graph()
+    pred = _example(0.8)
+    pred.threshold = 0.5
+    first = kg.add_prediction(g, pred, image_id="abc.jpg")
+    # 3 entities + the image; member_of (0.8) passes, locate_at (0.3) does not; 3 `depicts` edges
+    assert first == {"nodes_added": 4, "edges_added": 4, "relations": 1}
+    assert g.number_of_edges() == 4
+    again = kg.add_prediction(g, pred, image_id="abc.jpg")  # the same post: nothing new, the relation seen again
+    assert again == {"nodes_added": 0, "edges_added": 0, "relations": 1}

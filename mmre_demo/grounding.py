@@ -153,6 +153,11 @@ class Grounding:
         d["box"] = list(self.box)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Grounding:
+        """Inverse of `to_dict` (a grounding read back from `posts.jsonl`)."""
+        return cls(**{**d, "entity": Entity.from_dict(d["entity"]), "box": tuple(d["box"])})
+
 
 @dataclass(frozen=True)
 class _Match:

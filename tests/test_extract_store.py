@@ -60,7 +60,11 @@ def test_files_records_and_the_apps_graph(corpus, tmp_path):
     got = [(t["post_id"], t["head"]["text"], t["relation"], t["tail"]["text"], t["probability"]) for t in triples]
     assert got == want
     assert {t["model_version"] for t in triples} == {"v1"} and all(t["image_influence"] == 0.25 for t in triples)
-    assert ok[0]["image_id"].endswith("_i0.png") and ok[0]["has_image"] and ok[1]["image_id"] is None
+    from mmre_demo.data.images import image_id
+
+    # the app's id of the same picture (one image id everywhere)
+    assert ok[0]["image_id"] == image_id(tmp_path / "imgs" / "i0.png") and ok[0]["has_image"]
+    assert ok[1]["image_id"] is None
     # the graph is the one the app builds from the same predictions
     g = kg.new_graph()
     for p in ok:
@@ -237,3 +241,33 @@ def test_ray_engine_without_ray_says_which_extra_to_install(monkeypatch, corpus,
     f, _ = corpus
     assert main(["extract", str(f), "--out", str(tmp_path / "o"), "--engine", "ray", "--no-progress"]) == 2
     assert "[distributed]" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_an_extracted_image_has_the_apps_image_id(tmp_path):
+    from PIL import Image
+
+    from mmre_demo.data.images import image_id
+    from mmre_demo.extract.images import decode
+    from mmre_demo.extract.posts import Post
+
+    path = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8), "red").save(path)
+    ready = decode(Post("1", 1, "a caption", "photo.png", str(path)), path.read_bytes())
+    assert ready.image_id == image_id(path)  # the same picture is the same image node in both graphs
+
+
+def test_the_corpus_graph_keeps_the_text_read_in_the_image():
+    from mmre_demo import graph as kg
+    from mmre_demo.data.schema import Entity
+    from mmre_demo.extract.records import prediction_from_records
+    from mmre_demo.grounding import Grounding
+
+    spotify = Entity("Spotify", 0, 7, "ORG")
+    read = Grounding(spotify, "SPOTIFY", "SPOTIFY", (1, 2, 3, 4), 0.99, 1.0, "exact")
+    post = {"caption": "Spotify rises", "entities": [spotify.to_dict()], "has_image": True, "image_size": [10, 10],
+            "groundings": [read.to_dict()]}
+    pred = prediction_from_records(post, [])
+    assert pred.groundings == [read]
+    g = kg.new_graph()
+    kg.add_prediction(g, pred, "abc.png")
+    assert g.has_edge("image:abc.png", "ORG:Spotify", key="shows text of")

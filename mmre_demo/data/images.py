@@ -113,4 +113,9 @@ def image_id(path: str | Path) -> str:
     so the same picture is the same image everywhere, whatever its file name.
     """
     p = Path(path)
-    return f"{hashlib.sha1(p.read_bytes()).hexdigest()[:16]}{p.suffix.lower() or '.img'}"
+    return image_id_of_bytes(p.read_bytes(), p.name)
+
+
+def image_id_of_bytes(raw: bytes, name: str) -> str:
+    """`image_id` of an image already read (`name`: its file name, for the suffix)."""
+    return f"{hashlib.sha1(raw).hexdigest()[:16]}{Path(name).suffix.lower() or '.img'}"

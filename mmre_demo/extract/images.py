@@ -7,13 +7,12 @@ image gives the same error record whichever engine ran.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmre_demo.data.images import MAX_FILE_BYTES, load_image
+from mmre_demo.data.images import MAX_FILE_BYTES, image_id_of_bytes, load_image
 from mmre_demo.data.schema import InputError
 from mmre_demo.extract.posts import Item, Post, PostInput, PostResult
 
@@ -34,11 +33,6 @@ def read_image_bytes(post: Post) -> bytes | None:
     return p.read_bytes()
 
 
-def image_id(raw: bytes, image: str) -> str:
-    """The graph's id of an image, as the app names it: sha1 of the bytes (12 hex) + file name."""
-    return hashlib.sha1(raw).hexdigest()[:12] + "_" + Path(image).name
-
-
 def decode(post: Post, raw: bytes | None) -> PostInput | PostResult:
     """Bytes -> RGB image (size and format checked by `load_image`); a bad image -> an error result."""
     if raw is None:
@@ -47,7 +41,7 @@ def decode(post: Post, raw: bytes | None) -> PostInput | PostResult:
         img: Image.Image | None = load_image(raw, name=post.image)
     except InputError as exc:
         return PostResult(post, error=str(exc), stage="image")
-    return PostInput(post, img, image_id(raw, post.image or ""))
+    return PostInput(post, img, image_id_of_bytes(raw, post.image or ""))
 
 
 def read_checked(post: Post) -> tuple[bytes | None, str | None]:

@@ -83,6 +83,7 @@ def records_for_problem(problem: InputProblem) -> Records:
 def prediction_from_records(post: dict[str, Any], triples: list[dict[str, Any]]) -> Any:
     """Rebuild the `Prediction` (entities + relation pairs) that `graph.add_prediction` merges."""
     from mmre_demo.data.schema import Entity
+    from mmre_demo.grounding import Grounding
     from mmre_demo.prediction import PairPrediction, Prediction
 
     entities = [Entity.from_dict(e) for e in post.get("entities", [])]
@@ -94,4 +95,5 @@ def prediction_from_records(post: dict[str, Any], triples: list[dict[str, Any]])
     # the recorded triples are the relations already (at the model's threshold): all of them enter the graph
     return Prediction(caption=post["caption"], entities=entities, pairs=pairs,
                       concepts=[tuple(c) for c in post.get("concepts", [])], has_image=bool(post.get("has_image")),
-                      image_size=tuple(size) if size else None, device="", threshold=0.0)
+                      image_size=tuple(size) if size else None, device="", threshold=0.0,
+                      groundings=[Grounding.from_dict(g) for g in post.get("groundings", [])])

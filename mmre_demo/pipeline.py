@@ -22,7 +22,7 @@ import torch
 
 from mmre_demo.data.images import ImageInput, load_image
 from mmre_demo.data.labels import NONE_LABEL, constrain_to_types
-from mmre_demo.data.paths import weights_dir
+from mmre_demo.data.paths import relation_weights_dir, weights_dir
 from mmre_demo.data.schema import Entity, InputError, check_caption, check_entities
 from mmre_demo.decoding import MAX_PAIRS, best_relations, decode_directions, select_pairs
 from mmre_demo.device import resolve_device
@@ -125,7 +125,7 @@ class Pipeline:
         `ner_weights` (default: `weights/ner` beside it, else the shipped tagger) and, with `read_text`,
         the reader of text in images (loaded on its first image)."""
         root = Path(weights) if weights else weights_dir()
-        rel_dir = root / "relation" if (root / "relation").is_dir() else root
+        rel_dir = relation_weights_dir(root)
         dev = resolve_device(device)
         model = RelationModel.from_pretrained(rel_dir, device=dev)
         model.merge_adapters()  # this model only serves requests

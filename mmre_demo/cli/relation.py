@@ -176,6 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Refit a saved model's calibration and thresholds (e.g. after a tagger change)."""
     from mmre_demo.data.mnre import read_mnre
+    from mmre_demo.data.paths import relation_weights_dir
     from mmre_demo.device import resolve_device
     from mmre_demo.model.batching import ImageCache, prepare_items
     from mmre_demo.model.ner import NerTagger
@@ -183,9 +184,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from mmre_demo.train.relation import check_on_validation
 
     examples, _ = read_mnre(args.val)
-    root = Path(args.weights)
-    model = RelationModel.from_pretrained(root / "relation" if (root / "relation").is_dir() else root,
-                                          device=resolve_device(args.device))
+    model = RelationModel.from_pretrained(relation_weights_dir(args.weights), device=resolve_device(args.device))
     cache = ImageCache(model)
     cache.add_folder(args.images, {e.img_id for e in examples if e.img_id})
     check = check_on_validation(model, prepare_items(model, examples, cache), cache, examples,
@@ -210,7 +209,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from mmre_demo.data.mnre import read_mnre
-    from mmre_demo.data.paths import weights_dir
+    from mmre_demo.data.paths import relation_weights_dir, weights_dir
     from mmre_demo.train.evaluate import evaluate_gold_entities, summary_line
     from mmre_demo.train.metrics import format_report, save_confusion_png
 
@@ -223,8 +222,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from mmre_demo.model.relation import RelationModel
 
     root = Path(args.weights) if args.weights else weights_dir()
-    model = RelationModel.from_pretrained(root / "relation" if (root / "relation").is_dir() else root,
-                                          device=resolve_device(args.device))
+    model = RelationModel.from_pretrained(relation_weights_dir(root), device=resolve_device(args.device))
     if args.image_ablation:
         from mmre_demo.data.schema import InputError
         from mmre_demo.train.evaluate import image_ablation

@@ -18,3 +18,10 @@ def weights_dir() -> Path:
     """The shipped weights folder (`weights/` at the top of the project)."""
     env = os.environ.get("MMRE_WEIGHTS_DIR")
     return Path(env) if env else PROJECT_ROOT / "weights"
+
+
+def relation_weights_dir(weights: str | Path | None = None) -> Path:
+    """The relation model's folder of `weights`: its `relation/` subfolder when it has one (a weights
+    folder like the shipped one), else `weights` itself (a training run's folder); default: shipped."""
+    root = Path(weights) if weights else weights_dir()
+    return root / "relation" if (root / "relation").is_dir() else root

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from mmre_demo.data.paths import weights_dir
+from mmre_demo.data.paths import relation_weights_dir, weights_dir
 from mmre_demo.data.schema import InputError
 from mmre_demo.extract.posts import PostInput, PostResult
 
@@ -57,7 +57,7 @@ def output_settings(max_pairs: int, top_k: int, type_constraint: bool = True, re
 
 def _weight_dirs(weights: str | Path | None) -> tuple[Path, Path | None]:
     root = Path(weights) if weights else weights_dir()
-    rel = root / "relation" if (root / "relation").is_dir() else root
+    rel = relation_weights_dir(root)
     ner = root / "ner"
     return rel, (ner if ner.is_dir() else None)
 

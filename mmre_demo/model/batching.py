@@ -97,8 +97,9 @@ def prepare_items(model: RelationModel, examples: list[MnreExample], cache: Imag
     cfg = model.config
     for ex in examples:
         key = ex.img_id if (cache is not None and ex.img_id in cache.entries) else None
-        image_text = (cache.texts.get(key, "") if key is not None and cache is not None else "") if cfg.image_text \
-            else None
+        image_text = None  # a model trained without the image text gets no second segment
+        if cfg.image_text:
+            image_text = cache.texts.get(key, "") if key is not None else ""
         feats = encode_pair(model.tokenizer, ex.caption, ex.head, ex.tail, cfg.max_length, image_text,
                             cfg.image_text_tokens)
         items.append(Item(feats, ex.label_id, key))

@@ -133,12 +133,13 @@ def calibration_report(logits: np.ndarray, gold: Sequence[int], none_id: int, of
         probs = calibrated(logits[part], none_id, c, t)
         held_out.append(expected_calibration_error(probs, gold[part]))
         held_out_floor.append(ece_noise_floor(probs))
+    after = softmax(shifted, temperature)
     return {
         "none_offset": offset,
         "temperature": temperature,
         "ece_before": expected_calibration_error(softmax(logits), gold),
-        "ece_after": expected_calibration_error(softmax(shifted, temperature), gold),
-        "ece_noise_floor": ece_noise_floor(softmax(shifted, temperature)),
+        "ece_after": expected_calibration_error(after, gold),
+        "ece_noise_floor": ece_noise_floor(after),
         "ece_held_out": float(np.mean(held_out)) if held_out else float("nan"),
         "ece_held_out_noise_floor": float(np.mean(held_out_floor)) if held_out_floor else float("nan"),
         "nll_before": nll(logits, gold),

@@ -26,6 +26,7 @@ from mmre_demo.data.labels import ENTITY_TYPES, NONE_LABEL, RELATIONS
 from mmre_demo.data.schema import Entity, InputError, check_caption
 from mmre_demo.decoding import MAX_PAIRS
 from mmre_demo.explain.overlay import fit
+from mmre_demo.graph.overview import DEFAULT_TOP_N
 from mmre_demo.ui import render
 from mmre_demo.ui.controller import Controller, Session
 from mmre_demo.ui.outputs import (
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[..., Any] | None
 RELATION_CHOICES = [r for r in RELATIONS if r != NONE_LABEL]
-MAX_NODES_DRAWN = 150  # a larger graph (a loaded corpus) is drawn as its most connected nodes
+MAX_NODES_DRAWN = DEFAULT_TOP_N  # a larger graph (a loaded corpus) is drawn as its most connected nodes
 IMAGE_NAMES_PREFIX = " [in the image: "  # how names read only in the image are appended to the caption
 
 
@@ -149,12 +150,17 @@ def pair_number(value: str | int, n_pairs: int) -> int:
 
 # ---- shared outputs ------------------------------------------------------------------------------
 def _graph_outputs(s: Session, threshold: float) -> Update:
+    return _graph_view(s, threshold)[0]
+
+
+def _graph_view(s: Session, threshold: float) -> tuple[Update, str | None]:
+    """The graph's outputs, and the note saying what a large graph's drawing leaves out (None: nothing)."""
     shown, note = kg.top_degree_view(s.graph, MAX_NODES_DRAWN, threshold)  # a corpus graph: its core, with a note
     fig, pos = kg.figure(shown, threshold, s.positions, highlight=s.selected_node, suggestions=s.suggestions,
                          title=note)
     s.positions = {k: tuple(float(x) for x in v) for k, v in pos.items()}
     nodes = kg.entity_nodes(shown)
-    return {Output.GRAPH: fig, Output.NODE: Choices(nodes, s.selected_node if s.selected_node in nodes else None)}
+    return {Output.GRAPH: fig, Output.NODE: Choices(nodes, s.selected_node if s.selected_node in nodes else None)}, note
 
 
 def _prediction_outputs(s: Session, threshold: float, show_none: bool) -> Update:
@@ -169,7 +175,6 @@ def _prediction_outputs(s: Session, threshold: float, show_none: bool) -> Update
         Output.PAIR: render.pair_choices(vis, s.pair_index, threshold),
         Output.CONCEPTS: render.concept_scores(pred),
         **render.evidence(pred, s.pair_index, s.image),
-        **render.image_text_view(pred, s.image),
     }
 
 
@@ -216,9 +221,8 @@ def run(ctl: Controller, image_path: str | None, caption: str | None, threshold:
         ents = pipe.detect_entities(caption)
         detected = True
     n = len(ents)
-    step(0.45, desc=f"Classifying {min(n * (n - 1) // 2, MAX_PAIRS // 2)} entity pairs, both directions")
-    if img is not None and read_text:
-        step(0.35, desc="Reading the text in the image")
+    reading = ", reading the text in the image" if img is not None and read_text else ""
+    step(0.45, desc=f"Classifying {min(n * (n - 1) // 2, MAX_PAIRS // 2)} entity pairs, both directions{reading}")
     pred = pipe.predict(img, caption, entities=ents, max_pairs=MAX_PAIRS, top_k=3, read_text=bool(read_text))
     pred.entities_detected = detected
     step(0.85, desc="Updating the knowledge graph")
@@ -228,7 +232,8 @@ def run(ctl: Controller, image_path: str | None, caption: str | None, threshold:
     s.image_id = image_id(image_path) if img is not None else None
     kg.add_prediction(s.graph, pred, s.image_id, pred.image_feature,
                       Path(str(image_path)).name if img is not None else None)
-    out = {**_prediction_outputs(s, threshold, show_none), **_graph_outputs(s, threshold)}
+    out = {**_prediction_outputs(s, threshold, show_none), **_graph_outputs(s, threshold),
+           **render.image_text_view(pred, s.image)}
     msgs = list(pred.messages)
     if not ents:
         msgs.append("No entities found in the caption: add them in the entity table (text and type) and "
@@ -288,7 +293,7 @@ def add_from_image(ctl: Controller, chosen: list[str] | None, image_path: str | 
     rows = render.entity_rows(ents)
     out = run(ctl, image_path, caption, threshold, show_none, s, entity_rows_in=rows, progress=progress,
               read_text=read_text)
-    if Output.CAPTION not in out and Output.SESSION in out:  # done: show the caption the model read
+    if Output.SESSION in out:  # done (not refused): show the caption the model read
         out[Output.CAPTION] = caption
         status = out.get(Output.STATUS)
         note = (f"Added {', '.join(e.text for e in picked)} from the image (appended to the caption so the "
@@ -338,12 +343,12 @@ def load_graph(ctl: Controller, path: str | None, threshold: float, session: Ses
         raise InputError("Choose a graph.json or graph.graphml file (exported by the app or `mmre extract`) first.")
     g = kg.read_graph(path)
     s.graph, s.positions, s.suggestions, s.selected_node = g, {}, [], None
-    n_ent, n_rel = len(kg.entity_nodes(g)), len(kg.triples(g, 0.0))
-    _, note = kg.top_degree_view(g, MAX_NODES_DRAWN, threshold)
+    n_ent, n_rel = len(kg.entity_nodes(g)), len(kg.relation_edges(g, 0.0, (kg.PREDICTED, kg.ANNOTATED)))
+    graph_out, note = _graph_view(s, threshold)
     lines = [f"Loaded {Path(path).name}: {n_ent:,} entities, {n_rel:,} relations; it replaces this session's graph.",
              note or ""]
     return {Output.SESSION: s, Output.SUGGESTIONS_DF: [], Output.SUGGESTION: Choices([], None),
-            Output.STATUS: Status.of("ok", lines), **_graph_outputs(s, threshold)}
+            Output.STATUS: Status.of("ok", lines), **graph_out}
 
 
 @callback(GRAPH_PANEL)

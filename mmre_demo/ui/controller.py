@@ -122,11 +122,10 @@ class Controller:
         """The model's own threshold (max end-to-end F1 on validation), read without waiting for the load."""
         if self._pipe is not None:
             return float(self._pipe.model.config.threshold)
-        from mmre_demo.data.paths import weights_dir
+        from mmre_demo.data.paths import relation_weights_dir
         from mmre_demo.model.config import RelationConfig
 
-        root = Path(os.environ.get("MMRE_WEIGHTS") or weights_dir())
-        config = root / "relation" / "config.json" if (root / "relation").is_dir() else root / "config.json"
+        config = relation_weights_dir(os.environ.get("MMRE_WEIGHTS") or None) / "config.json"
         try:
             return float(RelationConfig.load(config).threshold)
         except (OSError, ValueError):

@@ -238,4 +238,4 @@ class NerTagger(PretrainedModel):
         from mmre_demo.encoders.text import quantize_int8
 
         self.encoder = quantize_int8(self.encoder, self.config.int8_scope)
-        self.backbone_int8 = True
+        self.backbone_int8 = self.config.int8_scope != "none"  # "none" leaves the backbone float32

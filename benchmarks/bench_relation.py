@@ -90,7 +90,7 @@ def main() -> None:
     from PIL import Image
 
     from mmre_demo.model.config import RelationConfig
-    from mmre_demo.model.relation import RelationModel
+    from mmre_demo.model.relation import build_relation_model
     from mmre_demo.pipeline import Pipeline
 
     photo = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
@@ -108,7 +108,7 @@ def main() -> None:
     del pipe
     with tempfile.TemporaryDirectory() as tmp:
         bert, resnet = big_backbones(Path(tmp))
-        model = RelationModel(RelationConfig(text_backbone=bert, vision_backbone=resnet)).eval()
+        model = build_relation_model(RelationConfig(text_backbone=bert, vision_backbone=resnet)).eval()
         big = Pipeline(model, None, "cpu")
         results["bert_base_resnet50"] = time_predict(big, image, args.runs)
     # the big pipeline reads no text in the image: compare it with the shipped one not reading it either

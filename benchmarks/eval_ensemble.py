@@ -31,7 +31,7 @@ def val_log_probs(run_dir: str, examples: list) -> tuple[np.ndarray, list[int]]:
     items = prepare_items(model, examples, None)
     with torch.no_grad():
         logits = predict_logits(model, items, None)
-    return torch.log_softmax(torch.from_numpy(logits), -1).numpy(), [it.label for it in items]
+    return torch.log_softmax(torch.from_numpy(logits), -1).numpy(), [ex.label_id for ex in examples]
 
 
 def main(run_dirs: list[str]) -> None:

@@ -30,17 +30,18 @@ from mmre_demo.encoders.ocr import ImageText, TextReader
 from mmre_demo.encoders.vision import imagenet_class_names
 from mmre_demo.explain.evidence import pair_evidence
 from mmre_demo.grounding import Grounding, ImageEntity, also_in_image, ground_entities
+from mmre_demo.model.batching import CaptionPairs, batches, caption_items, run_batch
 from mmre_demo.model.fusion import VisualTokens
-from mmre_demo.model.inputs import PairFeatures, collate, encode_pair
-from mmre_demo.model.relation import RelationModel, RelationOutput
+from mmre_demo.model.relation import RelationModel, RelationOutput, load_relation_model
 from mmre_demo.prediction import PairPrediction, Prediction
 
 if TYPE_CHECKING:
     from PIL import Image
 
-# pairs per relation-model batch (rows of similar length together): measured on MNRE val captions,
-# 2 threads: 32 rows beat 128 (large batches of a 6-layer model gain nothing on 2 cores, padding costs)
-BATCH_ROWS = 32
+# encoder passes per forward pass (passes of similar length together): measured on MNRE val captions,
+# 2 threads, with one pass per pair: 32 beat 128 (large batches of a 6-layer model gain nothing on 2
+# cores, padding costs)
+BATCH_PASSES = 32
 
 
 @dataclass
@@ -50,15 +51,6 @@ class EncodedImage:
     visual: VisualTokens
     concepts: list[tuple[str, float]]
     feature: np.ndarray  # pooled vision feature (the knowledge graph's image feature)
-
-
-@dataclass
-class PairBatch:
-    """Ordered entity pairs, possibly of several captions, encoded for the text model (row k = pairs[k])."""
-
-    captions: list[str]
-    pairs: list[tuple[Entity, Entity]]
-    features: list[PairFeatures]
 
 
 @dataclass
@@ -90,6 +82,16 @@ def _stack_visual(parts: list[VisualTokens]) -> VisualTokens:
     probs = None if first.concept_probs is None else torch.cat([p.concept_probs for p in parts])
     return VisualTokens(torch.cat([p.tokens for p in parts]), torch.cat([p.mask for p in parts]), first.n_spatial,
                         first.grid_hw, ids, probs)
+
+
+class _RequestImages:
+    """The visual tokens of the images of one `predict_many` call, by key (a `batching.VisualSource`)."""
+
+    def __init__(self, visual: dict[str, VisualTokens]):
+        self.visual = visual
+
+    def visual_tokens(self, keys: list[str], device: torch.device) -> VisualTokens:
+        return _stack_visual([self.visual[k] for k in keys])
 
 
 @dataclass
@@ -127,7 +129,7 @@ class Pipeline:
         root = Path(weights) if weights else weights_dir()
         rel_dir = relation_weights_dir(root)
         dev = resolve_device(device)
-        model = RelationModel.from_pretrained(rel_dir, device=dev)
+        model = load_relation_model(rel_dir, device=dev)
         model.merge_adapters()  # this model only serves requests
         tagger = None
         if ner_weights:
@@ -284,44 +286,35 @@ class Pipeline:
             out[i] = EncodedImage(_visual_row(visual, row), concepts, vision.pooled[row].float().cpu().numpy())
         return out
 
-    def _run_model(self, feats: list[PairFeatures], images: list[EncodedImage | None]) -> ClassifiedBatch:
-        """Pairs (row k with image `images[k]`, or none) in one batch; rows with an image are also
-        classified without it, from the same text pass."""
-        model = self.model
-        batch = {k: v.to(self.device) for k, v in collate(feats, model.tokenizer.pad_token_id).items()}
-        distinct = list({id(im): im for im in images if im is not None}.values())
-        position = {id(im): i for i, im in enumerate(distinct)}
-        visual = _stack_visual([im.visual for im in distinct]) if distinct else None
-        index = torch.tensor([position.get(id(im), 0) for im in images], dtype=torch.long, device=self.device)
-        has_image = torch.tensor([0.0 if im is None else 1.0 for im in images], device=self.device)
-        out = model(**batch, visual=visual, image_index=index, has_image=has_image, explain=True,
-                    with_text_only=True)
-        text_only = None
-        if out.text_only_logits is not None:
-            text_only = model.probabilities(out.text_only_logits).float().cpu().numpy()
-        return ClassifiedBatch(out, model.probabilities(out.logits).float().cpu().numpy(), text_only)
-
     def _classify(self, posts: list[_Post], images: list[EncodedImage | None], top_k: int,
-                  batch_rows: int = BATCH_ROWS) -> list[list[PairPrediction]]:
-        """Every ordered pair of every post, in batches of at most `batch_rows` pairs across posts, rows
-        of similar length together (little padding); each post's pairs come back in its own order."""
-        cfg, tokenizer = self.model.config, self.model.tokenizer
-        segments = [self._image_text_segment(post) for post in posts]
-        rows = [(p, k, post.entities[i], post.entities[j])
-                for p, post in enumerate(posts) for k, (i, j) in enumerate(post.pairs)]
-        feats = [encode_pair(tokenizer, posts[p].caption, h, t, cfg.max_length, segments[p], cfg.image_text_tokens)
-                 for p, _, h, t in rows]
-        order = sorted(range(len(rows)), key=lambda r: len(feats[r].input_ids))
+                  batch_passes: int = BATCH_PASSES) -> list[list[PairPrediction]]:
+        """Every ordered pair of every post, through the model's own encoder passes (`featurize`: one per
+        pair or one per caption, by architecture), at most `batch_passes` passes per forward pass across
+        posts, passes of similar length together (little padding); each post's pairs come back in its own
+        order. Rows with an image are also classified without it, from the same text pass."""
+        items, owner = [], []
+        for p, post in enumerate(posts):
+            key = str(p) if images[p] is not None else None
+            made = caption_items(self.model, [CaptionPairs(post.caption, post.entities, post.pairs, key,
+                                                           self._image_text_segment(post))])
+            items += made
+            owner += [p] * len(made)
+        source = _RequestImages({str(p): im.visual for p, im in enumerate(images) if im is not None})
+        post_of = {id(it): p for it, p in zip(items, owner)}
         results: list[list[PairPrediction | None]] = [[None] * len(post.pairs) for post in posts]
-        for start in range(0, len(order), batch_rows):
-            chunk = order[start : start + batch_rows]
-            batch = PairBatch([posts[rows[r][0]].caption for r in chunk], [(rows[r][2], rows[r][3]) for r in chunk],
-                              [feats[r] for r in chunk])
-            row_images = [images[rows[r][0]] for r in chunk]
-            result = self._run_model(batch.features, row_images)
-            for k, r in enumerate(chunk):
-                p, index = rows[r][0], rows[r][1]
-                results[p][index] = self._pair_result(batch, k, result, row_images[k], top_k)
+        for batch in batches(items, batch_passes, None):
+            out = run_batch(self.model, batch, source, explain=True, with_text_only=True)
+            result = ClassifiedBatch(out, self.model.probabilities(out.logits).float().cpu().numpy(),
+                                     None if out.text_only_logits is None else
+                                     self.model.probabilities(out.text_only_logits).float().cpu().numpy())
+            row = 0
+            for it in batch:
+                p = post_of[id(it)]
+                for index in it.indices:
+                    head, tail = (posts[p].entities[i] for i in posts[p].pairs[index])
+                    results[p][index] = self._pair_result(head, tail, posts[p].caption, it.features.token_spans,
+                                                          row, result, images[p], top_k)
+                    row += 1
         return results  # type: ignore[return-value] - every slot is filled
 
     def _image_text_segment(self, post: _Post) -> str | None:
@@ -331,11 +324,10 @@ class Pipeline:
             return None
         return post.text_read.result().text if post.text_read is not None else ""
 
-    def _pair_result(self, batch: PairBatch, k: int, result: ClassifiedBatch, image: EncodedImage | None,
-                     top_k: int) -> PairPrediction:
+    def _pair_result(self, head: Entity, tail: Entity, caption: str, token_spans: list[tuple[int, int]], k: int,
+                     result: ClassifiedBatch, image: EncodedImage | None, top_k: int) -> PairPrediction:
         """Row `k`: the pair's most probable relation (shown when it reaches the threshold), its calibrated
         probability, the alternatives (`None` among them), the image's influence and the evidence."""
-        head, tail = batch.pairs[k]
         labels = self.model.config.labels
         p = result.probs[k]
         p_text = None if result.text_only_probs is None or image is None else result.text_only_probs[k]
@@ -348,8 +340,7 @@ class Pipeline:
         if p[best] <= 0:  # the types allow no relation at all
             best = self._none_id
         order = np.argsort(-p)
-        ev = pair_evidence(result.output, k, batch.captions[k], batch.features[k].token_spans,
-                           image.visual if image is not None else None)
+        ev = pair_evidence(result.output, k, caption, token_spans, image.visual if image is not None else None)
         return PairPrediction(head, tail, labels[best], float(p[best]),
                               [(labels[int(i)], float(p[int(i)])) for i in order[: max(top_k, 1)]],
                               image_heatmap=ev.image_heatmap, head_heatmap=ev.head_heatmap,

@@ -59,9 +59,15 @@ class PairPrediction:
         """A relation that holds both ways (`peer`, `couple`, ...): one fact in either direction."""
         return is_symmetric(self.label)
 
+    def is_shown(self, threshold: float) -> bool:
+        """The decision rule for a decoded pair (the product, `mmre eval` and training's selection): its
+        most probable relation is shown when its calibrated probability reaches `threshold`; the
+        array form for many rows is `decoding.relation_decisions`."""
+        return self.is_relation and self.probability >= threshold
+
     def shown(self, threshold: float) -> tuple[str, float]:
         """What a reader sees at `threshold`: (relation, its probability), or ("None", P(None)) below it."""
-        if self.is_relation and self.probability >= threshold:
+        if self.is_shown(threshold):
             return self.label, self.probability
         return NONE_LABEL, self.none_probability if self.none_probability is not None else 1.0 - self.probability
 
@@ -121,7 +127,7 @@ class Prediction:
         """The pairs shown as relations: probability at or above `threshold` (default: the model's);
         with include_none, every pair."""
         cut = self.threshold if threshold is None else threshold
-        return [p for p in self.pairs if include_none or (p.is_relation and p.probability >= cut)]
+        return [p for p in self.pairs if include_none or p.is_shown(cut)]
 
     def triples(self, threshold: float | None = None) -> list[dict[str, Any]]:
         """(head, relation, tail, score) dicts for the knowledge graph."""

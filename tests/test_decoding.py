@@ -43,3 +43,21 @@ def test_none_pairs_keep_the_first_direction_and_pairs_keep_their_order():
 def test_a_pair_classified_in_one_direction_only_has_no_reverse():
     out = decode_directions([pair(A, B, "/per/per/peer", 0.5)])
     assert len(out) == 1 and out[0].reverse is None
+
+
+def test_one_decision_rule_for_rows_and_decoded_pairs():
+    """`relation_decisions` (gold-pair scoring, training's selection) and `PairPrediction.is_shown` (the
+    product, `mmre eval --detect-entities`) decide alike: the best relation when it reaches the threshold."""
+    import numpy as np
+
+    from mmre_demo.data.labels import RELATIONS
+    from mmre_demo.decoding import best_relations, relation_decisions
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(len(RELATIONS)) * 0.3, size=200)
+    for threshold in (0.2, 0.45, 0.7):
+        rows = relation_decisions(probs, threshold)
+        ids, p = best_relations(probs)
+        shown = [pair(A, B, RELATIONS[i], float(q)).is_shown(threshold) for i, q in zip(ids, p)]
+        assert [r != 0 for r in rows] == shown
+        assert all(rows[k] == ids[k] for k in range(len(rows)) if shown[k])

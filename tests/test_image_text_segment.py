@@ -55,7 +55,9 @@ def _accuracy_after_training(tmp_path, images, image_text: bool) -> float:
     from mmre_demo.train.relation import train
 
     train_ex, val_ex = _examples(64, 1), _examples(24, 2)
-    config = RelationConfig(image_text=image_text, modality_dropout=0.0)
+    # levitated markers: on this 64-example set the entity-pooling architecture reaches 0.71 in 4 epochs
+    # (its role projections start untrained), the markers 1.0; the segment itself is the same for both
+    config = RelationConfig(architecture="levitated-markers", image_text=image_text, modality_dropout=0.0)
     args = RelationTrainConfig(out=tmp_path / f"run_{image_text}", epochs=4, batch_size=8, lr=1e-3, head_lr=3e-3,
                                device="cpu", select_on="gold", config=config)
     train(args, train_ex, val_ex, images_dir=images)

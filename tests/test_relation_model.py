@@ -13,10 +13,9 @@ from PIL import Image
 
 from mmre_demo.data.labels import RELATIONS
 from mmre_demo.data.schema import Entity
-from mmre_demo.model.batching import ImageCache, Item, predict_logits, run_batch
-from mmre_demo.model.config import RelationConfig
-from mmre_demo.model.inputs import encode_pair
-from mmre_demo.model.relation import RelationModel
+from mmre_demo.model.batching import CaptionPairs, ImageCache, Item, caption_items, predict_logits, run_batch
+from mmre_demo.model.config import ARCHITECTURES, RelationConfig
+from mmre_demo.model.relation import RelationModel, build_relation_model, load_relation_model
 
 CAPTION = "Alice Smith met Bob Jones at the museum in Paris"
 
@@ -29,10 +28,18 @@ def ents(*names: str) -> list[Entity]:
     return out
 
 
-@pytest.fixture(scope="module")
-def small_model() -> RelationModel:
+def pair_item(model: RelationModel, head: Entity, tail: Entity, label: int = 0, image_key: str | None = None,
+              index: int = 0) -> Item:
+    """The one pass that scores the ordered pair (head, tail) of CAPTION."""
+    (item,) = caption_items(model, [CaptionPairs(CAPTION, [head, tail], [(0, 1)], image_key, labels=[label],
+                                                 indices=[index])])
+    return item
+
+
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def small_model(request) -> RelationModel:
     torch.manual_seed(0)
-    return RelationModel(RelationConfig(lora_r=4, lora_alpha=8)).eval()
+    return build_relation_model(RelationConfig(architecture=request.param, lora_r=4, lora_alpha=8)).eval()
 
 
 def skimage_photos(n: int) -> dict[str, Image.Image]:
@@ -48,9 +55,10 @@ def test_save_load_round_trip_gives_identical_outputs(small_model: RelationModel
         for p in small_model.classifier.parameters():
             p.add_(0.01 * torch.randn_like(p))
     small_model.save_pretrained(tmp_path / "m")
-    loaded = RelationModel.from_pretrained(tmp_path / "m")
+    loaded = load_relation_model(tmp_path / "m")
+    assert type(loaded) is type(small_model) and loaded.config.architecture == small_model.config.architecture
     a, b = ents("Alice Smith", "Bob Jones")
-    items = [Item(encode_pair(small_model.tokenizer, CAPTION, a, b), 0, None)]
+    items = [pair_item(small_model, a, b)]
     assert np.array_equal(predict_logits(small_model, items, None), predict_logits(loaded, items, None))
     assert (tmp_path / "m" / "config.json").is_file()
     # the saved file holds only what training changes: no backbone matrices
@@ -71,7 +79,7 @@ def test_predictions_are_deterministic(small_model: RelationModel):
     cache = ImageCache(small_model)
     cache.add_images(photos)
     a, b = ents("Alice Smith", "Paris")
-    items = [Item(encode_pair(small_model.tokenizer, CAPTION, a, b), 0, "astronaut")]
+    items = [pair_item(small_model, a, b, image_key="astronaut")]
     out1 = run_batch(small_model, items, cache, explain=True)
     out2 = run_batch(small_model, items, cache, explain=True)
     assert torch.equal(out1.logits, out2.logits)
@@ -87,13 +95,13 @@ def _train_head(model: RelationModel, items: list[Item], cache: ImageCache, step
     model.train()
     for _ in range(steps):
         out = run_batch(model, items, cache)
-        loss = torch.nn.functional.cross_entropy(out.logits, torch.tensor([it.label for it in items]))
+        loss = torch.nn.functional.cross_entropy(out.logits, torch.tensor([y for it in items for y in it.labels]))
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
     pred = predict_logits(model, items, cache).argmax(1)
-    return float(np.mean(pred == np.array([it.label for it in items])))
+    return float(np.mean(pred == np.array([y for it in items for y in it.labels])))
 
 
 def test_image_pathway_learns_a_label_only_the_image_carries():
@@ -106,11 +114,10 @@ def test_image_pathway_learns_a_label_only_the_image_carries():
 
     def run(with_image: bool) -> float:
         torch.manual_seed(0)
-        model = RelationModel(RelationConfig(backbone_training="frozen", modality_dropout=0.0))
+        model = build_relation_model(RelationConfig(backbone_training="frozen", modality_dropout=0.0))
         cache = ImageCache(model)
         cache.add_images(photos)
-        feats = encode_pair(model.tokenizer, CAPTION, a, b)
-        items = [Item(feats, labels[k], k if with_image else None) for k in keys]
+        items = [pair_item(model, a, b, labels[k], k if with_image else None, i) for i, k in enumerate(keys)]
         return _train_head(model, items, cache, steps=120)
 
     acc_with = run(True)
@@ -154,17 +161,17 @@ def test_hub_style_text_and_vision_backbones_plug_in(tmp_path: Path):
     photo = Image.new("RGB", (40, 30), (200, 30, 30))
     for vision in (vit_dir, clip_dir):
         config = RelationConfig(text_backbone=str(bert_dir), vision_backbone=str(vision), lora_r=2, lora_alpha=4)
-        model = RelationModel(config).eval()
+        model = build_relation_model(config).eval()
         assert not model.vision.has_concepts
         cache = ImageCache(model)
         cache.add_images({"p": photo})
         a, b = ents("Alice Smith", "Paris")
-        items = [Item(encode_pair(model.tokenizer, CAPTION, a, b), 0, "p")]
+        items = [pair_item(model, a, b, image_key="p")]
         out = run_batch(model, items, cache, explain=True)
         assert out.logits.shape == (1, len(RELATIONS))
         assert out.entity_attention.shape == (1, 2, 16)  # a 4 x 4 patch grid, no concept tokens
         model.save_pretrained(tmp_path / f"saved-{vision.name}")
-        again = RelationModel.from_pretrained(tmp_path / f"saved-{vision.name}")
+        again = load_relation_model(tmp_path / f"saved-{vision.name}")
         assert torch.allclose(run_batch(again, items, cache).logits, out.logits, atol=1e-6)
 
 
@@ -208,9 +215,9 @@ def test_lora_adapts_attention_of_mpnet_style_backbones(tmp_path: Path):
         MPNetModel(MPNetConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
                    add_pooling_layer=False),
         tmp_path / "tiny-mpnet")
-    model = RelationModel(RelationConfig(text_backbone=str(mpnet_dir), lora_r=2, lora_alpha=4))
+    model = build_relation_model(RelationConfig(text_backbone=str(mpnet_dir), lora_r=2, lora_alpha=4))
     adapted = {n.rsplit(".lora_A", 1)[0].rsplit(".", 1)[-1] for n, _ in model.named_parameters() if ".lora_A" in n}
     assert {"q", "k", "v", "o", "dense"} <= adapted
     a, b = ents("Alice Smith", "Paris")
-    out = run_batch(model.eval(), [Item(encode_pair(model.tokenizer, CAPTION, a, b), 0, None)], None, explain=True)
+    out = run_batch(model.eval(), [pair_item(model, a, b)], None, explain=True)
     assert out.logits.shape == (1, len(RELATIONS)) and out.token_attention is not None

@@ -94,6 +94,37 @@ def test_train_options_default_to_the_run_config():
     assert tuple(args.pairs.split(",")) == run.pair_sources
     assert (args.text_backbone, args.vision_backbone, args.backbone_training, args.lora_r) == (
         model.text_backbone, model.vision_backbone, model.backbone_training, model.lora_r)
+    assert (args.architecture, args.max_rows, args.distill_weight, args.distill_temperature) == (
+        model.architecture, model.max_rows, run.distill_weight, run.distill_temperature)
+
+
+def test_a_caption_once_student_learns_from_a_pair_marker_teacher(tiny_setup, capsys):
+    """`--distill-from`: the teacher scores every training pair once (kept for --resume); the student trains."""
+    tmp, data, images, bert, vit = tiny_setup
+    common = ["train", "--train", str(data), "--val", str(data), "--out", "", "--text-backbone", bert,
+              "--vision-backbone", vit, "--lora-r", "2", "--batch-size", "4", "--seed", "1", "--epochs", "1",
+              "--select-on", "gold"]
+    teacher = common.copy()
+    teacher[teacher.index("--out") + 1] = str(tmp / "teacher")
+    assert main(teacher + ["--architecture", "pair-markers"]) == 0
+    student = common.copy()
+    student[student.index("--out") + 1] = str(tmp / "student")
+    assert main(student + ["--architecture", "entity-pooling", "--distill-from", str(tmp / "teacher" / "best")]) == 0
+    saved = json.loads((tmp / "student" / "best" / "config.json").read_text())
+    assert saved["architecture"] == "entity-pooling"
+    import numpy as np
+
+    assert np.load(tmp / "student" / "teacher_logits.npy").shape == (len(LINES) * 4, 23)
+
+
+def test_distillation_loss_is_zero_only_when_the_student_agrees():
+    import torch
+
+    from mmre_demo.train.relation import distillation_loss
+
+    teacher = torch.tensor([[2.0, 0.0, -1.0]])
+    assert float(distillation_loss(teacher.clone(), teacher, 2.0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distillation_loss(torch.tensor([[-1.0, 0.0, 2.0]]), teacher, 2.0)) > 0.1
 
 
 def test_train_ner_options_default_to_the_run_config():

@@ -309,9 +309,10 @@ def test_graph_accumulates_clears_and_exports(ctl, tmp_path):
 
 def test_annotate_updates_graph_and_store(ctl, first):
     s = first[Output.SESSION]
-    i = next(i for i, p in enumerate(s.prediction.pairs) if p.is_relation)
+    threshold = s.prediction.threshold  # the slider's start: the relation the annotator saw
+    i = next(i for i, p in enumerate(s.prediction.pairs) if p.is_shown(threshold))
     p = s.prediction.pairs[i]
-    out = ok(cb.annotate(ctl, str(i + 1), "relabel", "/per/misc/present_in", "bob", 0.5, s))
+    out = ok(cb.annotate(ctl, str(i + 1), "relabel", "/per/misc/present_in", "bob", threshold, s))
     h, t = f"{p.head.type}:{p.head.text}", f"{p.tail.type}:{p.tail.text}"
     assert s.graph.edges[h, t, "/per/misc/present_in"]["source"] == "annotated"
     assert not s.graph.has_edge(h, t, key=p.label)

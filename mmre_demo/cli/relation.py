@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from mmre_demo.decoding import MAX_PAIRS
-from mmre_demo.model.config import RelationConfig
+from mmre_demo.model.config import ARCHITECTURES, RelationConfig
 from mmre_demo.train.config import RelationTrainConfig
 
 
@@ -36,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=float, default=run.lr, help="backbone (LoRA) learning rate (default: %(default)s)")
     t.add_argument("--head-lr", type=float, default=run.head_lr, help="default: %(default)s")
     t.add_argument("--seed", type=int, default=run.seed, help="default: %(default)s")
+    t.add_argument("--architecture", choices=ARCHITECTURES, default=model.architecture,
+                   help="how the text is read: one pass per pair (pair-markers) or per caption (default: %(default)s)")
+    t.add_argument("--max-rows", type=int, default=model.max_rows,
+                   help="pairs per caption-once pass (default: %(default)s)")
     t.add_argument("--text-backbone", default=model.text_backbone, help="default: %(default)s")
     t.add_argument("--vision-backbone", default=model.vision_backbone, help="default: %(default)s")
     t.add_argument("--backbone-training", choices=["lora", "full", "frozen"], default=model.backbone_training)
@@ -57,6 +61,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--image-text", action="store_true",
                    help="give the model the text read in each image (OCR) as a second segment after the caption "
                         "(needs --images; the shipped model is trained without it)")
+    t.add_argument("--distill-from", help="a saved teacher model whose distributions the student also learns")
+    t.add_argument("--distill-weight", type=float, default=run.distill_weight,
+                   help="share of the distillation term in the loss (default: %(default)s)")
+    t.add_argument("--distill-temperature", type=float, default=run.distill_temperature,
+                   help="softening of both distributions (default: %(default)s)")
     t.add_argument("--select-on", choices=["end_to_end", "gold"], default=run.select_on,
                    help="best epoch by the product's end-to-end F1 on val (default) or by gold-pair F1")
     t.set_defaults(handler=cmd_train)
@@ -127,7 +136,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(f"relations at >= {pred.threshold:.2f} "
           "(the model's threshold; one per entity pair, more probable direction):")
     for pair in pred.pairs:
-        visible = pair.is_relation and pair.probability >= pred.threshold
+        visible = pair.is_shown(pred.threshold)
         note = "" if visible else "  [below the threshold: no relation]"
         alts = "; ".join(f"{lab} {p:.2f}" for lab, p in pair.top_k[1:])
         reverse = f"; reverse: {pair.reverse[0]} {pair.reverse[1]:.2f}" if pair.reverse else ""
@@ -157,7 +166,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_ex = train_ex[: args.limit]
     if args.image_text and not args.images:
         raise InputError("--image-text reads the text in the training images: give them with --images DIR")
-    config = RelationConfig(text_backbone=args.text_backbone, vision_backbone=args.vision_backbone,
+    config = RelationConfig(architecture=args.architecture, max_rows=args.max_rows,
+                            text_backbone=args.text_backbone, vision_backbone=args.vision_backbone,
                             backbone_training=args.backbone_training, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
                             image_text=args.image_text)
     targs = RelationTrainConfig(out=Path(args.out), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -166,7 +176,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                       pair_sources=sources,
                       extra_fraction=args.extra_fraction, silver_weight=args.silver_weight,
                       init_from=Path(args.init_from) if args.init_from else None,
-                      ner_weights=Path(args.ner_weights) if args.ner_weights else None, select_on=args.select_on)
+                      ner_weights=Path(args.ner_weights) if args.ner_weights else None, select_on=args.select_on,
+                      distill_from=Path(args.distill_from) if args.distill_from else None,
+                      distill_weight=args.distill_weight, distill_temperature=args.distill_temperature)
     state = train(targs, train_ex, val_ex, images_dir=args.images)
     print(json.dumps({"best_epoch": state.get("best_epoch"), "best_val_f1": state["best_f1"],
                       "saved": str(Path(args.out) / "best")}))

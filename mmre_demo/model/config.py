@@ -3,19 +3,27 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, get_args
 
 from mmre_demo.data.labels import RELATIONS
 from mmre_demo.model.saved_config import SavedConfig
 
+# how the text is read (see model/relation.py); a saved config without the key is "pair-markers"
+Architecture = Literal["pair-markers", "levitated-markers", "entity-pooling"]
+ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
+
 
 @dataclass
 class RelationConfig(SavedConfig):
+    architecture: Architecture = "entity-pooling"
     text_backbone: str = "minilm"  # short name, HF id or local folder
     vision_backbone: str = "efficientnet-lite0"  # efficientnet-lite0/1/2, HF id or local folder
     labels: list[str] = field(default_factory=lambda: list(RELATIONS))
-    max_length: int = 128
+    max_length: int = 128  # word pieces of text per pass (a longer caption is read in windows)
+    max_rows: int = 32  # pairs per caption-once pass (a caption with more pairs gets several passes)
     num_concepts: int = 5  # top ImageNet concepts that become visual tokens
     backbone_training: str = "lora"  # "lora" | "full" | "frozen"
     lora_r: int = 16
@@ -37,6 +45,15 @@ class RelationConfig(SavedConfig):
     threshold: float = 0.5  # the product's (app, CLI, extract): max end-to-end F1 on validation
     gold_threshold: float = 0.5  # scoring MNRE's gold pairs (`mmre eval`): max gold-pair F1 on validation
     metrics: dict[str, Any] = field(default_factory=dict)  # measured numbers, for the model card
+
+    @classmethod
+    def load(cls, path: str | Path) -> RelationConfig:
+        """A saved config; one written before architectures had names is a `pair-markers` model."""
+        raw = json.loads(Path(path).read_text())
+        config = super().load(path)
+        if "architecture" not in raw:
+            config.architecture = "pair-markers"
+        return config
 
     @property
     def num_labels(self) -> int:

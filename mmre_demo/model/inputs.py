@@ -94,6 +94,18 @@ def _special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list
     return full[:i], full[i + len(bare) :]
 
 
+def segments(tokenizer: PreTrainedTokenizerBase, max_length: int, image_text: str | None,
+             image_text_tokens: int) -> tuple[list[int], list[int], list[int], int]:
+    """The special ids before and after the caption, the image-text segment (its word pieces + the closing
+    special; empty without `image_text`) and the word pieces left for the caption within `max_length`."""
+    before, after = _special_tokens(tokenizer)
+    second: list[int] = []
+    if image_text is not None:
+        second = tokenizer(" ".join(image_text.split()), add_special_tokens=False)["input_ids"][:image_text_tokens]
+        second = second + after
+    return before, after, second, max_length - len(before) - len(after) - len(second)
+
+
 def encode_pair(tokenizer: PreTrainedTokenizerBase, caption: str, head: Entity, tail: Entity,
                 max_length: int = 128, image_text: str | None = None, image_text_tokens: int = 32) -> PairFeatures:
     """Word pieces of the marked caption, cropped to a window around both entities if too long; with
@@ -107,12 +119,7 @@ def encode_pair(tokenizer: PreTrainedTokenizerBase, caption: str, head: Entity, 
     t_tok = enc.char_to_token(marked.tail_char)
     if h_tok is None or t_tok is None:
         raise ValueError(f"entity markers vanished in tokenisation of {marked.text!r}")
-    before, after = _special_tokens(tokenizer)
-    second: list[int] = []
-    if image_text is not None:
-        second = tokenizer(" ".join(image_text.split()), add_special_tokens=False)["input_ids"][:image_text_tokens]
-        second = second + after
-    budget = max_length - len(before) - len(after) - len(second)
+    before, after, second, budget = segments(tokenizer, max_length, image_text, image_text_tokens)
     keep = _window(len(ids), h_tok, t_tok, budget)
     prefix = len(before)
     full = before + [ids[i] for i in keep] + after + second

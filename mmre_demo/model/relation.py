@@ -1,24 +1,36 @@
-"""The fused relation model: entity-marked caption x image (grid + concepts) -> 23 MNRE relations.
+"""The fused relation model: caption x image (grid + concepts) -> 23 MNRE relations, per ordered entity pair.
 
-Text: the backbone (LoRA-adapted by default) reads the caption with `[ head ]` and `{ tail }`
-markers; the pair is the hidden states at the two opening markers. Image: the frozen vision
-backbone's grid and concepts become visual tokens (see `fusion.py`); each entity attends to them;
-the gated alpha/beta fusion adds the attended evidence to the pair; an MLP classifies.
+One base (`RelationModel`) holds what every architecture shares: the text backbone (LoRA-adapted by
+default), the frozen vision backbone's visual tokens (see `fusion.py`), entity -> image attention, the gated
+alpha/beta fusion and the MLP over the labels. An architecture says how the text is read (`featurize`:
+caption + pairs -> `EncoderPass`es, see `packing.py`) and which vectors stand for a pair's head and tail
+(`pair_vectors`). `RelationConfig.architecture` names it; `load_relation_model` / `build_relation_model`
+resolve the name (like transformers' `model_type`):
+
+- `pair-markers`: one pass per ordered pair, `[ head ]` and `{ tail }` written into the caption;
+- `levitated-markers`: one pass per caption, four levitated markers per pair (PURE's approximation);
+- `entity-pooling`: one pass per caption, pooled entity word pieces + the context both attend to (ATLOP).
+
 Only the trained parts are saved (safetensors + JSON, `model.base`); backbones come from their packages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from mmre_demo.data.schema import Entity
 from mmre_demo.encoders.text import SentenceEmbedder, load_text_backbone
 from mmre_demo.encoders.vision import VisionBackbone, VisionOutput, imagenet_class_names, load_vision_backbone
 from mmre_demo.model.base import PretrainedModel
-from mmre_demo.model.config import RelationConfig
+from mmre_demo.model.config import ARCHITECTURES, RelationConfig
 from mmre_demo.model.fusion import CrossModalAttention, GatedFusion, VisualTokenizer, VisualTokens
+from mmre_demo.model.inputs import encode_pair
+from mmre_demo.model.packing import EncoderPass, encode_caption_pairs
 
 
 @dataclass
@@ -31,7 +43,8 @@ class RelationOutput:
 
 
 class RelationModel(PretrainedModel):
-    """`RelationModel.from_pretrained(folder)` / `model.save_pretrained(folder)`: see `model.base`."""
+    """The shared base. `RelationModel.from_pretrained(folder)` builds the architecture its config names
+    (see `load_relation_model`); `model.save_pretrained(folder)`: see `model.base`."""
 
     config_class = RelationConfig
     saved_kind = "relation model"
@@ -87,23 +100,50 @@ class RelationModel(PretrainedModel):
         cell_logits = self.vision.cell_logits(vision.grid) if vision.logits is not None else None
         return self.visual_tokenizer(vision.grid, vision.grid_hw, vision.logits, cell_logits)
 
+    # ---- text side: what an architecture defines ------------------------------------------------
+    architecture: ClassVar[str] = ""
+
+    def featurize(self, caption: str, entities: list[Entity], pairs: list[tuple[int, int]],
+                  image_text: str | None = None) -> list[EncoderPass]:
+        """The encoder passes that score `pairs` (ordered indices into `entities`) of one caption; each pass
+        says which pairs (rows) it scores. `image_text`: the second segment, for a model trained with it."""
+        raise NotImplementedError
+
+    def pair_vectors(self, hidden: torch.Tensor, attention: torch.Tensor | None,
+                     batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(head (R, d), tail (R, d), the words the pair read (R, T) or None) from the encoder's last hidden
+        states (S, T, d) and last-layer attention averaged over heads (S, T, T), for the R rows of `batch`."""
+        raise NotImplementedError
+
+    needs_attention: ClassVar[bool] = False  # the pair vectors use the attention even without `explain`
+
     # ---- forward ----------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, head_index: torch.Tensor,
-                tail_index: torch.Tensor, visual: VisualTokens | None = None,
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, attention: torch.Tensor,
+                row_pass: torch.Tensor, head_index: torch.Tensor, tail_index: torch.Tensor,
+                head_mask: torch.Tensor, tail_mask: torch.Tensor, visual: VisualTokens | None = None,
                 image_index: torch.Tensor | None = None, has_image: torch.Tensor | None = None,
                 explain: bool = False, with_text_only: bool = False) -> RelationOutput:
-        """Pairs (B) of token ids with marker positions; `image_index` maps each pair to a row of `visual`.
+        """Passes (S) of tokens scoring R pairs (`packing.collate_passes`); `image_index` maps each pair to
+        a row of `visual`, `has_image` (R,) says which pairs have one.
 
         `with_text_only` also classifies each pair without its image (reusing the text pass), so the
         image's effect on the probabilities is measured, not guessed from the fusion's norms.
         """
-        out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, output_attentions=explain)
-        hidden = out.last_hidden_state
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        head, tail = hidden[rows, head_index], hidden[rows, tail_index]
+        # additive mask: 0 where a token may attend, a large negative number elsewhere (transformers
+        # takes a 4-D float mask as it is)
+        mask = torch.zeros(attention.shape, dtype=torch.float32, device=attention.device)
+        mask = mask.masked_fill(~attention, torch.finfo(torch.float32).min)[:, None]
+        want_attention = explain or self.needs_attention
+        out = self.text_encoder(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
+                                output_attentions=want_attention)
+        last = out.attentions[-1].mean(1) if want_attention and out.attentions else None  # (S, T, T)
+        batch = {"row_pass": row_pass, "head_index": head_index, "tail_index": tail_index,
+                 "head_mask": head_mask, "tail_mask": tail_mask}
+        head, tail, token_attention = self.pair_vectors(out.last_hidden_state, last, batch)
+        rows = torch.arange(head.shape[0], device=head.device)
         text_pair = torch.cat([head, tail], dim=-1)
         if has_image is None:
-            has_image = torch.zeros(hidden.shape[0], device=hidden.device)
+            has_image = torch.zeros(head.shape[0], device=head.device)
         entity_attention = None
         if visual is not None and bool(has_image.any()):
             idx = image_index if image_index is not None else torch.zeros_like(rows)
@@ -119,11 +159,7 @@ class RelationModel(PretrainedModel):
         text_only = None
         if with_text_only and entity_attention is not None:
             text_only = self.classifier(self.fusion(text_pair, image_pair, torch.zeros_like(has_image)))
-        token_attention = None
-        if explain and out.attentions:
-            last = out.attentions[-1].mean(1)  # (B, T, T), heads averaged
-            token_attention = 0.5 * (last[rows, head_index] + last[rows, tail_index])
-        return RelationOutput(logits, entity_attention, token_attention, text_only)
+        return RelationOutput(logits, entity_attention, token_attention if explain else None, text_only)
 
     def merge_adapters(self) -> None:
         """Fold the LoRA adapters into the backbone's weights, for inference only: the same outputs (to
@@ -155,4 +191,105 @@ class RelationModel(PretrainedModel):
 
     @classmethod
     def _init_for_loading(cls, config: RelationConfig, pretrained_backbones: bool = True) -> RelationModel:
-        return cls(config, pretrained_backbones=pretrained_backbones, init_concepts=False)
+        return architecture_class(config.architecture)(config, pretrained_backbones=pretrained_backbones,
+                                                       init_concepts=False)
+
+
+def _gather(hidden: torch.Tensor, batch: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+    """The hidden state (or attention row) of each pair's `key` token, from its pass."""
+    return hidden[batch["row_pass"], batch[key]]
+
+
+class PairMarkerModel(RelationModel):
+    """One pass per ordered pair: `[ head ]` and `{ tail }` written into the caption; the pair is the
+    hidden states of the two opening markers (the model shipped before caption-once reading)."""
+
+    architecture = "pair-markers"
+
+    def featurize(self, caption: str, entities: list[Entity], pairs: list[tuple[int, int]],
+                  image_text: str | None = None) -> list[EncoderPass]:
+        cfg = self.config
+        return [EncoderPass.from_pair(encode_pair(self.tokenizer, caption, entities[h], entities[t], cfg.max_length,
+                                                  image_text, cfg.image_text_tokens), k)
+                for k, (h, t) in enumerate(pairs)]
+
+    def pair_vectors(self, hidden, attention, batch):
+        token_attention = None
+        if attention is not None:
+            token_attention = 0.5 * (_gather(attention, batch, "head_index") + _gather(attention, batch, "tail_index"))
+        return _gather(hidden, batch, "head_index"), _gather(hidden, batch, "tail_index"), token_attention
+
+
+class LevitatedMarkerModel(PairMarkerModel):
+    """One pass per caption: the caption once, four levitated markers per pair that share the position ids
+    of the head's and tail's first and last word pieces (PURE's approximation model). The pair is the
+    hidden states of its two opening markers, as in `pair-markers`, so that model's weights start it."""
+
+    architecture = "levitated-markers"
+
+    def featurize(self, caption: str, entities: list[Entity], pairs: list[tuple[int, int]],
+                  image_text: str | None = None) -> list[EncoderPass]:
+        cfg = self.config
+        return encode_caption_pairs(self.tokenizer, caption, entities, pairs, levitated=True,
+                                    max_length=cfg.max_length, max_rows=cfg.max_rows, image_text=image_text,
+                                    image_text_tokens=cfg.image_text_tokens)
+
+
+class EntityPoolingModel(RelationModel):
+    """One pass per caption with no markers (ATLOP-style): an entity is the mean of its word pieces; each
+    pair adds the context both entities attend to (the product of their last-layer attention over the
+    caption, "localized context pooling"), projected per role: head = tanh(W_h [e_h; c]), tail likewise."""
+
+    architecture = "entity-pooling"
+    needs_attention = True
+
+    def __init__(self, config: RelationConfig, pretrained_backbones: bool = True, init_concepts: bool = True):
+        super().__init__(config, pretrained_backbones, init_concepts)
+        dim = self.cross_attention.q_proj.in_features
+        self.head_proj = nn.Linear(2 * dim, dim)
+        self.tail_proj = nn.Linear(2 * dim, dim)
+
+    def featurize(self, caption: str, entities: list[Entity], pairs: list[tuple[int, int]],
+                  image_text: str | None = None) -> list[EncoderPass]:
+        cfg = self.config
+        return encode_caption_pairs(self.tokenizer, caption, entities, pairs, levitated=False,
+                                    max_length=cfg.max_length, image_text=image_text,
+                                    image_text_tokens=cfg.image_text_tokens)
+
+    def pair_vectors(self, hidden, attention, batch):
+        h_mask, t_mask = batch["head_mask"], batch["tail_mask"]
+        rows_hidden = hidden[batch["row_pass"]]  # (R, T, d)
+        e_head = (h_mask[..., None] * rows_hidden).sum(1) / h_mask.sum(1, keepdim=True).clamp(min=1)
+        e_tail = (t_mask[..., None] * rows_hidden).sum(1) / t_mask.sum(1, keepdim=True).clamp(min=1)
+        rows_attention = attention[batch["row_pass"]]  # (R, T, T)
+        a_head = (h_mask[..., None] * rows_attention).sum(1) / h_mask.sum(1, keepdim=True).clamp(min=1)
+        a_tail = (t_mask[..., None] * rows_attention).sum(1) / t_mask.sum(1, keepdim=True).clamp(min=1)
+        q = a_head * a_tail
+        q = q / q.sum(1, keepdim=True).clamp(min=1e-12)
+        context = (q[..., None] * rows_hidden).sum(1)
+        head = torch.tanh(self.head_proj(torch.cat([e_head, context], dim=-1)))
+        tail = torch.tanh(self.tail_proj(torch.cat([e_tail, context], dim=-1)))
+        return head, tail, q
+
+
+_CLASSES: dict[str, type[RelationModel]] = {
+    cls.architecture: cls for cls in (PairMarkerModel, LevitatedMarkerModel, EntityPoolingModel)
+}
+assert set(_CLASSES) == set(ARCHITECTURES), "every architecture name has one class"
+
+
+def architecture_class(name: str) -> type[RelationModel]:
+    """The class of an architecture name (`RelationConfig.architecture`)."""
+    if name not in _CLASSES:
+        raise ValueError(f"unknown relation architecture {name!r}: choose one of {sorted(_CLASSES)}")
+    return _CLASSES[name]
+
+
+def build_relation_model(config: RelationConfig, pretrained_backbones: bool = True) -> RelationModel:
+    """A new (untrained) model of the architecture `config` names."""
+    return architecture_class(config.architecture)(config, pretrained_backbones=pretrained_backbones)
+
+
+def load_relation_model(path: str | Path, device: str | torch.device = "cpu") -> RelationModel:
+    """A saved relation model (any architecture; a config without `architecture` is `pair-markers`)."""
+    return RelationModel.from_pretrained(path, device=device)

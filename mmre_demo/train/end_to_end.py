@@ -171,7 +171,7 @@ class CaptionRun:
     detected: list[Entity]
 
     def result(self, threshold: float) -> CaptionResult:
-        shown = [Triple(p.head, p.label, p.tail) for p in self.pairs if p.is_relation and p.probability >= threshold]
+        shown = [Triple(p.head, p.label, p.tail) for p in self.pairs if p.is_shown(threshold)]
         return CaptionResult(self.gold, shown, self.detected)
 
     def record(self, threshold: float) -> dict[str, Any]:
@@ -180,7 +180,7 @@ class CaptionRun:
         return {"caption": self.caption, "line_no": self.line_no,
                 "gold": [[g.head.text, g.relation, g.tail.text] for g in self.gold],
                 "predicted": [[p.head.text, p.label, p.tail.text, round(p.probability, 4)] for p in self.pairs
-                              if p.is_relation and p.probability >= threshold],
+                              if p.is_shown(threshold)],
                 "entities": [e.text for e in self.detected],
                 "false_positives": [[*key, reason] for key, reason in errors.false_positives],
                 "misses": [[*key, reason] for key, reason in errors.misses]}

@@ -68,9 +68,9 @@ def evaluate_gold_entities(model: RelationModel, examples: list[MnreExample],
         probs = constrain_by_types(probs, model.config.labels, entity_types)
     none_id = model.config.labels.index(NONE_LABEL)
     pred = relation_decisions(probs, model.config.gold_threshold, none_id).tolist()
-    gold = [it.label for it in items]
+    gold = [ex.label_id for ex in examples]
     scores = mnre_scores(gold, pred, none_id=none_id)
-    scores["n_with_image"] = sum(1 for it in items if it.image_key is not None)
+    scores["n_with_image"] = sum(it.n_rows for it in items if it.image_key is not None)
     return {
         "scores": scores,
         "report": per_relation_report(gold, pred, model.config.labels),

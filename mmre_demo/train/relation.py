@@ -26,7 +26,7 @@ from mmre_demo.data.schema import InputError
 from mmre_demo.decoding import relation_decisions
 from mmre_demo.device import resolve_device
 from mmre_demo.model.batching import ImageCache, Item, batches, predict_logits, prepare_items, run_batch
-from mmre_demo.model.relation import RelationModel
+from mmre_demo.model.relation import RelationModel, build_relation_model, load_relation_model
 from mmre_demo.train.config import RelationTrainConfig
 from mmre_demo.train.metrics import best_gold_threshold, mnre_scores
 
@@ -65,7 +65,9 @@ def _save_last(out: Path, model: RelationModel, optimizer, scheduler, state: dic
 
 
 def epoch_items(gold: list[Item], extra: list[Item], fraction: float, rng: random.Random) -> list[Item]:
-    """One epoch's training pairs: all MNRE lines plus a fresh draw of the extra (reverse/silver) pairs."""
+    """One epoch's training passes: all that score an MNRE line plus a fresh draw of the passes that score
+    only extra (reverse/silver) pairs. A caption-once pass scores a caption's gold and extra pairs
+    together, so it always trains on all of them."""
     if fraction >= 1.0 or not extra:
         return gold + extra
     return gold + rng.sample(extra, int(round(len(extra) * fraction)))
@@ -87,13 +89,46 @@ def _load_model(args: RelationTrainConfig, device: str, resume_dir: Path) -> tup
     if args.resume and (resume_dir / "trainer_state.json").is_file():
         state = json.loads((resume_dir / "trainer_state.json").read_text())
         log.info("resuming after epoch %d", state["epoch"])
-        return RelationModel.from_pretrained(resume_dir, device=device), state
+        return load_relation_model(resume_dir, device=device), state
     if args.init_from:
-        log.info("starting from %s (its config; backbone and LoRA settings given here are ignored)", args.init_from)
-        model = RelationModel.from_pretrained(args.init_from, device=device)
-        model.config.image_text = model.config.image_text or args.config.image_text  # a new input can be added
-        return model, fresh
-    return RelationModel(args.config).to(device), fresh
+        log.info("starting from %s (its config and weights; backbone and LoRA settings given here are ignored; "
+                 "architecture %s)", args.init_from, args.config.architecture)
+        saved = load_relation_model(args.init_from, device="cpu")
+        saved.config.image_text = saved.config.image_text or args.config.image_text  # a new input can be added
+        saved.config.architecture = args.config.architecture  # the same weights may read the text another way
+        saved.config.max_rows = args.config.max_rows
+        model = build_relation_model(saved.config)
+        model.load_state_dict(saved.state_dict(), strict=False)  # parameters the new architecture adds stay new
+        return model.to(device), fresh
+    return build_relation_model(args.config).to(device), fresh
+
+
+def teacher_logits(args: RelationTrainConfig, examples: list[MnreExample], images_dir, out: Path) -> np.ndarray:
+    """The teacher's raw logits on every training pair (computed once, kept in OUT/teacher_logits.npy for
+    `--resume`; the file names the teacher, so another teacher is never read back)."""
+    path = out / "teacher_logits.npy"
+    stamp = out / "teacher.json"
+    wanted = {"teacher": str(args.distill_from), "pairs": len(examples)}
+    if path.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == wanted:
+        return np.load(path)
+    teacher = load_relation_model(args.distill_from, device=resolve_device(args.device))
+    teacher.merge_adapters()
+    cache = ImageCache(teacher)
+    cache.add_folder(images_dir, {e.img_id for e in examples if e.img_id})
+    log.info("teacher %s (%s) scores %d training pairs", args.distill_from, teacher.config.architecture,
+             len(examples))
+    logits = predict_logits(teacher, prepare_items(teacher, examples, cache), cache)
+    np.save(path, logits)
+    stamp.write_text(json.dumps(wanted))
+    return logits
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per-row KL(teacher || student) of the temperature-softened distributions, times T^2 (Hinton et al.)."""
+    t = temperature
+    log_p = torch.log_softmax(student / t, dim=-1)
+    q = torch.softmax(teacher / t, dim=-1)
+    return (q * (torch.log(q.clamp(min=1e-12)) - log_p)).sum(-1) * t * t
 
 
 @dataclass
@@ -122,7 +157,7 @@ def check_on_validation(model: RelationModel, val_items: list[Item], cache: Imag
     from mmre_demo.train.calibration import calibrated, calibration_report, fit_calibration
 
     none_id = model.config.labels.index("None")
-    gold = [it.label for it in val_items]
+    gold = [ex.label_id for ex in val_examples]
     logits = predict_logits(model, val_items, cache)
     offset, temperature = fit_calibration(logits, gold, none_id)
     gold_threshold, _ = best_gold_threshold(calibrated(logits, none_id, offset, temperature), gold, none_id)
@@ -171,11 +206,14 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], val_exam
     detected = _tag_captions(tagger, train_examples) if "silver" in args.pair_sources else {}
     pairs, counts = build_product_pairs(train_examples, detected, args.pair_sources)
     log.info("training pairs: %s", json.dumps(counts))
-    items = prepare_items(model, [ex for _, ex in pairs], cache)
-    for (source, _), item in zip(pairs, items):
-        item.weight = args.silver_weight if source == "silver" else 1.0
-    gold_items = [it for (source, _), it in zip(pairs, items) if source == "gold"]
-    extra_items = [it for (source, _), it in zip(pairs, items) if source != "gold"]
+    items = prepare_items(model, [ex for _, ex in pairs], cache,
+                          weights=[args.silver_weight if source == "silver" else 1.0 for source, _ in pairs])
+    gold_items = [it for it in items if any(pairs[i][0] == "gold" for i in it.indices)]
+    extra_items = [it for it in items if not any(pairs[i][0] == "gold" for i in it.indices)]
+    log.info("%d encoder passes per epoch score %d pairs (%s)", len(items), len(pairs), model.config.architecture)
+    teacher = None
+    if args.distill_from:
+        teacher = torch.from_numpy(teacher_logits(args, [ex for _, ex in pairs], images_dir, out))
     val_items = prepare_items(model, val_examples, cache)
     rng = random.Random(args.seed)
     per_epoch = len(gold_items) + (len(extra_items) if args.extra_fraction >= 1 else
@@ -206,16 +244,21 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], val_exam
         bar = tqdm(epoch_batches, desc=f"epoch {epoch}/{args.epochs}", leave=False, mininterval=5.0)
         for batch in bar:
             output = run_batch(model, batch, cache)
-            labels = torch.tensor([it.label for it in batch], device=output.logits.device)
-            weights = torch.tensor([it.weight for it in batch], device=output.logits.device)
-            loss = (loss_fn(output.logits, labels) * weights).sum() / weights.sum()
+            labels = torch.tensor([y for it in batch for y in it.labels], device=output.logits.device)
+            weights = torch.tensor([w for it in batch for w in it.weights], device=output.logits.device)
+            per_row = loss_fn(output.logits, labels)
+            if teacher is not None:
+                rows = torch.tensor([i for it in batch for i in it.indices])
+                kd = distillation_loss(output.logits, teacher[rows].to(output.logits.device), args.distill_temperature)
+                per_row = (1 - args.distill_weight) * per_row + args.distill_weight * kd
+            loss = (per_row * weights).sum() / weights.sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
-            total += loss.item() * len(batch)
-            seen += len(batch)
+            total += loss.item() * len(labels)
+            seen += len(labels)
             bar.set_postfix(loss=f"{total / seen:.4f}")
         train_seconds = time.time() - started
         check = check_on_validation(model, val_items, cache, val_examples, tagger, images_dir,

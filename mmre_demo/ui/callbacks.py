@@ -238,7 +238,7 @@ def run(ctl: Controller, image_path: str | None, caption: str | None, threshold:
     if not ents:
         msgs.append("No entities found in the caption: add them in the entity table (text and type) and "
                     "press “Re-run with these entities”.")
-    n_rel = sum(1 for p in pred.pairs if p.is_relation and p.probability >= threshold)
+    n_rel = sum(1 for p in pred.pairs if p.is_shown(threshold))
     msgs.append(f"{len(ents)} entities ({'detected' if detected else 'yours'}), "
                 f"{len(pred.pairs)} pair{'' if len(pred.pairs) == 1 else 's'}, "
                 f"{n_rel} relations at ≥ {threshold:.2f}; done in {(time.perf_counter() - t0) * 1000:.0f} ms "

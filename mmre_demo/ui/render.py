@@ -48,7 +48,7 @@ def entity_rows(entities: list[Entity]) -> list[list[Any]]:
 def visible_pairs(pred: Prediction, threshold: float, show_none: bool) -> list[tuple[int, PairPrediction]]:
     """(index, pair) of the pairs the table shows: the relations at `threshold`; with `show_none`, every
     pair (those below the threshold read as None)."""
-    return [(i, p) for i, p in enumerate(pred.pairs) if show_none or (p.is_relation and p.probability >= threshold)]
+    return [(i, p) for i, p in enumerate(pred.pairs) if show_none or p.is_shown(threshold)]
 
 
 def pair_label(i: int, p: PairPrediction, threshold: float) -> str:

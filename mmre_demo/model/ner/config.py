@@ -29,6 +29,8 @@ class NerConfig(SavedConfig):
     conventions: list[str] = field(default_factory=lambda: ["twitter"])
     tag_convention: str = "twitter"
     convention_dim: int = 16
+    # spans that are never names (weekdays, months, pronouns, no letters) are tagged O (`nonentities.py`)
+    drop_non_entities: bool = True
     int8_scope: str = "all"  # which backbone Linear layers go int8 on CPU: "all", "attention" or "none"
     metrics: dict[str, Any] = field(default_factory=dict)  # measured numbers, for the model card
 

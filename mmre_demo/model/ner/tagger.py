@@ -12,6 +12,7 @@ from mmre_demo.model.base import PretrainedModel
 from mmre_demo.model.ner.bio import bio_spans, repair_bio
 from mmre_demo.model.ner.config import NerConfig
 from mmre_demo.model.ner.modules import NerHead, WordBatch
+from mmre_demo.model.ner.nonentities import drop_non_entities
 from mmre_demo.model.ner.shapes import char_ids, word_shape
 from mmre_demo.model.ner.tokenizer import Word, pre_tokenize
 
@@ -176,7 +177,8 @@ class NerTagger(PretrainedModel):
             scores = self.scores(self.make_batch(fts, sents, conventions=[conv] * len(sents))).float().cpu()
             for row, s in enumerate(sents):
                 path, conf = self.head.decode_one(scores[row, : len(s)])
-                out.append(([self.config.tags[j] for j in path], conf))
+                tags = [self.config.tags[j] for j in path]
+                out.append((drop_non_entities(s, tags) if self.config.drop_non_entities else tags, conf))
         return out
 
     def tag_batch(self, captions: Sequence[str]) -> list[list[Entity]]:

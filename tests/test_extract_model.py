@@ -90,8 +90,11 @@ def _env() -> dict[str, str]:
 
 
 def _start_and_interrupt(f: Path, out: Path, sig: int) -> subprocess.CompletedProcess:
-    """Start `mmre extract`, wait for its first committed batch, send `sig` at once."""
-    proc = subprocess.Popen(_cli(f, out), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """Start `mmre extract`, wait for its first committed batch, send `sig` at once. The child gets the
+    default SIGINT handler whatever pytest was started under (a background job inherits SIGINT ignored,
+    and Python then never raises KeyboardInterrupt)."""
+    proc = subprocess.Popen(_cli(f, out), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     posts = out / "posts.jsonl"
     deadline = time.monotonic() + 300
     while not (posts.is_file() and posts.stat().st_size > 0):

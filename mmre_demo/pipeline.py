@@ -292,15 +292,14 @@ class Pipeline:
         pair or one per caption, by architecture), at most `batch_passes` passes per forward pass across
         posts, passes of similar length together (little padding); each post's pairs come back in its own
         order. Rows with an image are also classified without it, from the same text pass."""
-        items, owner = [], []
+        items, post_of = [], {}  # post_of: id(item) -> its post (batches() reorders the items)
         for p, post in enumerate(posts):
             key = str(p) if images[p] is not None else None
-            made = caption_items(self.model, [CaptionPairs(post.caption, post.entities, post.pairs, key,
-                                                           self._image_text_segment(post))])
-            items += made
-            owner += [p] * len(made)
+            for it in caption_items(self.model, [CaptionPairs(post.caption, post.entities, post.pairs, key,
+                                                              self._image_text_segment(post))]):
+                items.append(it)
+                post_of[id(it)] = p
         source = _RequestImages({str(p): im.visual for p, im in enumerate(images) if im is not None})
-        post_of = {id(it): p for it, p in zip(items, owner)}
         results: list[list[PairPrediction | None]] = [[None] * len(post.pairs) for post in posts]
         for batch in batches(items, batch_passes, None):
             out = run_batch(self.model, batch, source, explain=True, with_text_only=True)

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 from mmre_demo.data.labels import RELATIONS
@@ -47,13 +45,9 @@ class RelationConfig(SavedConfig):
     metrics: dict[str, Any] = field(default_factory=dict)  # measured numbers, for the model card
 
     @classmethod
-    def load(cls, path: str | Path) -> RelationConfig:
+    def from_dict(cls, raw: dict[str, Any]) -> RelationConfig:
         """A saved config; one written before architectures had names is a `pair-markers` model."""
-        raw = json.loads(Path(path).read_text())
-        config = super().load(path)
-        if "architecture" not in raw:
-            config.architecture = "pair-markers"
-        return config
+        return super().from_dict({"architecture": "pair-markers", **raw})
 
     @property
     def num_labels(self) -> int:

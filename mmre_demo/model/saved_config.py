@@ -26,6 +26,9 @@ class SavedConfig:
 
     @classmethod
     def load(cls: type[C], path: str | Path) -> C:
-        raw = json.loads(Path(path).read_text())
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_dict(cls: type[C], raw: dict[str, Any]) -> C:
         known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         return cls(**{k: v for k, v in raw.items() if k in known})

@@ -127,8 +127,8 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature:
     """Per-row KL(teacher || student) of the temperature-softened distributions, times T^2 (Hinton et al.)."""
     t = temperature
     log_p = torch.log_softmax(student / t, dim=-1)
-    q = torch.softmax(teacher / t, dim=-1)
-    return (q * (torch.log(q.clamp(min=1e-12)) - log_p)).sum(-1) * t * t
+    log_q = torch.log_softmax(teacher / t, dim=-1)
+    return torch.nn.functional.kl_div(log_p, log_q, reduction="none", log_target=True).sum(-1) * t * t
 
 
 @dataclass
@@ -208,8 +208,9 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], val_exam
     log.info("training pairs: %s", json.dumps(counts))
     items = prepare_items(model, [ex for _, ex in pairs], cache,
                           weights=[args.silver_weight if source == "silver" else 1.0 for source, _ in pairs])
-    gold_items = [it for it in items if any(pairs[i][0] == "gold" for i in it.indices)]
-    extra_items = [it for it in items if not any(pairs[i][0] == "gold" for i in it.indices)]
+    scores_gold = [any(pairs[i][0] == "gold" for i in it.indices) for it in items]
+    gold_items = [it for it, g in zip(items, scores_gold) if g]
+    extra_items = [it for it, g in zip(items, scores_gold) if not g]
     log.info("%d encoder passes per epoch score %d pairs (%s)", len(items), len(pairs), model.config.architecture)
     teacher = None
     if args.distill_from:

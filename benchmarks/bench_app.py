@@ -1,10 +1,13 @@
 """App benchmarks against `python app.py` started as a subprocess on 127.0.0.1.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_app.py [--port 7871] [--json out.json] [--clients 8 --requests 25]
+    .venv/bin/python benchmarks/bench_app.py [--port 7871] [--json out.json] [--clients 8 --requests 10]
+        [--root CHECKOUT]   # serve another checkout's app.py (e.g. a `git worktree` of a baseline commit)
+        [--client-nice 10]  # the clients (visitors elsewhere) run at a lower CPU priority than the server
 
 Measures: app start -> first page (HTTP 200 on /), start -> model ready (first prediction), click -> full
 results per example through gradio_client (median of 5), resident memory of the server after 50 requests,
-and a load run (N concurrent gradio_client clients x M requests: errors, p50/p95 latency).
+and a load run (N concurrent gradio_client clients x M requests, every request a distinct image (one
+pixel changed, so its text is read afresh) with its caption: errors, p50/p95 latency, requests/s).
 """
 
 from __future__ import annotations
@@ -53,7 +56,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=7871)
     ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--requests", type=int, default=25)
+    ap.add_argument("--requests", type=int, default=10)
+    ap.add_argument("--root", type=Path, default=ROOT, help="the checkout whose app.py is served")
+    ap.add_argument("--client-nice", type=int, default=10,
+                    help="CPU priority of the clients (this process) below the server's: the clients stand for "
+                         "visitors on other machines (0: the same priority)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -68,9 +75,10 @@ def main() -> None:
     url = f"http://127.0.0.1:{args.port}/"
     tmp = tempfile.mkdtemp(prefix="mmre_bench_app_")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, str(args.root / "app.py")], cwd=args.root, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    results: dict = {"cpu_count": os.cpu_count()}
+    os.nice(args.client_nice)  # after the server started: it keeps the normal priority
+    results: dict = {"root": str(args.root), "cpu_count": os.cpu_count(), "client_nice": args.client_nice}
     try:
         while True:
             try:
@@ -114,13 +122,18 @@ def main() -> None:
         errors: list[str] = []
         lock = threading.Lock()
 
+        def load_request(k: int, i: int) -> tuple[str | None, str]:
+            e = ex[(k + i) % len(ex)]
+            return (fresh_copy(e["path"], 100 + k * args.requests + i, Path(tmp)) if e["path"] else None), e["caption"]
+
+        planned = [[load_request(k, i) for i in range(args.requests)] for k in range(args.clients)]
+
         def worker(k: int) -> None:
             c = Client(url, verbose=False)
-            for i in range(args.requests):
-                e = ex[(k + i) % len(ex)]
+            for path, caption in planned[k]:
                 t = time.perf_counter()
                 try:
-                    out = c.predict(handle_file(e["path"]) if e["path"] else None, e["caption"], 0.5, False,
+                    out = c.predict(handle_file(path) if path else None, caption, 0.5, False,
                                     api_name="/predict")
                     ok = not out[0].startswith(("❌", "⚠️ The model"))
                     err = None if ok else out[0]

@@ -80,12 +80,12 @@ def bench_text(args: argparse.Namespace) -> dict:
     loop_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as tmp:
         f = write_corpus(Path(tmp) / "c.jsonl", [p.caption for p in posts])
-        predictor = PipelinePredictor(pipe, model_info(), use_many=None if not args.no_many else False)
+        predictor = PipelinePredictor(pipe, model_info())
         s = run_local(ExtractJob(f, Path(tmp) / "out", batch_size=args.batch_size, progress=False), predictor)
         check = same_triples(loop, Path(tmp) / "out")
     extract_rate = s["this_run"]["posts_per_s"]
     return {"posts": len(posts), "threads": args.threads, "batch_size": args.batch_size,
-            "predict_many": bool(predictor.use_many), "loop_posts_per_s": round(len(posts) / loop_s, 2),
+            "loop_posts_per_s": round(len(posts) / loop_s, 2),
             "extract_posts_per_s": extract_rate, "speedup": round(extract_rate * loop_s / len(posts), 2),
             "extract_timings_s": s["this_run"]["timings_s"], **check}
 
@@ -101,7 +101,7 @@ def bench_images(args: argparse.Namespace) -> dict:
         for it in decode_items:  # decoding alone, one thread: the work the thread pool takes off the model
             read_and_decode(it)
         decode_s = time.perf_counter() - t
-        predictor = PipelinePredictor(pipe, model_info(), use_many=None if not args.no_many else False)
+        predictor = PipelinePredictor(pipe, model_info())
         s = run_local(ExtractJob(f, Path(tmp) / "out", batch_size=args.batch_size, progress=False), predictor)
     tim = s["this_run"]["timings_s"]
     return {"posts": len(posts), "images": len(images), "posts_per_s": s["this_run"]["posts_per_s"],
@@ -177,7 +177,6 @@ def main() -> None:
     ap.add_argument("--checkpoints", default="1000,10000", help="memory: RSS when this many posts are written")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--no-many", action="store_true", help="force the one-post-at-a-time adapter")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     limits = {"text": 931, "images": 500, "ray": 200}

@@ -1,13 +1,17 @@
 """Text in the image on the 34 MNRE sample images: OCR time per image, and what gets grounded.
 
 Usage (run by hand; numbers depend on the machine and its load):
-  .venv/bin/python benchmarks/bench_ocr.py [--max-side 800 960 1280] [--repeats 3] [--threads 2]
+  .venv/bin/python benchmarks/bench_ocr.py [--max-side 800 960 1280] [--repeats 3] [--threads 2] [--stages]
   .venv/bin/python benchmarks/bench_ocr.py --table [--tagger]     # markdown table for docs/image_text.md
-  .venv/bin/python benchmarks/bench_ocr.py --bad-input --threads 1 # the issue's bad inputs
+  .venv/bin/python benchmarks/bench_ocr.py --bad-input             # the issue's bad inputs
 
 Timing: each image is read `--repeats` times with the cache cleared (engine loaded and warmed up
 first); median and p90 are over all reads: wall-clock ms, and CPU ms of the process (all threads;
 less sensitive to other jobs on a shared machine: with 1 thread it is close to the idle wall time).
+`--threads` defaults to the reader's own (TextReader.threads). `--stages` adds each stage's median
+and mean ms: resize (the rest of a read), detect, classify (orientation), recognise; it also times
+an engine without `last_stages` (an older commit, run from a git worktree) by wrapping RapidOCR's
+stage methods.
 The table pairs each image with its MNRE caption(s)
 (train + val lines whose img_id is the image) and their gold head/tail names, and lists which
 names `ground_entities` grounds; `--tagger` adds the grounding of the entities the NER tagger finds
@@ -22,7 +26,9 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mmre_demo.data.paths import shared_data_dir
 from mmre_demo.data.schema import Entity
@@ -50,18 +56,59 @@ def percentile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def time_reads(paths: list[Path], max_side: int, repeats: int, threads: int, caps: dict) -> dict[str, float]:
+STAGES = ("resize", "detect", "classify", "recognise")
+
+
+def stage_clock(engine: Any) -> Callable[[], dict[str, float]]:
+    """A function giving the ms of each engine stage in the engine's last call.
+
+    The engine's own `last_stages` when it keeps them; otherwise (the engine before it did, run from
+    a git worktree of an older commit) RapidOCR's stage callables are wrapped to time them.
+    """
+    if hasattr(engine, "last_stages"):
+        return lambda: dict(engine.last_stages)
+    ocr, spent = engine.ocr, {}
+
+    def timed(run: Callable[..., Any], stage: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return run(*args, **kwargs)
+            finally:
+                spent[stage] = spent.get(stage, 0.0) + (time.perf_counter() - t0) * 1000
+        return call
+
+    for attr, stage in (("auto_text_det", "detect"), ("text_cls", "classify"), ("text_rec", "recognise")):
+        setattr(ocr, attr, timed(getattr(ocr, attr), stage))
+
+    def last() -> dict[str, float]:
+        out = {stage: spent.get(stage, 0.0) for stage in STAGES[1:]}
+        spent.clear()
+        return out
+    return last
+
+
+def time_reads(paths: list[Path], max_side: int, repeats: int, threads: int | None, caps: dict,
+               stages: bool = False) -> dict[str, Any]:
     reader = TextReader(max_side=max_side, threads=threads)
     t0 = time.perf_counter()
     reader.load()
     load_s = time.perf_counter() - t0
+    clock = stage_clock(reader._engine) if stages else None
     times, cpu = [], []
+    per_stage: dict[str, list[float]] = {stage: [] for stage in STAGES}
     for _ in range(repeats):
         reader.clear_cache()
         for p in paths:
             c0 = time.process_time()
-            times.append(reader.read(p).seconds * 1000)
+            ms = reader.read(p).seconds * 1000
+            times.append(ms)
             cpu.append((time.process_time() - c0) * 1000)
+            if clock is not None:
+                spent = clock()
+                spent["resize"] = ms - sum(spent.values())  # the rest of the read: resizing, boxes
+                for stage in STAGES:
+                    per_stage[stage].append(spent.get(stage, 0.0))
     lines = sum(len(reader.read(p).lines) for p in paths)
     grounded = sorted({g.entity.text for p in paths for _, names in caps.get(p.name, [])
                        for g in ground_entities([Entity(n, 0, len(n)) for n in names], reader.read(p))})
@@ -69,7 +116,10 @@ def time_reads(paths: list[Path], max_side: int, repeats: int, threads: int, cap
             "median_ms": round(statistics.median(times), 1), "p90_ms": round(percentile(times, 0.9), 1),
             "max_ms": round(max(times), 1), "median_cpu_ms": round(statistics.median(cpu), 1),
             "p90_cpu_ms": round(percentile(cpu, 0.9), 1), "lines_kept": lines, "gold_grounded": grounded,
-            "loadavg_1min_after": round(os.getloadavg()[0], 2)}
+            "loadavg_1min_after": round(os.getloadavg()[0], 2),
+            **({"stage_median_ms": {k: round(statistics.median(v), 1) for k, v in per_stage.items()},
+                "stage_mean_ms": {k: round(statistics.mean(v), 1) for k, v in per_stage.items()}}
+               if stages else {})}
 
 
 def short(text: str, n: int = 70) -> str:
@@ -148,7 +198,7 @@ def bad_inputs() -> dict[str, object]:
     }
 
 
-def run_bad_inputs(threads: int) -> None:
+def run_bad_inputs(threads: int | None) -> None:
     from mmre_demo.data.schema import InputError
 
     reader = TextReader(threads=threads)
@@ -170,7 +220,9 @@ def main() -> None:
     ap.add_argument("--mnre", type=Path, default=shared_data_dir() / "mnre")
     ap.add_argument("--max-side", type=int, nargs="+", default=[DEFAULT_MAX_SIDE])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    ap.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: the reader's)")
+    ap.add_argument("--stages", action="store_true",
+                    help="also print each stage's median / mean ms (resize, detect, classify, recognise)")
     ap.add_argument("--table", action="store_true", help="print the grounding table (first --max-side)")
     ap.add_argument("--tagger", action="store_true", help="with --table: also list names only in the image")
     ap.add_argument("--bad-input", action="store_true", help="read the issue's bad inputs (made with PIL) instead")
@@ -196,7 +248,7 @@ def main() -> None:
                       "loadavg_1min": round(os.getloadavg()[0], 2)}))
     caps = captions_by_image(args.mnre, {p.name for p in paths})
     for side in args.max_side:
-        print(json.dumps(time_reads(paths, side, args.repeats, args.threads, caps)))
+        print(json.dumps(time_reads(paths, side, args.repeats, args.threads, caps, args.stages)))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     examples, _ = read_mnre(shared_data_dir() / "mnre" / "mnre_val.txt")
     pipe = Pipeline.load(args.weights, read_text=False)
-    threshold = pipe.model.config.threshold
+    threshold = pipe.threshold
     out = {}
     for drop in (False, True):
         pipe.tagger.config.drop_non_entities = drop

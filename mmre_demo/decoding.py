@@ -15,11 +15,9 @@ import numpy as np
 
 from mmre_demo.data.names import normalise_name
 from mmre_demo.data.schema import Entity
-from mmre_demo.prediction import PairPrediction
+from mmre_demo.prediction import MAX_PAIRS, PairPrediction
 
 Span = tuple[int, int]
-# ordered pairs classified per caption at most (both directions of the 15 closest entity pairs)
-MAX_PAIRS = 30
 
 
 def select_pairs(entities: Sequence[Entity], max_pairs: int = MAX_PAIRS) -> tuple[list[tuple[int, int]], str | None]:

@@ -1,10 +1,12 @@
-"""`Pipeline.load()` / `Pipeline.predict(image, caption, entities=None)`: the API of the app and the CLI.
+"""`Pipeline.load()` / `Pipeline.predict_many([PredictRequest, ...])`: the `Predictor` of the app, the CLI,
+corpus extraction and the end-to-end evaluation.
 
-One request: check the inputs, find entities (or take the user's), form both directions of each
-entity pair, encode the image once, classify all pairs of the caption in one batch (with and without
-the image, from one text pass), keep one direction per pair (`decoding`), and turn attention into
-evidence (image heatmaps, word weights). Probabilities are calibrated (`RelationModel.probabilities`).
-`predict_many` does the same for many posts with shared batches (corpus extraction).
+One request: clean and check the inputs (`data.text`: NFC, no invisible characters), find entities
+(or take the user's), form both directions of each entity pair, encode the image once, classify all
+pairs of the caption (with and without the image, from one text pass), keep one direction per pair
+(`decoding`), turn attention into evidence (image heatmaps, word weights) and move every span back
+onto the caption as typed. Probabilities are calibrated (`RelationModel.probabilities`). Requests of one
+call, and of concurrent callers arriving together (`microbatch`), share the models' batches.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +26,26 @@ from mmre_demo.data.images import ImageInput, load_image
 from mmre_demo.data.labels import NONE_LABEL, constrain_to_types
 from mmre_demo.data.paths import relation_weights_dir, weights_dir
 from mmre_demo.data.schema import Entity, InputError, check_caption, check_entities
-from mmre_demo.decoding import MAX_PAIRS, best_relations, decode_directions, select_pairs
+from mmre_demo.data.text import CleanCaption, clean_caption
+from mmre_demo.decoding import best_relations, decode_directions, select_pairs
 from mmre_demo.device import resolve_device
 from mmre_demo.encoders.ocr import ImageText, TextReader
 from mmre_demo.encoders.vision import imagenet_class_names
 from mmre_demo.explain.evidence import pair_evidence
 from mmre_demo.grounding import Grounding, ImageEntity, also_in_image, ground_entities
+from mmre_demo.microbatch import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAITING, DEFAULT_WINDOW_MS, Busy, MicroBatcher
 from mmre_demo.model.batching import CaptionPairs, batches, caption_items, run_batch
 from mmre_demo.model.fusion import VisualTokens
 from mmre_demo.model.relation import RelationModel, RelationOutput, load_relation_model
-from mmre_demo.prediction import PairPrediction, Prediction
+from mmre_demo.prediction import (
+    DEFAULT_TOP_K,
+    MAX_PAIRS,
+    PairPrediction,
+    Prediction,
+    PredictRequest,
+    TokenWeight,
+    predict_one,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -55,16 +67,26 @@ class EncodedImage:
 
 @dataclass
 class _Post:
-    """One post on its way through `Pipeline`: its checked inputs, entities, pairs and notes."""
+    """One request on its way through `Pipeline`: the caption as typed and as read (clean), the checked
+    inputs, the entities and pairs (on the clean caption), what the models made of them, and notes."""
 
-    caption: str
+    request: PredictRequest
+    typed: CleanCaption
     image: Image.Image | None
-    detected: bool
-    entities: list[Entity] = field(default_factory=list)
+    started: float  # perf_counter when the request came in
+    entities: list[Entity] | None = None  # None: to be found by the tagger
+    detected: bool = False
     pairs: list[tuple[int, int]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     text_read: Future[ImageText] | None = None  # OCR running beside the models
+    encoded: EncodedImage | None = None
+    classified: list[PairPrediction] = field(default_factory=list)
+
+    @property
+    def caption(self) -> str:
+        """What the models read: the typed caption in NFC, without invisible characters."""
+        return self.typed.text
 
 
 def _visual_row(visual: VisualTokens, row: int) -> VisualTokens:
@@ -82,6 +104,30 @@ def _stack_visual(parts: list[VisualTokens]) -> VisualTokens:
     probs = None if first.concept_probs is None else torch.cat([p.concept_probs for p in parts])
     return VisualTokens(torch.cat([p.tokens for p in parts]), torch.cat([p.mask for p in parts]), first.n_spatial,
                         first.grid_hw, ids, probs)
+
+
+def on_typed_caption(pred: Prediction, typed: CleanCaption) -> Prediction:
+    """`pred` (spans of the clean caption) with every span moved onto the caption as typed: entities,
+    the pairs' heads and tails, word weights and groundings. Entity texts stay as the models read them."""
+    if not typed.changed:
+        return pred
+    moved = {e: typed.to_typed(e) for e in pred.entities}
+
+    def entity(e: Entity) -> Entity:
+        return moved.get(e) or typed.to_typed(e)
+
+    for pair in pred.pairs:
+        pair.head, pair.tail = entity(pair.head), entity(pair.tail)
+        pair.token_weights = [TokenWeight(w.text, *typed.typed_span(w.start, w.end), w.weight)
+                              for w in pair.token_weights]
+        for side in ("head_grounding", "tail_grounding"):
+            g = getattr(pair, side)
+            if g is not None:
+                setattr(pair, side, replace(g, entity=entity(g.entity)))
+    pred.groundings = [replace(g, entity=entity(g.entity)) for g in pred.groundings]
+    pred.entities = [moved[e] for e in pred.entities]
+    pred.caption = typed.typed
+    return pred
 
 
 class _RequestImages:
@@ -104,28 +150,39 @@ class ClassifiedBatch:
 
 
 class Pipeline:
-    """Relation model (+ NER tagger when its weights exist) on one device. Thread-safe `predict`.
+    """Relation model (+ NER tagger when its weights exist) on one device: a thread-safe `Predictor`.
 
-    With `type_constraint`, a pair whose two entity types are known (PER/ORG/LOC/MISC, from the
-    tagger or the user) only gets relations whose name allows those types (`/per/org/*` needs a
-    person and an organisation); unknown types ("") are not constrained.
+    Requests from concurrent callers that arrive within `batch_window_ms` of each other share one
+    tagger, vision and relation batch (`MicroBatcher`; 0: each call runs alone); each gets what it
+    would get alone. With `type_constraint`, a pair whose two entity types are known (PER/ORG/LOC/MISC,
+    from the tagger or the user) only gets relations whose name allows those types (`/per/org/*` needs
+    a person and an organisation); unknown types ("") are not constrained.
     """
 
     def __init__(self, model: RelationModel, tagger: Any | None, device: str, type_constraint: bool = True,
-                 text_reader: TextReader | None = None):
+                 text_reader: TextReader | None = None, batch_window_ms: float = DEFAULT_WINDOW_MS,
+                 max_batch: int = DEFAULT_MAX_BATCH, max_waiting: int = DEFAULT_MAX_WAITING):
         self.model, self.tagger, self.device = model, tagger, device
         self.type_constraint = type_constraint
         self.text_reader = text_reader  # reads the text in images (None: never)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one model call at a time (the batcher's worker, `detect_entities`)
         self._none_id = model.config.labels.index(NONE_LABEL)
         self._concept_names = imagenet_class_names() if model.vision.has_concepts else []
+        self.batcher: MicroBatcher[_Post] = MicroBatcher(self._run_models, batch_window_ms, max_batch, max_waiting,
+                                                         name="pipeline")
 
     @classmethod
     def load(cls, weights: str | Path | None = None, device: str = "auto", with_ner: bool = True,
-             type_constraint: bool = True, ner_weights: str | Path | None = None, read_text: bool = True) -> Pipeline:
+             type_constraint: bool = True, ner_weights: str | Path | None = None, read_text: bool = True,
+             batch_window_ms: float = DEFAULT_WINDOW_MS, threads: int | None = None,
+             ocr_workers: int = 1) -> Pipeline:
         """Load the relation model from `weights` (default: shipped `weights/relation`), the tagger from
         `ner_weights` (default: `weights/ner` beside it, else the shipped tagger) and, with `read_text`,
-        the reader of text in images (loaded on its first image)."""
+        the reader of text in images (loaded on its first image; `ocr_workers` images read side by side).
+        `threads`: CPU threads of each model call and each read (torch's setting is the process's);
+        None keeps the libraries' defaults (all cores for one request)."""
+        if threads:
+            torch.set_num_threads(threads)
         root = Path(weights) if weights else weights_dir()
         rel_dir = relation_weights_dir(root)
         dev = resolve_device(device)
@@ -140,15 +197,26 @@ class Pipeline:
             from mmre_demo.model.ner import NerTagger
 
             tagger = NerTagger.from_pretrained(ner_dir, device=dev)
-        return cls(model, tagger, dev, type_constraint, TextReader() if read_text else None)
+        reader = TextReader(threads=threads, workers=ocr_workers) if read_text else None
+        return cls(model, tagger, dev, type_constraint, reader, batch_window_ms=batch_window_ms)
+
+    # ---- what the model is ------------------------------------------------------------------------
+    @property
+    def threshold(self) -> float:
+        """The model's own probability threshold (max end-to-end F1 on validation)."""
+        return float(self.model.config.threshold)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.model.config.labels)
 
     # ---- parts --------------------------------------------------------------------------------
     def detect_entities(self, caption: str) -> list[Entity]:
-        check_caption(caption)
-        if self.tagger is None:
-            raise InputError("No entity tagger is installed (weights/ner missing): give the entities yourself.")
+        """The tagger's entities of `caption`, offsets into the caption as typed."""
+        typed = clean_caption(check_caption(caption))
+        self._require_tagger()
         with self._lock:
-            return list(self.tagger.tag(caption))
+            return [typed.to_typed(e) for e in self.tagger.tag(typed.text)]
 
     def image_feature(self, image: ImageInput) -> np.ndarray | None:
         """Pooled vision feature (e.g. 1280-d) of an image, for knowledge-graph entity features."""
@@ -156,94 +224,121 @@ class Pipeline:
         if img is None:
             return None
         with self._lock, torch.no_grad():
-            return self._encode_image(img).feature
+            return self._encode_images([img])[0].feature
 
-    def _coerce_entities(self, caption: str, entities: Sequence[Entity | dict]) -> list[Entity]:
-        ents = [e if isinstance(e, Entity) else Entity.from_dict(e) for e in entities]
-        return check_entities(caption, ents)
+    def _require_tagger(self) -> None:
+        if self.tagger is None:
+            raise InputError("No entity tagger is installed (weights/ner missing): give the entities yourself.")
 
     # ---- requests -------------------------------------------------------------------------------
     def predict(self, image: ImageInput, caption: str, entities: Sequence[Entity | dict] | None = None,
-                max_pairs: int = MAX_PAIRS, top_k: int = 3, read_text: bool = True) -> Prediction:
-        """Entities (detected unless given) -> both directions of each entity pair -> one decoded
-        relation per pair, with calibrated probabilities, the image's measured influence and evidence;
-        with `read_text` (and a reader), the text in the image and the entities it grounds."""
-        t0 = time.perf_counter()
-        post = self._prepare(image, caption, entities, read_text=read_text)
-        return self._predict_posts([post], max_pairs, top_k, t0)[0]
+                max_pairs: int = MAX_PAIRS, top_k: int = DEFAULT_TOP_K, read_text: bool = True) -> Prediction:
+        """One request (see `predict_many`); a bad one raises its `InputError`."""
+        return predict_one(self, PredictRequest(caption, image, entities, read_text, top_k, max_pairs))
 
-    def predict_many(self, requests: Sequence[tuple[ImageInput, str]], max_pairs: int = MAX_PAIRS,
-                     top_k: int = 3, read_text: bool = True) -> list[Prediction]:
-        """`predict(image, caption)` for many posts at once: one tagger batch, one vision batch, and the
-        pairs of all posts in shared relation batches. Each result equals `predict` on that post (the
-        models are batch-invariant: float, padding masked); a bad post raises its `InputError`."""
-        t0 = time.perf_counter()
-        posts = [self._prepare(image, caption, None, tag=False, read_text=read_text) for image, caption in requests]
-        if posts:
-            if self.tagger is None:
-                raise InputError("No entity tagger is installed (weights/ner missing): give the entities yourself.")
-            t = time.perf_counter()
-            with self._lock:
-                found = self.tagger.tag_batch([p.caption for p in posts])
-            share = (time.perf_counter() - t) * 1000 / len(posts)
-            for post, ents in zip(posts, found, strict=True):
-                post.entities, post.timings["ner_ms"] = list(ents), share
-        return self._predict_posts(posts, max_pairs, top_k, t0)
+    def predict_many(self, requests: Sequence[PredictRequest]) -> list[Prediction | InputError]:
+        """Entities (detected unless given) -> both directions of each entity pair -> one decoded relation
+        per pair, with calibrated probabilities, the image's measured influence and evidence; with
+        `read_text` (and a reader), the text in the image and the entities it grounds. The posts share
+        one tagger batch, one vision batch and relation batches (with other callers' posts when they
+        arrive together); each result equals that post's alone (the models are batch-invariant: float,
+        padding masked). A bad request gets its `InputError`, the others are answered."""
+        prepared = [self._prepare(r) for r in requests]
+        posts = [p for p in prepared if isinstance(p, _Post)]
+        try:
+            self.batcher.run(posts)
+        except Busy as busy:
+            return [busy if isinstance(p, _Post) else p for p in prepared]
+        return [self._finish(p) if isinstance(p, _Post) else p for p in prepared]
 
-    def _prepare(self, image: ImageInput, caption: str, entities: Sequence[Entity | dict] | None,
-                 tag: bool = True, read_text: bool = True) -> _Post:
-        """Check one post's inputs, start reading its image's text, and (unless `tag` is off or
-        entities are given) find its entities."""
-        t0 = time.perf_counter()
-        caption = check_caption(caption)
-        post = _Post(caption, load_image(image), detected=entities is None)
+    def _prepare(self, request: PredictRequest) -> _Post | InputError:
+        """Check one request's inputs (on the caller's thread), start reading its image's text, and move
+        entities given on the typed caption onto the clean one."""
+        try:
+            typed = clean_caption(check_caption(request.caption))
+            post = _Post(request, typed, load_image(request.image), time.perf_counter())
+            if request.entities is None:
+                self._require_tagger()
+            else:
+                post.entities = self._coerce_entities(typed, request.entities)
+        except InputError as exc:
+            return exc
         if post.image is None:
             post.messages.append("No image: the relations are predicted from the caption alone.")
-        elif read_text and self.text_reader is not None:
+        elif request.read_text and self.text_reader is not None:
             post.text_read = self.text_reader.submit(post.image)
-        if entities is not None:
-            post.entities = self._coerce_entities(caption, entities)
-        elif tag:
-            post.entities = self.detect_entities(caption)
-            post.timings["ner_ms"] = (time.perf_counter() - t0) * 1000
         return post
 
-    def _predict_posts(self, posts: list[_Post], max_pairs: int, top_k: int, t0: float) -> list[Prediction]:
-        for post in posts:
-            post.pairs, cap_message = select_pairs(post.entities, max_pairs)
-            post.messages += [cap_message] if cap_message else []
-            n = len(post.entities)
-            if n < 2:
-                post.messages.append(f"{n} entit{'y' if n == 1 else 'ies'} found in the caption: a relation "
-                                     "needs two. Add entities by hand to classify a pair.")
-            elif not post.pairs:
-                post.messages.append("Every entity has the same name: a relation needs two different entities.")
+    @staticmethod
+    def _coerce_entities(typed: CleanCaption, entities: Sequence[Entity | dict]) -> list[Entity]:
+        """Entities on the typed caption, checked there (a name given without the invisible characters
+        of its span still names it), then moved onto the clean caption."""
+        ents = [e if isinstance(e, Entity) else Entity.from_dict(e) for e in entities]
+        if typed.changed:
+            ents = [replace(e, text="") if e.text and clean_caption(e.text).text ==
+                    clean_caption(typed.typed[e.start : e.end]).text else e for e in ents]
+        checked = check_entities(typed.typed, ents)
+        return check_entities(typed.text, [typed.to_clean(e) for e in checked])
+
+    def _run_models(self, posts: list[_Post]) -> None:
+        """The batcher's work: tag the posts that need it, select their pairs, encode their images and
+        classify their pairs, each model once for the whole batch."""
         with self._lock, torch.no_grad():
+            self._tag(posts)
+            for post in posts:
+                self._select_pairs(post)
             t = time.perf_counter()
             images = self._encode_images([p.image for p in posts])
             image_ms = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
-            classified = self._classify(posts, images, top_k)
+            classified = self._classify(posts, images)
             relation_ms = (time.perf_counter() - t) * 1000
         with_image = sum(1 for p in posts if p.image is not None)
         with_pairs = sum(1 for p in posts if p.pairs)
-        out = []
         for post, image, pairs in zip(posts, images, classified, strict=True):
+            post.encoded, post.classified = image, pairs
             if image is not None:
                 post.timings["image_ms"] = image_ms / with_image
             if post.pairs:
                 post.timings["relation_ms"] = relation_ms / with_pairs
-            post.timings["total_ms"] = (time.perf_counter() - t0) * 1000 / len(posts)
-            decoded = decode_directions(pairs)
-            image_text, groundings, only_in_image = self._text_evidence(post, decoded)
-            out.append(Prediction(
-                caption=post.caption, entities=post.entities, pairs=decoded,
-                concepts=image.concepts if image else [], has_image=post.image is not None,
-                image_size=post.image.size if post.image is not None else None, device=self.device,
-                messages=post.messages, timings_ms=post.timings, entities_detected=post.detected,
-                image_feature=image.feature if image else None, threshold=self.model.config.threshold,
-                image_text=image_text, groundings=groundings, also_in_image=only_in_image))
-        return out
+
+    def _tag(self, posts: list[_Post]) -> None:
+        """The tagger's entities for the posts that gave none, in one batch."""
+        todo = [p for p in posts if p.entities is None]
+        if not todo:
+            return
+        t = time.perf_counter()
+        found = self.tagger.tag_batch([p.caption for p in todo])
+        share = (time.perf_counter() - t) * 1000 / len(todo)
+        for post, ents in zip(todo, found, strict=True):
+            post.entities, post.detected, post.timings["ner_ms"] = list(ents), True, share
+
+    @staticmethod
+    def _select_pairs(post: _Post) -> None:
+        post.pairs, cap_message = select_pairs(post.entities, post.request.max_pairs)
+        post.messages += [cap_message] if cap_message else []
+        n = len(post.entities)
+        if n < 2:
+            post.messages.append(f"{n} entit{'y' if n == 1 else 'ies'} found in the caption: a relation "
+                                 "needs two. Add entities by hand to classify a pair.")
+        elif not post.pairs:
+            post.messages.append("Every entity has the same name: a relation needs two different entities.")
+
+    def _finish(self, post: _Post) -> Prediction:
+        """On the caller's thread: one direction per pair, the text read in the image and what it
+        grounds, and every span moved back onto the caption as typed."""
+        image = post.encoded
+        decoded = decode_directions(post.classified)
+        image_text, groundings, only_in_image = self._text_evidence(post, decoded)
+        post.timings["total_ms"] = (time.perf_counter() - post.started) * 1000
+        pred = Prediction(
+            caption=post.caption, entities=post.entities, pairs=decoded,
+            concepts=image.concepts if image else [], has_image=post.image is not None,
+            image_size=post.image.size if post.image is not None else None, device=self.device,
+            messages=post.messages, timings_ms=post.timings, entities_detected=post.detected,
+            image_feature=image.feature if image else None, threshold=self.threshold,
+            image_text=image_text, groundings=groundings, also_in_image=only_in_image)
+        return on_typed_caption(pred, post.typed)
 
     def _text_evidence(self, post: _Post, pairs: list[PairPrediction]
                        ) -> tuple[ImageText | None, list[Grounding], list[ImageEntity]]:
@@ -266,9 +361,6 @@ class Pipeline:
                 only_in_image = also_in_image(self.tagger, image_text, post.entities, post.caption)
         return image_text, groundings, only_in_image
 
-    def _encode_image(self, img: Image.Image) -> EncodedImage:
-        return self._encode_images([img])[0]
-
     def _encode_images(self, images: Sequence[Image.Image | None]) -> list[EncodedImage | None]:
         """The images of several posts through the frozen vision backbone in one batch (None stays None)."""
         present = [i for i, img in enumerate(images) if img is not None]
@@ -286,7 +378,7 @@ class Pipeline:
             out[i] = EncodedImage(_visual_row(visual, row), concepts, vision.pooled[row].float().cpu().numpy())
         return out
 
-    def _classify(self, posts: list[_Post], images: list[EncodedImage | None], top_k: int,
+    def _classify(self, posts: list[_Post], images: list[EncodedImage | None],
                   batch_passes: int = BATCH_PASSES) -> list[list[PairPrediction]]:
         """Every ordered pair of every post, through the model's own encoder passes (`featurize`: one per
         pair or one per caption, by architecture), at most `batch_passes` passes per forward pass across
@@ -312,7 +404,7 @@ class Pipeline:
                 for index in it.indices:
                     head, tail = (posts[p].entities[i] for i in posts[p].pairs[index])
                     results[p][index] = self._pair_result(head, tail, posts[p].caption, it.features.token_spans,
-                                                          row, result, images[p], top_k)
+                                                          row, result, images[p], posts[p].request.top_k)
                     row += 1
         return results  # type: ignore[return-value] - every slot is filled
 

@@ -1,18 +1,72 @@
-"""What `Pipeline.predict` returns: per ordered entity pair, the label, its probability, the
-alternatives and the evidence. Plain data (numpy arrays, no tensors) so the app, the CLI and the
-graph can use it without torch."""
+"""The model's seam: what is asked (`PredictRequest`), who answers (`Predictor`) and what comes back
+(`Prediction`: per entity pair, the label, its probability, the alternatives and the evidence).
+Plain data (numpy arrays, no tensors) so the app, the CLI, corpus extraction and the graph use it
+without torch."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from mmre_demo.data.images import ImageInput
 from mmre_demo.data.labels import NONE_LABEL, is_symmetric
-from mmre_demo.data.schema import Entity
+from mmre_demo.data.schema import Entity, InputError
 from mmre_demo.encoders.ocr import ImageText
 from mmre_demo.grounding import Grounding, ImageEntity
+
+# ordered pairs classified per caption at most (both directions of the 15 closest entity pairs)
+MAX_PAIRS = 30
+DEFAULT_TOP_K = 3  # alternatives listed per pair
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """One post to classify: its caption, its image (None: caption only), the entities (None: the
+    tagger finds them; else spans of `caption`), whether to read the text in the image, how many
+    alternatives to list per pair and how many pairs to classify at most."""
+
+    caption: str
+    image: ImageInput = None
+    entities: Sequence[Entity | dict] | None = None
+    read_text: bool = True
+    top_k: int = DEFAULT_TOP_K
+    max_pairs: int = MAX_PAIRS
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """Anything that answers requests: the `Pipeline`, a test's fake. A bad request fails alone: its
+    slot holds the `InputError` that says what was wrong, the others are answered."""
+
+    @property
+    def threshold(self) -> float:
+        """The probability from which a pair is shown as a relation (the model's own)."""
+        ...
+
+    @property
+    def labels(self) -> Sequence[str]:
+        """The relation names the model knows, `None` among them."""
+        ...
+
+    @property
+    def device(self) -> str:
+        """Where the model runs ("cpu", "cuda", ...)."""
+        ...
+
+    def predict_many(self, requests: Sequence[PredictRequest]) -> list[Prediction | InputError]:
+        """One answer per request, in order."""
+        ...
+
+
+def predict_one(predictor: Predictor, request: PredictRequest) -> Prediction:
+    """One request's prediction; its `InputError` raised."""
+    (result,) = predictor.predict_many([request])
+    if isinstance(result, InputError):
+        raise result
+    return result
 
 
 @dataclass

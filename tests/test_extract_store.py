@@ -16,6 +16,7 @@ from mmre_demo.extract import ExtractJob, OutputStore, PipelinePredictor, run_lo
 from mmre_demo.extract.posts import Post, PostInput
 from mmre_demo.extract.predictor import ModelInfo, output_settings
 from mmre_demo.extract.records import Records
+from mmre_demo.extract.store import FILE_MODE
 from tests.extract_fakes import FakePredictor, assert_same_outputs, fake_prediction, read_jsonl, write_jsonl
 
 CAPTIONS = ["Ann Smith works at Acme in Paris", "Bob visits Berlin with Carol", "Dora leads Globex",
@@ -151,6 +152,14 @@ def test_unwritable_out_is_a_clear_message(corpus, tmp_path):
         run_local(_job(corpus, blocker / "out"), FakePredictor())
 
 
+def test_every_file_of_the_folder_has_the_same_permissions(corpus, tmp_path):
+    out = tmp_path / "out"
+    run_local(_job(corpus, out), FakePredictor())
+    modes = {f.name: f.stat().st_mode & 0o777 for f in out.iterdir() if f.is_file()}
+    assert {"posts.jsonl", "errors.jsonl", "graph.json", "manifest.json", "summary.json"} <= set(modes)
+    assert set(modes.values()) == {FILE_MODE}, modes
+
+
 def test_commit_never_writes_a_record_twice(tmp_path):
     store = OutputStore.open(tmp_path / "o", ModelInfo("m", "1"), {})
     rec = Records("a", {"key": "a", "status": "ok"}, [{"post_id": "a", "relation": "r"}])
@@ -187,36 +196,25 @@ def test_cli_refuses_bad_setups_before_loading_the_model(corpus, tmp_path, capsy
 
 
 class _Pipe:
-    """A pipeline double: `predict`, and optionally `predict_many`."""
+    """A `Predictor` double: refuses captions with REFUSE in them, one by one."""
+
+    threshold, labels, device = 0.5, ["None"], "cpu"
 
     def __init__(self):
         self.calls = []
 
-    def predict(self, image, caption, max_pairs=30, top_k=3, read_text=True):
-        self.calls.append("one")
-        if "REFUSE" in caption:
-            raise InputError("refused")
-        return fake_prediction(caption)
+    def predict_many(self, requests):
+        self.calls.append(len(requests))
+        return [InputError("refused") if "REFUSE" in r.caption else fake_prediction(r.caption) for r in requests]
 
 
-class _PipeMany(_Pipe):
-    def predict_many(self, requests, max_pairs=30, top_k=3, read_text=True):
-        self.calls.append(f"many:{len(requests)}")
-        if any("REFUSE" in c for _, c in requests):
-            raise InputError("one post is bad")
-        return [fake_prediction(c) for _, c in requests]
-
-
-def test_pipeline_adapter_uses_predict_many_when_there_and_isolates_refusals():
-    batch = [PostInput(Post(str(i), i, c)) for i, c in enumerate(["Ann at Acme", "Bob in Rome"])]
-    one, many = _Pipe(), _PipeMany()
-    a = PipelinePredictor(one, ModelInfo("m", "1")).predict_batch(batch)
-    b = PipelinePredictor(many, ModelInfo("m", "1")).predict_batch(batch)
-    assert one.calls == ["one", "one"] and many.calls == ["many:2"]
-    assert [r.prediction.to_dict() for r in a] == [r.prediction.to_dict() for r in b]
-    bad = batch + [PostInput(Post("9", 9, "Eve REFUSE"))]
-    res = PipelinePredictor(many, ModelInfo("m", "1")).predict_batch(bad)
-    assert [r.ok for r in res] == [True, True, False] and res[2].error == "refused"
+def test_pipeline_adapter_sends_one_batch_and_isolates_refusals():
+    batch = [PostInput(Post(str(i), i, c)) for i, c in enumerate(["Ann at Acme", "Eve REFUSE", "Bob in Rome"])]
+    pipe = _Pipe()
+    res = PipelinePredictor(pipe, ModelInfo("m", "1")).predict_batch(batch)
+    assert pipe.calls == [3]
+    assert [r.ok for r in res] == [True, False, True] and res[1].error == "refused"
+    assert [r.prediction.caption for r in (res[0], res[2])] == ["Ann at Acme", "Bob in Rome"]
 
 
 def test_resume_after_copying_keeps_working(corpus, tmp_path):

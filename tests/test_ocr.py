@@ -155,6 +155,50 @@ def test_thin_image_does_not_crash(reader):
     assert result.lines == () and result.size == (4000, 3)
 
 
+# ---- the fast path reads what RapidOCR's own steps read ---------------------------------------
+def rapidocr_steps(ocr, rgb: np.ndarray) -> list[tuple[str, float]]:
+    """RapidOCR 1.4.4's own steps (BGR image, DetPreProcess in float64, crops of the BGR image)."""
+    img, _ = ocr.maybe_add_letterbox(np.ascontiguousarray(rgb[:, :, ::-1]), {})
+    boxes, _ = ocr.auto_text_det(img)
+    crops, _, _ = ocr.text_cls(ocr.get_crop_img_list(img, boxes))
+    rec, _ = ocr.text_rec(crops, False)
+    return [(str(text), float(score)) for text, score in rec]
+
+
+def test_detector_input_is_rapidocrs_preprocessing(reader):
+    engine = reader._engine
+    rgb = np.asarray(text_image("SPOTIFY", size=(700, 333)).rotate(7))  # resized to 704 x 320 for detection
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    expected = engine.ocr.text_det.get_preprocess(max(rgb.shape[:2]))(bgr)
+    got = engine._detector_input(rgb)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_engine_reads_what_rapidocrs_steps_read(reader):
+    img = Image.new("RGB", (800, 600), (230, 225, 210))
+    draw = ImageDraw.Draw(img)
+    for i, word in enumerate(("SPOTIFY", "Berlin 2018", "UN")):
+        draw.text((40 + 60 * i, 60 + 150 * i), word, fill=(20, 20, 60), font=ImageFont.truetype(str(FONT), 48 - 8 * i))
+    rgb = np.asarray(img)
+    rows, detected = reader._engine(rgb, 60, 100.0)
+    assert detected >= 3 and [(t, s) for _, t, s in rows] == rapidocr_steps(reader._engine.ocr, rgb)
+
+
+def test_engine_records_the_time_of_each_stage(reader):
+    reader.clear_cache()
+    reader.read(text_image("STAGES"))
+    stages = reader._engine.last_stages
+    assert set(stages) == {"detect", "classify", "recognise"} and stages["detect"] > 0 and stages["recognise"] > 0
+
+
+def test_sessions_keep_their_memory_arena_and_do_not_spin():
+    from mmre_demo.encoders.ocr import _session_options
+
+    opts = _session_options(2)
+    assert opts.enable_cpu_mem_arena and opts.intra_op_num_threads == 2
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 # ---- bad input is refused before OCR ---------------------------------------------------------
 def test_huge_image_is_refused_before_ocr():
     engine = FakeEngine()
@@ -219,12 +263,12 @@ def test_engine_that_cannot_load_gives_a_note():
 
 
 def test_real_engine_failure_mid_read_gives_a_note(monkeypatch):
-    def broken_detector(img):
+    def broken_detector(tensor):
         raise ValueError("bad tensor")
 
     r = TextReader()
     assert r.load()
-    monkeypatch.setattr(r._engine.ocr, "auto_text_det", broken_detector)
+    monkeypatch.setattr(r._engine.ocr.text_det, "infer", broken_detector)
     result = r.read(text_image())
     assert result.lines == () and "bad tensor" in result.note
 
@@ -264,6 +308,22 @@ def test_reads_from_threads_never_overlap_in_the_engine():
     for t in threads:
         t.join()
     assert engine.calls == 4 and not engine.overlapped
+
+
+def test_workers_read_side_by_side_each_engine_one_image_at_a_time():
+    engines: list[FakeEngine] = []
+
+    def factory(**_):
+        engines.append(FakeEngine([row("SPOTIFY", 0.99)], delay=0.2))
+        return engines[-1]
+
+    r = TextReader(engine_factory=factory, workers=2, cache_size=0)
+    t = time.perf_counter()
+    futures = [r.submit(text_image(w)) for w in ("A1", "B2", "C3", "D4")]
+    assert all("spotify" in read_names(f.result()) for f in futures)
+    assert len(engines) == 2 and sum(e.calls for e in engines) == 4 and all(e.calls for e in engines)
+    assert not any(e.overlapped for e in engines)
+    assert time.perf_counter() - t < 0.7  # two at a time: about 0.4 s, not 0.8
 
 
 def test_submit_reads_on_a_background_thread():

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -15,8 +18,12 @@ from mmre_demo.data.labels import type_mask
 from mmre_demo.data.schema import Entity, InputError
 from mmre_demo.decoding import select_pairs
 from mmre_demo.explain.evidence import word_weights
+from mmre_demo.microbatch import Busy
+from mmre_demo.pipeline import Pipeline
+from mmre_demo.prediction import PredictRequest
 
 CAPTION = "Astronaut Eileen Collins of NASA poses at Johnson Space Center in Houston"
+ZW_CAPTION = "President Tr\u200bump met Kim Jong\u200b Un in Singapore"
 
 
 def spans(*items: tuple[str, str]) -> list[dict]:
@@ -164,6 +171,21 @@ def test_cli_predict_json_and_error_exit_code():
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_cli_predict_and_ner_read_past_zero_width_characters():
+    """The issue's command: `mmre predict --caption "President Tr<U+200B>ump met Kim Jong<U+200B> Un ..."`."""
+    out = subprocess.run([sys.executable, "-m", "mmre_demo", "predict", "--caption", ZW_CAPTION, "--json",
+                          "--no-read-text"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    pred = json.loads(out.stdout.strip().splitlines()[-1])
+    spans = {e["text"]: (e["start"], e["end"]) for e in pred["entities"]}
+    assert spans["Trump"] == (10, 16) and spans["Kim Jong Un"] == (21, 33)
+    ner = subprocess.run([sys.executable, "-m", "mmre_demo", "ner", ZW_CAPTION, "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert ner.returncode == 0, ner.stderr
+    assert {(e["text"], e["start"], e["end"]) for e in json.loads(ner.stdout.strip().splitlines()[-1])} >= {
+        ("Trump", 10, 16), ("Kim Jong Un", 21, 33)}
+
+
 def test_entities_inside_a_hashtag_and_a_handle_are_classified(pipeline):
     caption = "RT @NASAJohnson : #EileenCollins flew again"
     ents = [{"text": "NASA", "start": caption.index("NASA"), "end": caption.index("NASA") + 4, "type": "ORG"},
@@ -174,27 +196,117 @@ def test_entities_inside_a_hashtag_and_a_handle_are_classified(pipeline):
     assert all(caption[w.start : w.end] == w.text for w in pair.token_weights)
 
 
-def test_predict_many_equals_predict_on_each_post(pipeline):
-    """Shared tagger, vision and relation batches across posts change nothing a post gets."""
-    red, blue = Image.new("RGB", (300, 200), (220, 30, 30)), Image.new("RGB", (64, 64), (20, 40, 200))
-    requests = [(red, CAPTION), (None, "RT @SportsCenter : Jimmer went OFF for 41 against Harden and the Rockets ."),
-                (blue, "Copywriters , unite in Brighton and Edinburgh tonight !"), (None, "just one word: Paris"),
-                (red, "Barack Obama met Angela Merkel and Emmanuel Macron in Berlin with Olaf Scholz .")]
-    many = pipeline.predict_many(requests, max_pairs=4)
-    for (image, caption), got in zip(requests, many, strict=True):
-        want = pipeline.predict(image, caption, max_pairs=4)
-        assert got.entities == want.entities and got.messages == want.messages
-        assert [c for c, _ in got.concepts] == [c for c, _ in want.concepts]
-        assert [p for _, p in got.concepts] == pytest.approx([p for _, p in want.concepts], abs=1e-5)
-        assert [(p.head, p.tail, p.label, p.reverse[0] if p.reverse else None) for p in got.pairs] == \
-               [(p.head, p.tail, p.label, p.reverse[0] if p.reverse else None) for p in want.pairs]
-        for g, w in zip(got.pairs, want.pairs, strict=True):
-            assert g.probability == pytest.approx(w.probability, abs=1e-5)
-            assert (g.image_influence is None) == (w.image_influence is None)
-            assert g.image_influence is None or g.image_influence == pytest.approx(w.image_influence, abs=1e-5)
-    assert any("closest" in m for m in many[4].messages)  # the pair cap applies per post
+def assert_same_prediction(got, want) -> None:
+    """Two answers to the same request agree: entities, notes, concepts, pairs, probabilities (1e-5)."""
+    assert got.entities == want.entities and got.messages == want.messages
+    assert [c for c, _ in got.concepts] == [c for c, _ in want.concepts]
+    assert [p for _, p in got.concepts] == pytest.approx([p for _, p in want.concepts], abs=1e-5)
+    assert [(p.head, p.tail, p.label, p.reverse[0] if p.reverse else None, len(p.top_k)) for p in got.pairs] == \
+           [(p.head, p.tail, p.label, p.reverse[0] if p.reverse else None, len(p.top_k)) for p in want.pairs]
+    for g, w in zip(got.pairs, want.pairs, strict=True):
+        assert g.probability == pytest.approx(w.probability, abs=1e-5)
+        assert (g.image_influence is None) == (w.image_influence is None)
+        assert g.image_influence is None or g.image_influence == pytest.approx(w.image_influence, abs=1e-5)
 
 
-def test_predict_many_refuses_a_bad_post_with_its_message(pipeline):
+RED, BLUE = Image.new("RGB", (300, 200), (220, 30, 30)), Image.new("RGB", (64, 64), (20, 40, 200))
+MIXED = [PredictRequest(CAPTION, RED),
+         PredictRequest("RT @SportsCenter : Jimmer went OFF for 41 against Harden and the Rockets .", top_k=5),
+         PredictRequest(CAPTION, BLUE, ENTS, max_pairs=2),
+         PredictRequest("just one word: Paris"),
+         PredictRequest("Barack Obama met Angela Merkel and Emmanuel Macron in Berlin with Olaf Scholz .", RED,
+                        max_pairs=4)]
+
+
+def test_predict_many_equals_predict_on_each_request(pipeline):
+    """Shared tagger, vision and relation batches across requests (detected and given entities, their own
+    top_k and pair caps) change nothing a request gets."""
+    many = pipeline.predict_many(MIXED)
+    for request, got in zip(MIXED, many, strict=True):
+        want = pipeline.predict(request.image, request.caption, request.entities, request.max_pairs, request.top_k)
+        assert_same_prediction(got, want)
+    assert [len(p.top_k) for p in many[1].pairs] == [5] * len(many[1].pairs)
+    assert not many[2].entities_detected and many[0].entities_detected
+    assert len(many[2].pairs) == 1 and any("closest" in m for m in many[4].messages)  # caps apply per request
+
+
+def test_predict_many_a_bad_request_fails_alone(pipeline):
+    bad = [PredictRequest(CAPTION), PredictRequest("  "), PredictRequest(CAPTION, b"not an image"),
+           PredictRequest(CAPTION, None, [{"text": "Mars", "start": 0, "end": 4}])]
+    got = pipeline.predict_many(bad)
+    assert got[0].pairs and [type(g) for g in got[1:]] == [InputError] * 3
+    assert "caption is empty" in str(got[1]) and "Mars" in str(got[3])
     with pytest.raises(InputError, match="caption is empty"):
-        pipeline.predict_many([(None, CAPTION), (None, "  ")])
+        pipeline.predict(None, "  ")
+
+
+def test_concurrent_requests_share_a_batch_and_each_gets_what_it_gets_alone(pipeline):
+    """Requests from different threads arriving within the window are classified in one batch."""
+    alone = [pipeline.predict_many([r])[0] for r in MIXED]
+    batched = Pipeline(pipeline.model, pipeline.tagger, pipeline.device, batch_window_ms=200)
+    barrier = threading.Barrier(len(MIXED))
+
+    def ask(request):
+        barrier.wait()
+        return batched.predict_many([request])[0]
+
+    with ThreadPoolExecutor(len(MIXED)) as pool:
+        together = list(pool.map(ask, MIXED))
+    assert max(batched.batcher.batch_sizes) >= 3  # at least three requests shared one model batch
+    for got, want in zip(together, alone, strict=True):
+        assert_same_prediction(got, want)
+
+
+def test_a_full_queue_answers_busy_at_once(pipeline):
+    """Past `max_waiting` queued requests a request is refused with a clear message, not queued."""
+    busy = Pipeline(pipeline.model, pipeline.tagger, pipeline.device, batch_window_ms=10_000, max_batch=100,
+                    max_waiting=2)
+    first = threading.Thread(target=busy.predict_many, args=([PredictRequest(CAPTION), PredictRequest(CAPTION)],))
+    first.start()
+    deadline = time.monotonic() + 5
+    while not busy.batcher._queue and time.monotonic() < deadline:
+        time.sleep(0.01)
+    t = time.perf_counter()
+    (answer,) = busy.predict_many([PredictRequest(CAPTION)])
+    assert isinstance(answer, Busy) and "busy" in str(answer) and "try again" in str(answer)
+    assert time.perf_counter() - t < 1.0
+    busy.batcher.window_s = 0.0  # let the first call finish
+    with busy.batcher._cond:
+        busy.batcher._cond.notify_all()
+    first.join(30)
+    assert not first.is_alive()
+
+
+
+def test_invisible_characters_do_not_split_names_and_offsets_index_the_typed_caption(pipeline):
+    pred = pipeline.predict(None, ZW_CAPTION)
+    assert pred.caption == ZW_CAPTION
+    names = {e.text: (e.start, e.end) for e in pred.entities}
+    assert {"Trump", "Kim Jong Un"} <= set(names), names
+    assert names["Trump"] == (ZW_CAPTION.index("Tr"), ZW_CAPTION.index("ump") + 3)
+    assert names["Kim Jong Un"] == (ZW_CAPTION.index("Kim"), ZW_CAPTION.index(" Un") + 3)
+    fragments = {"Tr", "ump", "Kim Jong", "Un", "Jong Un"}
+    assert not any(p.head.text in fragments or p.tail.text in fragments for p in pred.pairs)
+    for p in pred.pairs:  # word weights are spans of the typed caption too
+        assert all(ZW_CAPTION[w.start:w.end].replace("\u200b", "") == w.text for w in p.token_weights)
+    clean = pipeline.predict(None, ZW_CAPTION.replace("\u200b", ""))
+    assert [(p.head.text, p.label, p.tail.text) for p in pred.pairs] == \
+           [(p.head.text, p.label, p.tail.text) for p in clean.pairs]
+
+
+def test_given_entities_on_a_caption_with_invisible_characters(pipeline):
+    start, end = ZW_CAPTION.index("Tr"), ZW_CAPTION.index("ump") + 3
+    ents = [{"text": "Trump", "start": start, "end": end, "type": "PER"},
+            {"text": "Singapore", "start": ZW_CAPTION.index("Singapore"), "end": len(ZW_CAPTION), "type": "LOC"}]
+    pred = pipeline.predict(None, ZW_CAPTION, ents)
+    assert [(e.text, e.start, e.end) for e in pred.entities] == [("Trump", start, end),
+                                                                ("Singapore", ZW_CAPTION.index("Singapore"),
+                                                                 len(ZW_CAPTION))]
+    with pytest.raises(InputError, match="does not match"):
+        pipeline.predict(None, ZW_CAPTION, [{"text": "Obama", "start": start, "end": end}, ents[1]])
+
+
+def test_an_invisible_only_caption_is_refused_like_an_empty_one(pipeline):
+    for caption in ("\u200b\u200b", "\u200e\u202e \u2066", "\ufeff\u00ad\n"):
+        with pytest.raises(InputError, match="no visible text"):
+            pipeline.predict(None, caption)

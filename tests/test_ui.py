@@ -369,9 +369,9 @@ def test_suggested_links_with_the_kge(pipeline, tmp_path):
 
 def test_unexpected_errors_become_messages(ctl):
     class Broken:
-        device = "cpu"
+        device, threshold, labels = "cpu", 0.5, ["None"]
 
-        def detect_entities(self, caption):
+        def predict_many(self, requests):
             raise RuntimeError("boom")
 
     c = Controller(pipeline=Broken(), annotations=ctl.annotations, export_dir=ctl.export_dir, suggester_factory=None)
@@ -534,4 +534,32 @@ def test_load_graph_refuses_bad_files(ctl, tmp_path, content, words):
     if content is not None:
         path = tmp_path / "graph.json"
         path.write_text(content)
-    warns(cb.load_graph(ctl, str(path) if path else None, 0.0, None), *words)
+    out = warns(cb.load_graph(ctl, str(path) if path else None, 0.0, None), *words)
+    assert str(tmp_path) not in out[Output.STATUS].message  # never the server's paths
+
+
+def test_status_messages_never_show_server_paths(ctl, first, tmp_path):
+    bad = tmp_path / "upload" / "notes.txt"
+    bad.parent.mkdir()
+    bad.write_text("x")
+    msg = warns(cb.load_graph(ctl, str(bad), 0.0, None), "notes.txt")[Output.STATUS].message
+    assert str(bad.parent) not in msg
+    pair = first[Output.PAIR].choices[0][1]
+    saved = ok(cb.annotate(ctl, pair, "relabel", "/per/org/member_of", "ann", 0.0, first[Output.SESSION]))
+    msg = saved[Output.STATUS].message
+    assert "/per/org/member_of" in msg and str(ctl.annotations.path.parent) not in msg
+    assert cb.hide_server_paths(f"{tmp_path}/a.png and /per/loc/place_of_birth") == "a.png and /per/loc/place_of_birth"
+
+
+def test_a_caption_with_zero_width_characters_runs_and_reruns_with_its_table(ctl):
+    cap = "President Tr\u200bump met Kim Jong\u200b Un in Singapore"
+    out = ok(cb.run(ctl, None, cap, 0.0, False, None))
+    rows = out[Output.ENTITIES_DF]
+    assert {r[0] for r in rows} >= {"Trump", "Kim Jong Un"}
+    assert "".join(t for t, _ in out[Output.ENTITIES_HL]) == cap  # highlights cover the typed caption
+    again = ok(cb.rerun(ctl, None, cap, rows, 0.0, False, out[Output.SESSION]))
+    assert again[Output.ENTITIES_DF] == rows
+    typed_only = [["Trump", "PER", None, None], ["Kim Jong Un", "PER", None, None]]  # no offsets: found in the text
+    found = ok(cb.rerun(ctl, None, cap, typed_only, 0.0, False, None))
+    assert [r[0] for r in found[Output.ENTITIES_DF]] == ["Trump", "Kim Jong Un"]
+    warns(cb.run(ctl, None, "\u200b\u200e\u2066", 0.5, False, None), "no visible text")

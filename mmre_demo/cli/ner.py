@@ -71,11 +71,12 @@ def _default_files(split: str) -> list[str]:
 
 def cmd_ner(args: argparse.Namespace) -> int:
     from mmre_demo.data.schema import check_caption
+    from mmre_demo.data.text import clean_caption
     from mmre_demo.model.ner import NerTagger
 
-    caption = check_caption(args.caption)
+    typed = clean_caption(check_caption(args.caption))  # tagged as read, offsets into the caption as typed
     tagger = NerTagger.from_pretrained(args.weights, device=args.device)
-    entities = tagger.tag(caption)
+    entities = [typed.to_typed(e) for e in tagger.tag(typed.text)]
     if args.json:
         print(json.dumps([e.to_dict() for e in entities], ensure_ascii=False))
         return 0

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from mmre_demo.decoding import MAX_PAIRS
 from mmre_demo.model.config import ARCHITECTURES, RelationConfig
+from mmre_demo.prediction import MAX_PAIRS
 from mmre_demo.train.config import RelationTrainConfig
 
 
@@ -115,7 +115,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise InputError(f"--entities is not valid JSON ({exc.msg} at char {exc.pos})") from None
         if not isinstance(entities, list):
             raise InputError("--entities must be a JSON list of objects")
-    pipe = Pipeline.load(args.weights, device=args.device, read_text=not args.no_read_text)
+    pipe = Pipeline.load(args.weights, device=args.device, read_text=not args.no_read_text, batch_window_ms=0)
     pred = pipe.predict(args.image, args.caption, entities, max_pairs=args.max_pairs, top_k=args.top_k)
     if args.json:
         print(json.dumps(pred.to_dict()))
@@ -279,7 +279,7 @@ def _eval_end_to_end(args: argparse.Namespace, examples: list) -> int:
 
     pipe = Pipeline.load(args.weights, device=args.device, type_constraint=not args.no_type_constraint,
                          ner_weights=args.ner_weights)
-    threshold = pipe.model.config.threshold if args.threshold is None else args.threshold
+    threshold = pipe.threshold if args.threshold is None else args.threshold
     runs = predict_captions(pipe, examples, args.images, progress=not args.json and sys.stderr.isatty())
     scores = score_runs(runs, threshold)
     if args.records:

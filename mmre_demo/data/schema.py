@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mmre_demo.data.text import is_invisible
+
 
 class InputError(ValueError):
     """Bad user input (image, caption, entity spans, data line); the message says what was wrong."""
@@ -38,9 +40,12 @@ class Entity:
 
 
 def check_caption(caption: str | None) -> str:
-    """Refuse empty or over-long captions with a clear message."""
+    """Refuse empty, invisible-only or over-long captions with a clear message."""
     if caption is None or not caption.strip():
         raise InputError("The caption is empty: type or paste the text that goes with the image.")
+    if all(ch.isspace() or is_invisible(ch) for ch in caption):
+        raise InputError("The caption has no visible text (only invisible characters such as zero-width spaces "
+                         "or direction marks): type or paste the text that goes with the image.")
     if len(caption) > MAX_CAPTION_CHARS:
         raise InputError(
             f"The caption has {len(caption)} characters; the limit is {MAX_CAPTION_CHARS} "

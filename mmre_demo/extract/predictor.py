@@ -1,10 +1,11 @@
-"""The model behind a corpus job, seen through one small protocol.
+"""The model behind a corpus job: a `Predictor` (the app's seam, `mmre_demo.prediction`) and its identity.
 
 The engines only need `predict_batch(list[PostInput]) -> list[PostResult]` and a model name and
 version (written to every triple and to the manifest, so `--resume` can refuse another model).
-`PipelinePredictor` adapts `Pipeline`: it calls `Pipeline.predict_many` (many posts in one tagger
-batch and one relation batch) when the pipeline has it, else `Pipeline.predict` post by post.
-`PredictorSpec` is the picklable recipe a Ray actor uses to load the model once.
+`PipelinePredictor` turns a batch of posts into `PredictRequest`s for one `Predictor.predict_many`
+call (one tagger batch, one vision batch, shared relation batches); a post the model refuses becomes
+an error result, the rest of the batch is answered. `PredictorSpec` is the picklable recipe a Ray
+actor uses to load the model once.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ from typing import Any, Protocol, runtime_checkable
 from mmre_demo.data.paths import relation_weights_dir, weights_dir
 from mmre_demo.data.schema import InputError
 from mmre_demo.extract.posts import PostInput, PostResult
+from mmre_demo.prediction import DEFAULT_TOP_K, MAX_PAIRS, Predictor, PredictRequest
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MAX_PAIRS = 30  # the pipeline's and the app's default
-DEFAULT_TOP_K = 3
 
 
 @dataclass(frozen=True)
@@ -85,46 +84,25 @@ def model_info(weights: str | Path | None = None) -> ModelInfo:
 
 @dataclass
 class PipelinePredictor:
-    """`BatchPredictor` over a loaded `Pipeline` (entities detected by its tagger, as `predict(image, caption)`)."""
+    """`BatchPredictor` over a `Predictor` (entities detected by its tagger, as `predict(image, caption)`)."""
 
-    pipeline: Any
+    pipeline: Predictor
     info: ModelInfo
-    max_pairs: int = DEFAULT_MAX_PAIRS
+    max_pairs: int = MAX_PAIRS
     top_k: int = DEFAULT_TOP_K
-    use_many: bool | None = None  # None: use `predict_many` when the pipeline has it
     read_text: bool = True  # read the text in the images (and ground entities in it)
     settings: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.settings = output_settings(self.max_pairs, self.top_k, getattr(self.pipeline, "type_constraint", True),
                                         self.read_text)
-        if self.use_many is None:
-            self.use_many = callable(getattr(self.pipeline, "predict_many", None))
 
     def predict_batch(self, batch: Sequence[PostInput]) -> list[PostResult]:
-        if not batch:
-            return []
-        if self.use_many:
-            try:
-                return self._many(batch)
-            except InputError:
-                log.info("a post of the batch was refused; predicting its %d posts one by one", len(batch))
-        return [self._one(x) for x in batch]
-
-    def _many(self, batch: Sequence[PostInput]) -> list[PostResult]:
-        """The batched call: all captions through the tagger at once, all pairs in one relation batch."""
-        requests = [(x.image, x.post.caption) for x in batch]
-        preds = self.pipeline.predict_many(requests, max_pairs=self.max_pairs, top_k=self.top_k,
-                                           read_text=self.read_text)
-        return [PostResult(x.post, p, image_id=x.image_id) for x, p in zip(batch, preds, strict=True)]
-
-    def _one(self, x: PostInput) -> PostResult:
-        try:
-            pred = self.pipeline.predict(x.image, x.post.caption, max_pairs=self.max_pairs, top_k=self.top_k,
-                                         read_text=self.read_text)
-        except InputError as exc:
-            return PostResult(x.post, error=str(exc), stage="model", image_id=x.image_id)
-        return PostResult(x.post, pred, image_id=x.image_id)
+        requests = [PredictRequest(x.post.caption, x.image, None, self.read_text, self.top_k, self.max_pairs)
+                    for x in batch]
+        results = self.pipeline.predict_many(requests) if requests else []
+        return [PostResult(x.post, error=str(r), stage="model", image_id=x.image_id) if isinstance(r, InputError)
+                else PostResult(x.post, r, image_id=x.image_id) for x, r in zip(batch, results, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -133,10 +111,9 @@ class PredictorSpec:
 
     weights: str | None = None
     device: str = "auto"
-    max_pairs: int = DEFAULT_MAX_PAIRS
+    max_pairs: int = MAX_PAIRS
     top_k: int = DEFAULT_TOP_K
     threads: int | None = None  # torch CPU threads in the process that builds it
-    use_many: bool | None = None
     read_text: bool = True
 
     def info(self) -> ModelInfo:
@@ -152,9 +129,8 @@ class PredictorSpec:
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        pipe = Pipeline.load(self.weights, device=self.device, read_text=self.read_text)
-        return PipelinePredictor(pipe, self.info(), self.max_pairs, self.top_k, use_many=self.use_many,
-                                 read_text=self.read_text)
+        pipe = Pipeline.load(self.weights, device=self.device, read_text=self.read_text, batch_window_ms=0)
+        return PipelinePredictor(pipe, self.info(), self.max_pairs, self.top_k, read_text=self.read_text)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -52,11 +52,23 @@ def _line(record: dict[str, Any]) -> bytes:
     return (dumps(record) + "\n").encode("utf-8")
 
 
+def _file_mode() -> int:
+    """The mode `open()` gives a new file under this process's umask (mkstemp's files are 0600): every
+    file of an output folder gets it, the appended `.jsonl` files and the atomically replaced ones."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write a whole file so that a crash leaves the old file or the new one, never half of one."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
             fh.flush()

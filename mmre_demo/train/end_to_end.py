@@ -24,7 +24,8 @@ import numpy as np
 from mmre_demo.data.labels import NONE_LABEL, is_symmetric
 from mmre_demo.data.mnre import MnreExample
 from mmre_demo.data.names import normalise_name
-from mmre_demo.data.schema import Entity
+from mmre_demo.data.schema import Entity, InputError
+from mmre_demo.prediction import Predictor, PredictRequest
 
 FALSE_POSITIVE_REASONS = ("unannotated_pair", "gold_none_pair", "wrong_label", "wrong_direction")
 MISS_REASONS = ("entity_not_detected", "boundary_differs", "relation_wrong")
@@ -186,22 +187,38 @@ class CaptionRun:
                 "misses": [[*key, reason] for key, reason in errors.misses]}
 
 
-def predict_captions(pipeline: Any, examples: Sequence[MnreExample], images_dir: str | Path | None = None,
-                     progress: bool = False) -> list[CaptionRun]:
-    """Run the product on every caption: entities detected, both directions classified, decoded."""
+def predict_captions(pipeline: Predictor, examples: Sequence[MnreExample], images_dir: str | Path | None = None,
+                     progress: bool = False, batch_size: int = 32) -> list[CaptionRun]:
+    """Run the product on every caption (`Predictor.predict_many`, `batch_size` captions a call): entities
+    detected, both directions classified, decoded."""
     items = list(gold_by_caption(examples).items())
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        items = tqdm(items, desc="end to end", dynamic_ncols=True, mininterval=2.0)
+        bar = tqdm(total=len(items), desc="end to end", dynamic_ncols=True, mininterval=2.0)
     runs = []
-    for caption, group in items:
-        img_id = group[0].img_id
-        image = Path(images_dir) / img_id if images_dir and img_id and (Path(images_dir) / img_id).is_file() else None
-        pred = pipeline.predict(image, caption, entities=None)
-        runs.append(CaptionRun(caption, group[0].line_no, [Triple(g.head, g.relation, g.tail) for g in group],
-                               list(pred.pairs), list(pred.entities)))
+    for k in range(0, len(items), batch_size):
+        chunk = items[k : k + batch_size]
+        requests = [PredictRequest(caption, _image_path(images_dir, group[0].img_id)) for caption, group in chunk]
+        for (caption, group), pred in zip(chunk, pipeline.predict_many(requests), strict=True):
+            if isinstance(pred, InputError):
+                raise InputError(f"line {group[0].line_no}: {pred}")
+            runs.append(CaptionRun(caption, group[0].line_no, [Triple(g.head, g.relation, g.tail) for g in group],
+                                   list(pred.pairs), list(pred.entities)))
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
     return runs
+
+
+def _image_path(images_dir: str | Path | None, img_id: str | None) -> Path | None:
+    """The caption's image in `images_dir` (None: no folder, or the image is not there)."""
+    if not images_dir or not img_id:
+        return None
+    path = Path(images_dir) / img_id
+    return path if path.is_file() else None
 
 
 def score_runs(runs: Sequence[CaptionRun], threshold: float) -> dict[str, Any]:

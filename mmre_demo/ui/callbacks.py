@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import traceback
 import uuid
@@ -24,9 +25,10 @@ from mmre_demo.annotations import DECISIONS, Candidate
 from mmre_demo.data.images import image_id, load_image
 from mmre_demo.data.labels import ENTITY_TYPES, NONE_LABEL, RELATIONS
 from mmre_demo.data.schema import Entity, InputError, check_caption
-from mmre_demo.decoding import MAX_PAIRS
+from mmre_demo.data.text import CleanCaption, clean_caption
 from mmre_demo.explain.overlay import fit
 from mmre_demo.graph.overview import DEFAULT_TOP_N
+from mmre_demo.prediction import DEFAULT_TOP_K, MAX_PAIRS, PredictRequest, predict_one
 from mmre_demo.ui import render
 from mmre_demo.ui.controller import Controller, Session
 from mmre_demo.ui.outputs import (
@@ -66,6 +68,9 @@ def callback(outputs: tuple[Output, ...]) -> Callable[[Callable[..., Update]], C
                 result = {Output.STATUS: Status("error", f"Something went wrong ({type(exc).__name__}: "
                                                          f"{str(exc)[:200]}). The app is still running; "
                                                          f"reference {ref} is in the server log.")}
+            status = result.get(Output.STATUS)
+            if isinstance(status, Status):
+                result[Output.STATUS] = Status(status.kind, hide_server_paths(status.message))
             undeclared = [k for k in result if k not in outputs]
             if undeclared:
                 raise TypeError(f"callback {fn.__name__} returned outputs it does not declare: {undeclared}")
@@ -75,6 +80,21 @@ def callback(outputs: tuple[Output, ...]) -> Callable[[Callable[..., Update]], C
         return wrapper
 
     return decorate
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w/])/(?:[^\s/'\"`:;,()]+/)+([^\s/'\"`:;,()]+)")
+
+
+def hide_server_paths(message: str) -> str:
+    """A status message with the server's file paths (an upload's temp folder, the annotation store)
+    reduced to their file names: visitors learn nothing of the server's layout. Only paths under a
+    folder that exists here are touched, so relation names (`/per/org/member_of`) stay."""
+
+    def name_only(match: re.Match[str]) -> str:
+        top = match.group(0).split("/")[1]
+        return match.group(1) if os.path.isdir(f"/{top}") else match.group(0)
+
+    return _ABSOLUTE_PATH.sub(name_only, message)
 
 
 # ---- input parsing -------------------------------------------------------------------------------
@@ -89,28 +109,22 @@ def parse_entity_rows(caption: str, rows: Any) -> list[Entity]:
         rows = rows["data"]
     ents: list[Entity] = []
     used: list[tuple[int, int]] = []
+    typed = clean_caption(caption)  # names are looked up as the models read them (no invisible characters)
     for n, row in enumerate(rows, start=1):
         row = list(row) + [None] * (4 - len(row))
         text = "" if row[0] is None else str(row[0])
-        if not text.strip() or text.strip().lower() == "nan":
+        if not clean_caption(text).text.strip() or text.strip().lower() == "nan":
             continue
         etype = "" if row[1] is None or str(row[1]).lower() == "nan" else str(row[1]).strip().upper()
         if etype and etype not in ENTITY_TYPES:
             raise InputError(f"Row {n} ({text!r}): type {etype!r} is not one of {', '.join(ENTITY_TYPES)}.")
         start, end = _cell_int(row[2], n, text), _cell_int(row[3], n, text)
         if start is None or end is None:
-            needle = text.strip()
-            idx = caption.find(needle)
-            while idx >= 0 and any(idx < b and a < idx + len(needle) for a, b in used):
-                idx = caption.find(needle, idx + 1)
-            if idx < 0:
-                raise InputError(f"Row {n}: {needle!r} does not occur in the caption (or every occurrence is "
-                                 "already used); fix the text or give start and end.")
-            start, end, text = idx, idx + len(needle), needle
+            start, end, text = _find_unused(typed, text.strip(), used, n)
         elif start < 0 or end > len(caption) or start >= end:
             raise InputError(f"Row {n} ({text!r}): span [{start}, {end}) is outside the caption "
                              f"(length {len(caption)}).")
-        elif caption[start:end] != text:
+        elif clean_caption(caption[start:end]).text != clean_caption(text).text:
             # stale offsets are refused, not guessed: the user clears them to have the text looked up
             raise InputError(f"Row {n}: the caption at [{start}, {end}) reads {caption[start:end]!r}, not {text!r}. "
                              "Clear start and end to let the app find the text.")
@@ -122,6 +136,20 @@ def parse_entity_rows(caption: str, rows: Any) -> list[Entity]:
             raise InputError(f"Entities {a.text!r} [{a.start}, {a.end}) and {b.text!r} [{b.start}, {b.end}) overlap; "
                              "remove or shorten one of them.")
     return ordered
+
+
+def _find_unused(typed: CleanCaption, needle: str, used: list[tuple[int, int]], row: int) -> tuple[int, int, str]:
+    """The first occurrence of `needle` in the caption that no earlier row took, as a span of the caption
+    as typed (looked up in its clean text, so a zero-width character inside the name does not hide it)."""
+    needle = clean_caption(needle).text
+    idx = typed.text.find(needle)
+    while idx >= 0:
+        start, end = typed.typed_span(idx, idx + len(needle))
+        if not any(start < b and a < end for a, b in used):
+            return start, end, needle
+        idx = typed.text.find(needle, idx + 1)
+    raise InputError(f"Row {row}: {needle!r} does not occur in the caption (or every occurrence is "
+                     "already used); fix the text or give start and end.")
 
 
 def _cell_int(value: Any, row: int, text: str) -> int | None:
@@ -212,19 +240,14 @@ def run(ctl: Controller, image_path: str | None, caption: str | None, threshold:
         img = load_image(image_path, name=Path(str(image_path)).name)
     pipe = ctl.pipe
     if threshold is None:
-        threshold = float(pipe.model.config.threshold)
-    if entity_rows_in is not None:
-        ents = parse_entity_rows(caption, entity_rows_in)
-        detected = False
-    else:
-        step(0.25, desc="Finding entities")
-        ents = pipe.detect_entities(caption)
-        detected = True
-    n = len(ents)
-    reading = ", reading the text in the image" if img is not None and read_text else ""
-    step(0.45, desc=f"Classifying {min(n * (n - 1) // 2, MAX_PAIRS // 2)} entity pairs, both directions{reading}")
-    pred = pipe.predict(img, caption, entities=ents, max_pairs=MAX_PAIRS, top_k=3, read_text=bool(read_text))
-    pred.entities_detected = detected
+        threshold = pipe.threshold
+    ents = parse_entity_rows(caption, entity_rows_in) if entity_rows_in is not None else None
+    reading = " and reading the text in the image" if img is not None and read_text else ""
+    step(0.3, desc=("Finding entities, classifying their pairs" if ents is None else
+                    f"Classifying the pairs of {len(ents)} entities") + reading)
+    pred = predict_one(pipe, PredictRequest(caption, img, ents, read_text=bool(read_text), top_k=DEFAULT_TOP_K,
+                                            max_pairs=MAX_PAIRS))
+    ents, detected = pred.entities, pred.entities_detected
     step(0.85, desc="Updating the knowledge graph")
     s.prediction, s.pair_index, s.requests = pred, None, s.requests + 1
     s.image = fit(img, 448) if img is not None else None

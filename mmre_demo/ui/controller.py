@@ -22,12 +22,17 @@ from PIL import Image
 from mmre_demo import graph as kg
 from mmre_demo.annotations import AnnotationStore
 from mmre_demo.data.schema import InputError
-from mmre_demo.prediction import Prediction
+from mmre_demo.prediction import Prediction, Predictor
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 MAX_SESSIONS_WITH_SUGGESTER = 32
+# CPU threads per model call and per image read while serving: one, and one OCR engine per core, so
+# concurrent visitors' requests each get a core instead of every call's thread pool fighting for all
+# of them (benchmarks/bench_app.py, 8 clients, 2 cores: 2.7 req/s with the libraries' defaults, 4.2
+# with torch on one thread and OCR on one, more with two OCR engines: docs/app.md)
+SERVING_THREADS = 1
 
 
 @dataclass
@@ -53,6 +58,19 @@ def examples(assets: Path = ASSETS) -> list[dict]:
     for it in items:
         it["path"] = str(assets / it["image"]) if it.get("image") else None
     return items
+
+
+def batch_window_ms() -> float:
+    """MMRE_BATCH_WINDOW_MS: how long a request waits for others to share its batch (0: off)."""
+    from mmre_demo.microbatch import DEFAULT_WINDOW_MS
+
+    raw = os.environ.get("MMRE_BATCH_WINDOW_MS", "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_WINDOW_MS
+    except ValueError:
+        log.warning("MMRE_BATCH_WINDOW_MS=%r is not a number; using %s ms", raw, DEFAULT_WINDOW_MS)
+        return DEFAULT_WINDOW_MS
+    return max(0.0, value)
 
 
 class PipelineLoader:
@@ -91,7 +109,9 @@ class Controller:
             from mmre_demo.pipeline import Pipeline
 
             def pipeline_factory() -> Any:
-                return Pipeline.load(weights=os.environ.get("MMRE_WEIGHTS") or None, device="auto")
+                return Pipeline.load(weights=os.environ.get("MMRE_WEIGHTS") or None, device="auto",
+                                     batch_window_ms=batch_window_ms(), threads=SERVING_THREADS,
+                                     ocr_workers=os.cpu_count() or 1)
 
         self._pipe = pipeline
         self._loader = PipelineLoader(pipeline_factory) if pipeline is None else None
@@ -103,8 +123,8 @@ class Controller:
         self._suggesters_lock = threading.Lock()
 
     @property
-    def pipe(self) -> Any:
-        """The pipeline; waits for the background load (an InputError when it failed or takes too long)."""
+    def pipe(self) -> Predictor:
+        """The pipeline (a `Predictor`); waits for the background load (an InputError when it failed or is slow)."""
         return self._pipe if self._pipe is not None else self._loader.get()
 
     def device(self) -> str:
@@ -121,7 +141,7 @@ class Controller:
     def default_threshold(self) -> float:
         """The model's own threshold (max end-to-end F1 on validation), read without waiting for the load."""
         if self._pipe is not None:
-            return float(self._pipe.model.config.threshold)
+            return float(self._pipe.threshold)
         from mmre_demo.data.paths import relation_weights_dir
         from mmre_demo.model.config import RelationConfig
 

@@ -22,6 +22,11 @@ CSS = """
 #evidence img {object-fit: contain}
 """
 
+# callbacks that run the model at the same time, all model events together: requests running together
+# share the models' batches (`microbatch`); the rest of a callback (drawing) runs beside them
+MODEL_CONCURRENCY = 8
+MODEL_EVENTS = dict(concurrency_limit=MODEL_CONCURRENCY, concurrency_id="model")
+
 # api_name of every main action (stable: the README and gradio_client use them)
 API_NAMES = ("predict", "rerun", "explain", "filter", "clear_graph", "export_graph", "suggest_links",
              "add_suggestion", "refresh_embedding", "annotate", "export_annotations", "preview", "add_from_image",
@@ -199,13 +204,13 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         pv_outs, pv_conv = bind(cb.preview)
 
         run_btn.click(do_predict, [image_file, caption, threshold, show_none, session, read_text], main_outs,
-                      api_name="predict", concurrency_limit=2)
+                      api_name="predict", **MODEL_EVENTS)
         caption.submit(do_predict, [image_file, caption, threshold, show_none, session, read_text], main_outs,
-                       api_visibility="private", concurrency_limit=2)
+                       api_visibility="private", **MODEL_EVENTS)
         rerun_btn.click(do_rerun, [image_file, caption, entities_df, threshold, show_none, session, read_text],
-                        main_outs, api_name="rerun", concurrency_limit=2)
+                        main_outs, api_name="rerun", **MODEL_EVENTS)
         add_image_btn.click(do_add_from_image, [also_in_image, image_file, threshold, show_none, session, read_text],
-                            img_outs, api_name="add_from_image", concurrency_limit=2)
+                            img_outs, api_name="add_from_image", **MODEL_EVENTS)
         load_btn.click(lambda p, thr, s: g_conv(cb.load_graph(ctl, p, thr, s)), [graph_file, threshold, session],
                        g_outs, api_name="load_graph")
         threshold.release(do_filter, [threshold, show_none, session], main_outs, api_name="filter")

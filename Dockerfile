@@ -75,10 +75,10 @@ RUN --mount=type=secret,id=pip_cert \
  && python -m compileall -q mmre_demo app.py docker \
  && python -c "import sys, torch; sys.exit(f'torch {torch.__version__} is a CUDA build' if torch.version.cuda else 0)" \
  && if pip list 2>/dev/null | grep -i '^nvidia-'; then echo 'CUDA wheels installed' >&2; exit 1; fi \
- && mkdir -p /data/annotations && chown -R mmre:mmre /data
+ && mkdir -p /data/annotations /data/exports && chown -R mmre:mmre /data
 
-# What must survive a restart: the annotation store (SQLite + the annotated images beside it).
-# The app's exports go to a fresh temporary folder per start (no setting moves them), so not here.
+# What must survive a restart: the annotation store (SQLite + the annotated images beside it) and the
+# app's exports (graph, annotations; $MMRE_EXPORT_DIR).
 VOLUME /data
 ENV PYTHONUNBUFFERED=1 \
     GRADIO_ANALYTICS_ENABLED=False \
@@ -87,7 +87,8 @@ ENV PYTHONUNBUFFERED=1 \
     TRANSFORMERS_OFFLINE=1 \
     GRADIO_SERVER_NAME=0.0.0.0 \
     GRADIO_SERVER_PORT=7860 \
-    MMRE_ANNOTATIONS_DB=/data/annotations/annotations.sqlite3
+    MMRE_ANNOTATIONS_DB=/data/annotations/annotations.sqlite3 \
+    MMRE_EXPORT_DIR=/data/exports
 USER mmre
 EXPOSE 7860
 # healthy once the page is served (the model loads in the background; the first request waits for it)

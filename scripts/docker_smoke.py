@@ -55,8 +55,11 @@ def app(url: str, image: str, caption: str, annotator: str) -> dict[str, Any]:
     check("OCR unavailable" not in text_md, f"the OCR engine did not load in the container: {text_md!r}")
     out = client.predict("1", "accept", None, annotator, 0.5, api_name="/annotate")
     check(out[0].startswith("✅"), f"/annotate status: {out[0]!r}")
+    exported = client.predict(0.5, api_name="/export_graph")
+    files = [f if isinstance(f, str) else f["path"] for f in exported[3] or []]
+    check(any(f.endswith(".json") and Path(f).is_file() for f in files), f"/export_graph gave no graph.json: {files}")
     return {"status": status, "entities": names, "relations": rows, "image_text": text_md.splitlines()[0],
-            "annotate": out[0]}
+            "annotate": out[0], "exported": [Path(f).name for f in files]}
 
 
 def cli(output: Path, read: str) -> dict[str, Any]:
@@ -87,7 +90,9 @@ def db(path: Path, annotator: str, caption: str) -> dict[str, Any]:
         con.close()
     check(len(rows) == 1, f"expected one decision by {annotator!r} in {path}, found {len(rows)}")
     check(rows[0][0] == caption and rows[0][1] == "accept", f"unexpected decision: {rows[0]}")
-    return {"db": str(path), "decision": list(rows[0])}
+    exports = sorted(p.name for p in (path.parent.parent / "exports").rglob("graph.json"))
+    check(bool(exports), f"no exported graph.json under {path.parent.parent / 'exports'}")
+    return {"db": str(path), "decision": list(rows[0]), "exports": exports}
 
 
 def main(argv: list[str] | None = None) -> int:

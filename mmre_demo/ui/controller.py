@@ -116,7 +116,9 @@ class Controller:
         self._pipe = pipeline
         self._loader = PipelineLoader(pipeline_factory) if pipeline is None else None
         self.annotations = annotations or AnnotationStore()
-        self.export_dir = Path(export_dir or tempfile.mkdtemp(prefix="mmre_export_"))
+        # $MMRE_EXPORT_DIR keeps the exports across restarts (the Docker image points it into its /data volume)
+        self.export_dir = Path(export_dir or os.environ.get("MMRE_EXPORT_DIR")
+                               or tempfile.mkdtemp(prefix="mmre_export_"))
         self.export_dir.mkdir(parents=True, exist_ok=True)
         self._suggester_factory = suggester_factory
         self._suggesters: OrderedDict[str, Any] = OrderedDict()

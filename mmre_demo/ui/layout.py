@@ -4,6 +4,7 @@ to the outputs it declares (`Status` -> the status line and a toast, `Choices` -
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -241,5 +242,6 @@ def build(controller: Controller | None = None) -> gr.Blocks:
 
 def launch_kwargs() -> dict:
     """launch() arguments shared by app.py and the tests (Gradio 6: theme/css go to launch)."""
+    exports = os.environ.get("MMRE_EXPORT_DIR")  # outside Gradio's temp folder: its files must be allowed
     return dict(theme=gr.themes.Soft(), css=CSS, footer_links=["api", "gradio"], max_file_size="50mb",
-                show_error=False)
+                show_error=False, allowed_paths=[exports] if exports else None)

@@ -90,8 +90,8 @@ def db(path: Path, annotator: str, caption: str) -> dict[str, Any]:
         con.close()
     check(len(rows) == 1, f"expected one decision by {annotator!r} in {path}, found {len(rows)}")
     check(rows[0][0] == caption and rows[0][1] == "accept", f"unexpected decision: {rows[0]}")
-    exports = sorted(p.name for p in (path.parent.parent / "exports").rglob("graph.json"))
-    check(bool(exports), f"no exported graph.json under {path.parent.parent / 'exports'}")
+    exports = sorted(p.name for p in (path.parent.parent / "exports").rglob("*graph.json"))
+    check(bool(exports), f"no exported graph JSON under {path.parent.parent / 'exports'}")
     return {"db": str(path), "decision": list(rows[0]), "exports": exports}
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.processes import stop
+
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
            "TRANSFORMERS_OFFLINE": "1"}
@@ -163,11 +165,7 @@ def serve_and_predict(python: str, folder: Path, tmp_path: Path) -> None:
         assert res[3]["data"], res[0]  # relations, from the folder's weights
         assert "OCR unavailable" not in res[12], res[12]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 @pytest.mark.slow

@@ -59,7 +59,7 @@ def test_latest_decision_wins_but_history_is_kept(tmp_path):
     st = AnnotationStore(tmp_path / "a.sqlite3")
     st.add(cand(HEAD, ORG, "/per/org/member_of"), "accept", annotator="a")
     st.add(cand(HEAD, ORG, "/per/org/member_of"), "reject", annotator="a")
-    assert st.count() == 2 and [d.decision for d in st.latest()] == ["reject"]
+    assert st.count() == 2 and [d.decision for d in st.current()] == ["reject"]
 
 
 def test_durable_across_store_and_controller_recreation(tmp_path, pipeline):
@@ -74,7 +74,7 @@ def test_durable_across_store_and_controller_recreation(tmp_path, pipeline):
     s = out[Output.SESSION]
     out = cb.annotate(ctl, "1", "accept", None, "alice", 0.5, s)
     assert out[Output.STATUS].kind == "ok", out[Output.STATUS]
-    out = cb.annotate(ctl, "2", "relabel", "/per/misc/present_in", "alice", 0.5, s)
+    out = cb.annotate(ctl, "2", "relabel", "/per/loc/place_of_residence", "alice", 0.5, s)
     assert out[Output.STATUS].kind == "ok", out[Output.STATUS]
     del ctl
     # the "app restarts": a new store and a new controller on the same file
@@ -82,7 +82,7 @@ def test_durable_across_store_and_controller_recreation(tmp_path, pipeline):
     assert len(ctl2.annotations.rows()) == 2
     text = open(cb.export_annotations(ctl2)[Output.ANNOTATIONS_FILE], encoding="utf-8").read()
     rels = [parse_mnre_line(ln).relation for ln in text.splitlines()]
-    assert len(rels) == 2 and rels[1] == "/per/misc/present_in"
+    assert len(rels) == 2 and rels[1] == "/per/loc/place_of_residence"
     img_id = parse_mnre_line(text.splitlines()[0]).img_id
     assert (db.parent / "images" / img_id).is_file()  # the annotated image is kept for training
 
@@ -106,5 +106,5 @@ def test_two_writers_at_once_lose_nothing(tmp_path):
     assert all(p.exitcode == 0 for p in procs)
     st = AnnotationStore(db)
     assert st.count() == 160
-    assert len(st.latest()) == 160  # distinct img_ids: every decision is its own item
+    assert len(st.current()) == 160  # distinct img_ids: every decision is its own item
     assert len({d.id for d in st.all()}) == 160

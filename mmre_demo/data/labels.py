@@ -75,3 +75,18 @@ def constrain_to_types(probs: np.ndarray, labels: Sequence[str], head_type: str,
     masked = probs * type_mask(labels, head_type, tail_type)
     total = masked.sum()
     return masked / total if total > 0 else probs
+
+
+def relation_fits(label: str, head_type: str, tail_type: str) -> bool:
+    """Whether `label` may hold from a `head_type` entity to a `tail_type` one: None always may; an
+    unknown type ("" or outside PER/ORG/LOC/MISC) constrains nothing on its side."""
+    implied = relation_types(label)
+    if implied is None:
+        return True
+    return all(t.upper() not in ENTITY_TYPES or t.upper() == want
+               for t, want in ((head_type, implied[0]), (tail_type, implied[1])))
+
+
+def fitting_relations(head_type: str, tail_type: str, labels: Sequence[str] = RELATIONS) -> list[str]:
+    """The relation names (None left out) whose type rule fits a (head, tail) pair, in label order."""
+    return [lab for lab in labels if lab != NONE_LABEL and relation_fits(lab, head_type, tail_type)]

@@ -244,6 +244,11 @@ class AnnotationStore:
                 con.execute("ROLLBACK")
                 raise
 
+    def ensure_schema(self, sql: str) -> None:
+        """Create another room's tables in this file (idempotent `CREATE ... IF NOT EXISTS` script)."""
+        with closing(self._connect()) as con:
+            con.executescript(sql)
+
     def read(self, sql: str, params: tuple = ()) -> list[tuple]:
         with closing(self._connect()) as con:
             return con.execute(sql, params).fetchall()
@@ -284,12 +289,17 @@ class AnnotationStore:
             annotator: str | None = None, source: str | None = "app") -> Decision:
         """Record one decision on `candidate` (validated: spans, decision, the relation's types); returns
         it with its id and `replaces`: the annotator's current decision on the same pair before it."""
+        with self.transaction() as con:
+            return self.record(con, candidate, decision, new_label, annotator, source)
+
+    def record(self, con: sqlite3.Connection, candidate: Candidate, decision: str, new_label: str | None,
+               annotator: str | None, source: str | None) -> Decision:
+        """`add` inside a caller's transaction (the review queue releases its claim in the same one)."""
         relation = candidate.decide(decision, new_label)
         candidate.check()
         d = Decision(candidate, clean_annotator(annotator), str(decision), relation, time.time(), source=source)
-        with self.transaction() as con:
-            d.replaces = self._current_in(con, candidate.key, d.annotator)
-            d.id = self._insert(con, d)
+        d.replaces = self._current_in(con, candidate.key, d.annotator)
+        d.id = self._insert(con, d)
         return d
 
     def add_many(self, decisions: Iterable[tuple[Candidate, str, str | None, str]], source: str) -> int:

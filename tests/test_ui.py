@@ -15,6 +15,7 @@ from PIL import Image
 
 from mmre_demo import graph as kg
 from mmre_demo.annotations import AnnotationStore
+from mmre_demo.data.labels import fitting_relations
 from mmre_demo.data.schema import Entity, InputError
 from mmre_demo.ui import callbacks as cb
 from mmre_demo.ui.controller import Controller, PipelineLoader, Session, examples
@@ -142,7 +143,7 @@ def test_explain_pair(ctl, first):
     out = ok(cb.explain(ctl, "2", s))
     assert out[Output.EVIDENCE_IMG] is not None and "probability" in out[Output.EVIDENCE_MD]
     assert s.pair_index == 1
-    assert set(out) == {Output.SESSION, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS}
+    assert set(out) == {Output.SESSION, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS, Output.NEW_LABEL}
 
 
 @pytest.mark.parametrize("pair, words", [("999", ["#999 does not exist"]), ("abc", ["unknown pair"]),
@@ -310,11 +311,13 @@ def test_graph_accumulates_clears_and_exports(ctl, tmp_path):
 def test_annotate_updates_graph_and_store(ctl, first):
     s = first[Output.SESSION]
     threshold = s.prediction.threshold  # the slider's start: the relation the annotator saw
-    i = next(i for i, p in enumerate(s.prediction.pairs) if p.is_shown(threshold))
+    i = next(i for i, p in enumerate(s.prediction.pairs)  # a shown relation that another relation could replace
+             if p.is_shown(threshold) and len(fitting_relations(p.head.type, p.tail.type)) > 1)
     p = s.prediction.pairs[i]
-    out = ok(cb.annotate(ctl, str(i + 1), "relabel", "/per/misc/present_in", "bob", threshold, s))
+    other = next(lab for lab in fitting_relations(p.head.type, p.tail.type) if lab != p.label)
+    out = ok(cb.annotate(ctl, str(i + 1), "relabel", other, "bob", threshold, s))
     h, t = f"{p.head.type}:{p.head.text}", f"{p.tail.type}:{p.tail.text}"
-    assert s.graph.edges[h, t, "/per/misc/present_in"]["source"] == "annotated"
+    assert s.graph.edges[h, t, other]["source"] == "annotated"
     assert not s.graph.has_edge(h, t, key=p.label)
     assert out[Output.DECISIONS_DF][0][6] == "relabel"
 
@@ -545,9 +548,11 @@ def test_status_messages_never_show_server_paths(ctl, first, tmp_path):
     msg = warns(cb.load_graph(ctl, str(bad), 0.0, None), "notes.txt")[Output.STATUS].message
     assert str(bad.parent) not in msg
     pair = first[Output.PAIR].choices[0][1]
-    saved = ok(cb.annotate(ctl, pair, "relabel", "/per/org/member_of", "ann", 0.0, first[Output.SESSION]))
+    p = first[Output.SESSION].prediction.pairs[int(pair) - 1]
+    label = fitting_relations(p.head.type, p.tail.type)[0]
+    saved = ok(cb.annotate(ctl, pair, "relabel", label, "ann", 0.0, first[Output.SESSION]))
     msg = saved[Output.STATUS].message
-    assert "/per/org/member_of" in msg and str(ctl.annotations.path.parent) not in msg
+    assert label in msg and str(ctl.annotations.path.parent) not in msg
     assert cb.hide_server_paths(f"{tmp_path}/a.png and /per/loc/place_of_birth") == "a.png and /per/loc/place_of_birth"
 
 

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from mmre_demo import graph as kg
-from mmre_demo.annotations import DECISIONS, Candidate
+from mmre_demo.annotations import DECISIONS, Candidate, Decision, Undo
+from mmre_demo.annotations.review import ReviewPost
 from mmre_demo.data.images import image_id, load_image
-from mmre_demo.data.labels import ENTITY_TYPES, NONE_LABEL, RELATIONS
+from mmre_demo.data.labels import ENTITY_TYPES, NONE_LABEL, fitting_relations
 from mmre_demo.data.schema import Entity, InputError, check_caption
 from mmre_demo.data.text import CleanCaption, clean_caption
 from mmre_demo.explain.overlay import fit
@@ -46,7 +47,7 @@ from mmre_demo.ui.outputs import (
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[..., Any] | None
-RELATION_CHOICES = [r for r in RELATIONS if r != NONE_LABEL]
+MAX_SESSION_POSTS = 200  # posts a tab keeps for "review this session" (the oldest dropped)
 MAX_NODES_DRAWN = DEFAULT_TOP_N  # a larger graph (a loaded corpus) is drawn as its most connected nodes
 IMAGE_NAMES_PREFIX = " [in the image: "  # how names read only in the image are appended to the caption
 
@@ -202,8 +203,17 @@ def _prediction_outputs(s: Session, threshold: float, show_none: bool) -> Update
         Output.RELATIONS_DF: render.relation_rows(pred, threshold, show_none),
         Output.PAIR: render.pair_choices(vis, s.pair_index, threshold),
         Output.CONCEPTS: render.concept_scores(pred),
+        Output.NEW_LABEL: _relabel_choices(s),
         **render.evidence(pred, s.pair_index, s.image),
     }
+
+
+def _relabel_choices(s: Session) -> Choices:
+    """The relations the chosen pair may be relabelled to (its types' rule), none chosen."""
+    if s.prediction is None or s.pair_index is None or not 0 <= s.pair_index < len(s.prediction.pairs):
+        return Choices([], None)
+    p = s.prediction.pairs[s.pair_index]
+    return render.relation_choices(fitting_relations(p.head.type, p.tail.type))
 
 
 def device_text(ctl: Controller) -> str:
@@ -255,6 +265,7 @@ def run(ctl: Controller, image_path: str | None, caption: str | None, threshold:
     s.image_id = image_id(image_path) if img is not None else None
     kg.add_prediction(s.graph, pred, s.image_id, pred.image_feature,
                       Path(str(image_path)).name if img is not None else None)
+    s.posts = [*s.posts, ReviewPost(f"request {s.requests}", pred, s.image_id, s.image_path)][-MAX_SESSION_POSTS:]
     out = {**_prediction_outputs(s, threshold, show_none), **_graph_outputs(s, threshold),
            **render.image_text_view(pred, s.image)}
     msgs = list(pred.messages)
@@ -344,7 +355,8 @@ def explain(ctl: Controller, pair: str | int | None, session: Session | None) ->
         raise InputError("Run an extraction first.")
     if pair not in (None, ""):
         s.pair_index = pair_number(pair, len(s.prediction.pairs))
-    return {Output.SESSION: s, **render.evidence(s.prediction, s.pair_index, s.image)}
+    return {Output.SESSION: s, Output.NEW_LABEL: _relabel_choices(s),
+            **render.evidence(s.prediction, s.pair_index, s.image)}
 
 
 # ---- knowledge graph -----------------------------------------------------------------------------
@@ -443,10 +455,42 @@ def refresh_embedding(ctl: Controller, session: Session | None) -> Update:
 
 
 # ---- annotator mode ------------------------------------------------------------------------------
+def show_decision(g: Any, d: Decision) -> None:
+    """The graph after a decision: it replaces what stood on the pair before (the annotator's earlier
+    decision, or the prediction), so a relabel twice leaves one edge."""
+    c = d.candidate
+    h, t = kg.add_entity(g, c.head.text, c.head.type), kg.add_entity(g, c.tail.text, c.tail.type)
+    for stood in {c.predicted, d.replaces.relation if d.replaces else NONE_LABEL} - {d.relation, NONE_LABEL}:
+        kg.remove_relation(g, h, stood, t)
+    if d.relation != NONE_LABEL:
+        kg.add_relation(g, h, d.relation, t, 1.0, kg.ANNOTATED, c.caption)
+
+
+def take_back(g: Any, undo: Undo) -> None:
+    """The graph after an undo: the undone decision's edge goes; the decision it replaced (or else the
+    prediction) stands again."""
+    d, c = undo.undone, undo.undone.candidate
+    h, t = kg.add_entity(g, c.head.text, c.head.type), kg.add_entity(g, c.tail.text, c.tail.type)
+    if d.relation != NONE_LABEL:
+        kg.remove_relation(g, h, d.relation, t)
+    if undo.restored is not None:
+        show_decision(g, undo.restored)
+    elif c.predicted != NONE_LABEL:
+        kg.add_relation(g, h, c.predicted, t, float(c.probability or 0.0), kg.PREDICTED, c.caption)
+
+
+def annotator_of(ctl: Controller, typed_name: str | None, s: Session, oauth_name: str | None = None) -> str:
+    """Who a decision is stored under (the login's name when the server requires one)."""
+    return ctl.login.identity(typed_name, s.signed_in, oauth_name)
+
+
 @callback(GRAPH_PANEL)
 def annotate(ctl: Controller, pair: str | int | None, decision: str, new_label: str | None, annotator: str | None,
-             threshold: float, session: Session | None) -> Update:
+             threshold: float, session: Session | None, oauth_name: str | None = None) -> Update:
+    """Judge the chosen pair as the page shows it at `threshold`; the decision replaces the annotator's
+    earlier one on the pair in the graph and the exports."""
     s = session or Session()
+    who = annotator_of(ctl, annotator, s, oauth_name)
     if s.prediction is None:
         raise InputError("Run an extraction first, then judge its triples.")
     if pair in (None, ""):
@@ -457,15 +501,30 @@ def annotate(ctl: Controller, pair: str | int | None, decision: str, new_label: 
     shown, shown_p = p.shown(threshold)  # the annotator judges what the page showed
     img_id = ctl.annotations.store_image(s.image_path) if s.image_path else None
     candidate = Candidate(s.prediction.caption, img_id, p.head, p.tail, shown, float(shown_p))
-    d = ctl.annotations.add(candidate, decision, new_label, annotator=(annotator or "").strip() or "anonymous")
-    h, t = kg.add_entity(s.graph, p.head.text, p.head.type), kg.add_entity(s.graph, p.tail.text, p.tail.type)
-    if shown != NONE_LABEL and d.relation != shown:
-        kg.remove_relation(s.graph, h, shown, t)
-    if d.relation != NONE_LABEL:
-        kg.add_relation(s.graph, h, d.relation, t, 1.0, kg.ANNOTATED, s.prediction.caption)
-    return {Output.SESSION: s, Output.DECISIONS_DF: ctl.annotations.rows(),
-            Output.STATUS: Status("ok", f"Saved decision {d.id}: {decision} → {p.head.text} {d.relation} {p.tail.text} "
-                                        f"({ctl.annotations.count()} decisions in {ctl.annotations.path})."),
+    d = ctl.annotations.add(candidate, decision, new_label, annotator=who)
+    show_decision(s.graph, d)
+    replaced = f" (replaces your earlier {d.replaces.relation})" if d.replaces else ""
+    return {Output.SESSION: s, Output.DECISIONS_DF: ctl.annotations.rows(who),
+            Output.STATUS: Status("ok", f"Saved decision {d.id} by {who}: {decision} → {p.head.text} {d.relation} "
+                                        f"{p.tail.text}{replaced}. {ctl.annotations.count(who)} decisions of yours "
+                                        "in the store."),
+            **_graph_outputs(s, threshold)}
+
+
+@callback(GRAPH_PANEL)
+def undo_annotation(ctl: Controller, annotator: str | None, threshold: float, session: Session | None,
+                    oauth_name: str | None = None) -> Update:
+    """Take back one's last decision (the store keeps it, marked undone); the graph shows what stood before."""
+    s = session or Session()
+    who = annotator_of(ctl, annotator, s, oauth_name)
+    undo = ctl.annotations.undo_last(who)
+    take_back(s.graph, undo)
+    d = undo.undone
+    back = (f"{undo.restored.relation} (your earlier decision) stands again" if undo.restored
+            else "the pair is undecided again")
+    return {Output.SESSION: s, Output.DECISIONS_DF: ctl.annotations.rows(who),
+            Output.STATUS: Status("ok", f"Undid decision {d.id} ({d.decision} → {d.candidate.head.text} {d.relation} "
+                                        f"{d.candidate.tail.text}): {back}."),
             **_graph_outputs(s, threshold)}
 
 
@@ -474,5 +533,6 @@ def export_annotations(ctl: Controller, session: Session | None = None) -> Updat
     path = ctl.export_dir / f"annotations_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}.txt"
     text = ctl.annotations.export_mnre(path)
     n = text.count("\n")
-    return {Output.ANNOTATIONS_FILE: str(path), Output.DECISIONS_DF: ctl.annotations.rows(),
-            Output.STATUS: Status("ok", f"Exported {n} decisions as MNRE lines (latest per pair and annotator).")}
+    return {Output.ANNOTATIONS_FILE: str(path),
+            Output.STATUS: Status("ok", f"Exported {n} standing decisions as MNRE lines (latest per pair and "
+                                        "annotator; undone and replaced ones left out).")}

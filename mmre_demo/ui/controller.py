@@ -21,8 +21,10 @@ from PIL import Image
 
 from mmre_demo import graph as kg
 from mmre_demo.annotations import AnnotationStore
+from mmre_demo.annotations.review import ReviewPost, ReviewQueues
 from mmre_demo.data.schema import InputError
 from mmre_demo.prediction import Prediction, Predictor
+from mmre_demo.ui.login import AnnotatorLogin
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,10 @@ class Session:
     selected_node: str | None = None
     suggestions: list[dict] = field(default_factory=list)
     requests: int = 0
+    posts: list[ReviewPost] = field(default_factory=list)  # what this tab classified (a review queue's source)
+    signed_in: str | None = None  # the annotator signed in with a password (login mode)
+    review_queue: str | None = None  # the review queue open in this tab and the item it shows
+    review_position: int | None = None
 
 
 def examples(assets: Path = ASSETS) -> list[dict]:
@@ -104,7 +110,7 @@ class Controller:
 
     def __init__(self, pipeline: Any = None, pipeline_factory: Callable[[], Any] | None = None,
                  annotations: AnnotationStore | None = None, export_dir: str | Path | None = None,
-                 suggester_factory: Callable[[], Any] | None | str = "auto"):
+                 suggester_factory: Callable[[], Any] | None | str = "auto", login: AnnotatorLogin | None = None):
         if pipeline is None and pipeline_factory is None:
             from mmre_demo.pipeline import Pipeline
 
@@ -116,6 +122,8 @@ class Controller:
         self._pipe = pipeline
         self._loader = PipelineLoader(pipeline_factory) if pipeline is None else None
         self.annotations = annotations or AnnotationStore()
+        self.queues = ReviewQueues(self.annotations)
+        self.login = login or AnnotatorLogin.from_env()  # who may write annotations ($MMRE_ANNOTATION_LOGIN)
         # $MMRE_EXPORT_DIR keeps the exports across restarts (the Docker image points it into its /data volume)
         self.export_dir = Path(export_dir or os.environ.get("MMRE_EXPORT_DIR")
                                or tempfile.mkdtemp(prefix="mmre_export_"))

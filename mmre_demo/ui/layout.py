@@ -11,10 +11,20 @@ from typing import Any
 import gradio as gr
 
 from mmre_demo.annotations import DECISIONS
+from mmre_demo.annotations.agreement import AGREEMENT_HEADERS
 from mmre_demo.ui import callbacks as cb
+from mmre_demo.ui import reviewing as rv
 from mmre_demo.ui.controller import Controller, examples
+from mmre_demo.ui.login import LoginMode
 from mmre_demo.ui.outputs import Choices, Output, Status, Update
-from mmre_demo.ui.render import DECISION_HEADERS, ENTITY_COLOURS, ENTITY_HEADERS, RELATION_HEADERS, SUGGESTION_HEADERS
+from mmre_demo.ui.render import (
+    ALTERNATIVE_HEADERS,
+    DECISION_HEADERS,
+    ENTITY_COLOURS,
+    ENTITY_HEADERS,
+    RELATION_HEADERS,
+    SUGGESTION_HEADERS,
+)
 
 TITLE = "mmre_demo — multimodal relation extraction"
 CSS = """
@@ -30,8 +40,9 @@ MODEL_EVENTS = dict(concurrency_limit=MODEL_CONCURRENCY, concurrency_id="model")
 
 # api_name of every main action (stable: the README and gradio_client use them)
 API_NAMES = ("predict", "rerun", "explain", "filter", "clear_graph", "export_graph", "suggest_links",
-             "add_suggestion", "refresh_embedding", "annotate", "export_annotations", "preview", "add_from_image",
-             "load_graph")
+             "add_suggestion", "refresh_embedding", "annotate", "undo_annotation", "export_annotations", "preview",
+             "add_from_image", "load_graph", "review_accept", "review_reject", "review_relabel", "review_skip",
+             "review_undo", "review_next", "review_open", "review_session", "review_folder", "decisions")
 
 
 def build(controller: Controller | None = None) -> gr.Blocks:
@@ -103,16 +114,15 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                                     elem_id="concepts", show_heading=False)
                 with gr.Accordion("Annotator mode: accept / reject / relabel the chosen pair", open=False,
                                   elem_id="annotator"):
-                    annotator = gr.Textbox(label="Your name", value="", max_lines=1, elem_id="annotator-name")
+                    annotator = gr.Textbox(label="Your name (annotator)", value="", max_lines=1,
+                                           elem_id="annotator-name", interactive=not ctl.login.required,
+                                           placeholder="signed in on the Review tab" if ctl.login.required else "")
                     decision = gr.Radio(list(DECISIONS), value="accept", label="Decision", elem_id="decision")
-                    new_label = gr.Dropdown(cb.RELATION_CHOICES, label="New relation (for relabel)",
-                                            elem_id="new-label")
-                    annotate_btn = gr.Button("Save decision", elem_id="annotate")
-                    decisions_df = gr.Dataframe(headers=DECISION_HEADERS, value=ctl.annotations.rows(),
-                                                interactive=False,
-                                                label="Stored decisions (newest first)", elem_id="decisions")
-                    export_ann_btn = gr.Button("Export decisions as MNRE lines", elem_id="export-annotations")
-                    annotations_file = gr.File(label="MNRE export", interactive=False, elem_id="annotations-file")
+                    new_label = gr.Dropdown([], value=None, label="New relation (for relabel: the relations that "
+                                                                  "fit the pair's types)", elem_id="new-label")
+                    with gr.Row():
+                        annotate_btn = gr.Button("Save decision", elem_id="annotate")
+                        undo_btn = gr.Button("Undo my last decision", elem_id="undo-annotation")
         gr.Markdown("### Knowledge graph of this session")
         with gr.Row():
             with gr.Column(scale=3):
@@ -140,6 +150,71 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                                          allow_custom_value=True)
                 add_btn = gr.Button("Add to graph", elem_id="add-suggestion")
 
+        with gr.Tab("Review", elem_id="review-tab"):
+            gr.Markdown("### Review queue: a corpus's pairs one at a time, the most uncertain first\n"
+                        "Open an `mmre extract` output (its `posts.jsonl`, with the images it names), this tab's "
+                        "posts, or a queue someone opened before. Keys (outside a text box): **A** accept, "
+                        "**R** reject, **1–9** relabel, **S** skip, **U** undo. Your progress is kept in the "
+                        "annotation store: come back any time.")
+            with gr.Row():
+                review_name = gr.Textbox(label="Your name (annotator; kept in this browser)", max_lines=1,
+                                         elem_id="review-name", interactive=not ctl.login.required, scale=2)
+                if ctl.login.mode is LoginMode.PASSWORD:
+                    login_name = gr.Textbox(label="Annotator", max_lines=1, elem_id="login-name", scale=1)
+                    login_password = gr.Textbox(label="Password", type="password", max_lines=1,
+                                                elem_id="login-password", scale=1)
+                    sign_in_btn = gr.Button("Sign in to annotate", elem_id="sign-in", scale=1)
+                elif ctl.login.mode is LoginMode.HUGGINGFACE:
+                    gr.LoginButton(value="Sign in with Hugging Face to annotate", elem_id="hf-login", scale=1)
+            with gr.Row():
+                queue_dd = gr.Dropdown([], label="Stored review queues", elem_id="review-queue", scale=2)
+                open_queue_btn = gr.Button("Continue this queue", elem_id="open-queue", scale=1)
+                open_session_btn = gr.Button("Review this tab's posts", elem_id="review-session", scale=1)
+            with gr.Accordion("Open an `mmre extract` output folder", open=False, elem_id="review-upload-box"):
+                review_files = gr.File(label="posts.jsonl (and the images it names)", file_count="multiple",
+                                       type="filepath", elem_id="review-files")
+                open_folder_btn = gr.Button("Open as a review queue", elem_id="open-folder")
+            with gr.Column(elem_id="review-panel"):
+                review_progress = gr.Markdown("", elem_id="review-progress")
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        review_item = gr.Markdown("Open a review queue to start.", elem_id="review-item")
+                        review_caption = gr.HighlightedText(label="The post (head and tail marked)",
+                                                            combine_adjacent=False, show_legend=True,
+                                                            elem_id="review-caption")
+                        with gr.Row():
+                            accept_btn = gr.Button("Accept (A)", variant="primary", elem_id="review-accept")
+                            reject_btn = gr.Button("Reject (R)", variant="stop", elem_id="review-reject")
+                            skip_btn = gr.Button("Skip (S)", elem_id="review-skip")
+                            review_undo_btn = gr.Button("Undo (U)", elem_id="review-undo")
+                            next_btn = gr.Button("Next", elem_id="review-next")
+                        review_labels = gr.Radio([], value=None, label="Relabel to (only the relations that fit the "
+                                                                       "pair's types; keys 1–9)",
+                                                 elem_id="review-labels")
+                        relabel_btn = gr.Button("Relabel to the chosen relation", elem_id="review-relabel")
+                        review_alternatives = gr.Dataframe(headers=ALTERNATIVE_HEADERS, interactive=False,
+                                                           label="The model's alternatives", elem_id="review-alts")
+                    with gr.Column(scale=2):
+                        review_image = gr.Image(label="The post's image", interactive=False, type="pil",
+                                                elem_id="review-image", buttons=[], height=260)
+                        review_text = gr.Markdown("", elem_id="review-text")
+                        review_evidence = gr.Image(label="Where the model looked for this pair", interactive=False,
+                                                   type="pil", elem_id="review-evidence", buttons=[])
+            gr.Markdown("#### Decisions and agreement")
+            with gr.Row():
+                everyone = gr.Checkbox(False, label="Show everyone's decisions (default: yours)", elem_id="everyone")
+                refresh_tables_btn = gr.Button("Refresh the tables", elem_id="refresh-decisions", size="sm")
+                export_ann_btn = gr.Button("Export decisions as MNRE lines", elem_id="export-annotations", size="sm")
+            decisions_df = gr.Dataframe(headers=DECISION_HEADERS, value=[], interactive=False, wrap=True,
+                                        label="Standing decisions (newest first; replaced and undone ones are kept "
+                                              "in the store's history)", elem_id="decisions")
+            agreement_df = gr.Dataframe(headers=AGREEMENT_HEADERS, value=[], interactive=False, elem_id="agreement",
+                                        label="Agreement on the pairs two annotators decided (Cohen's kappa; "
+                                              "per relation: that relation against the rest)")
+            annotations_file = gr.File(label="MNRE export", interactive=False, elem_id="annotations-file")
+        name_state = gr.BrowserState("", storage_key="mmre_annotator")
+        queue_state = gr.BrowserState("", storage_key="mmre_review_queue")
+
         components: dict[Output, Any] = {
             Output.SESSION: session, Output.STATUS: status, Output.PREVIEW: preview, Output.ENTITIES_HL: entities_hl,
             Output.ENTITIES_DF: entities_df, Output.RELATIONS_DF: relations_df, Output.PAIR: pair,
@@ -148,6 +223,12 @@ def build(controller: Controller | None = None) -> gr.Blocks:
             Output.SUGGESTIONS_DF: suggestions_df, Output.SUGGESTION: suggestion, Output.DECISIONS_DF: decisions_df,
             Output.ANNOTATIONS_FILE: annotations_file, Output.IMAGE_TEXT_IMG: image_text_img,
             Output.IMAGE_TEXT_MD: image_text_md, Output.ALSO_IN_IMAGE: also_in_image, Output.CAPTION: caption,
+            Output.NEW_LABEL: new_label, Output.ANNOTATOR_NAME: review_name, Output.REVIEW_QUEUES: queue_dd,
+            Output.REVIEW_PROGRESS: review_progress, Output.REVIEW_ITEM: review_item,
+            Output.REVIEW_CAPTION: review_caption, Output.REVIEW_IMAGE: review_image,
+            Output.REVIEW_EVIDENCE: review_evidence, Output.REVIEW_TEXT: review_text,
+            Output.REVIEW_ALTERNATIVES: review_alternatives, Output.REVIEW_LABELS: review_labels,
+            Output.AGREEMENT_DF: agreement_df,
         }
         missing = set(Output) - set(components)
         assert not missing, f"outputs without a component: {missing}"
@@ -231,17 +312,120 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                       g_outs, api_name="add_suggestion")
         refresh_btn.click(lambda s: g_conv(cb.refresh_embedding(ctl, s)), [session], g_outs,
                           api_name="refresh_embedding")
-        annotate_btn.click(lambda p, d, nl, who, thr, s: g_conv(cb.annotate(ctl, p, d, nl, who, thr, s)),
-                           [pair, decision, new_label, annotator, threshold, session], g_outs, api_name="annotate")
+        def oauth_name(profile: gr.OAuthProfile | None) -> str | None:
+            return getattr(profile, "username", None) if profile is not None else None
+
+        def do_annotate(p, d, nl, who, thr, s, profile: gr.OAuthProfile | None = None):
+            return g_conv(cb.annotate(ctl, p, d, nl, who, thr, s, oauth_name(profile)))
+
+        def do_undo_annotation(who, thr, s, profile: gr.OAuthProfile | None = None):
+            return g_conv(cb.undo_annotation(ctl, who, thr, s, oauth_name(profile)))
+
+        annotate_btn.click(do_annotate, [pair, decision, new_label, annotator, threshold, session], g_outs,
+                           api_name="annotate")
+        undo_btn.click(do_undo_annotation, [annotator, threshold, session], g_outs, api_name="undo_annotation")
         export_ann_btn.click(lambda s: g_conv(cb.export_annotations(ctl, s)), [session], g_outs,
                              api_name="export_annotations")
+
+        rv_outs, rv_conv = bind(rv.decide)  # every Review-tab callback shares these outputs
+
+        def do_decide(kind, label, who, s, profile: gr.OAuthProfile | None = None):
+            return rv_conv(rv.decide(ctl, kind, label, who, s, oauth_name(profile)))
+
+        def do_skip(who, s, profile: gr.OAuthProfile | None = None):
+            return rv_conv(rv.skip(ctl, who, s, oauth_name(profile)))
+
+        def do_review_undo(who, s, profile: gr.OAuthProfile | None = None):
+            return rv_conv(rv.undo(ctl, who, s, oauth_name(profile)))
+
+        def do_next(who, s, profile: gr.OAuthProfile | None = None):
+            return rv_conv(rv.next_item(ctl, who, s, oauth_name(profile)))
+
+        def do_open_queue(q, who, s, profile: gr.OAuthProfile | None = None):
+            return rv_conv(rv.open_queue(ctl, q, who, s, oauth_name(profile)))
+
+        def do_open_session(who, s, profile: gr.OAuthProfile | None = None):
+            return rv_conv(rv.open_session_posts(ctl, who, s, oauth_name(profile)))
+
+        def do_open_folder(files, who, s, progress=gr.Progress(), profile: gr.OAuthProfile | None = None):  # noqa: B008
+            return rv_conv(rv.open_folder(ctl, files, who, s, progress=progress, oauth_name=oauth_name(profile)))
+
+        def do_refresh(who, all_, s, profile: gr.OAuthProfile | None = None):
+            return rv_conv(rv.refresh(ctl, who, all_, s, oauth_name(profile)))
+
+        def do_accept(who, s, profile: gr.OAuthProfile | None = None):
+            return do_decide("accept", None, who, s, profile)
+
+        def do_reject(who, s, profile: gr.OAuthProfile | None = None):
+            return do_decide("reject", None, who, s, profile)
+
+        def do_relabel(label, who, s, profile: gr.OAuthProfile | None = None):
+            return do_decide("relabel", label, who, s, profile)
+
+        accept_btn.click(do_accept, [review_name, session], rv_outs, api_name="review_accept", **MODEL_EVENTS)
+        reject_btn.click(do_reject, [review_name, session], rv_outs, api_name="review_reject", **MODEL_EVENTS)
+        relabel_btn.click(do_relabel, [review_labels, review_name, session], rv_outs, api_name="review_relabel",
+                          **MODEL_EVENTS)
+        skip_btn.click(do_skip, [review_name, session], rv_outs, api_name="review_skip", **MODEL_EVENTS)
+        review_undo_btn.click(do_review_undo, [review_name, session], rv_outs, api_name="review_undo", **MODEL_EVENTS)
+        next_btn.click(do_next, [review_name, session], rv_outs, api_name="review_next", **MODEL_EVENTS)
+        open_queue_btn.click(do_open_queue, [queue_dd, review_name, session], rv_outs, api_name="review_open",
+                             **MODEL_EVENTS).then(lambda q: q or "", queue_dd, queue_state, api_visibility="private")
+        open_session_btn.click(do_open_session, [review_name, session], rv_outs, api_name="review_session",
+                               **MODEL_EVENTS)
+        open_folder_btn.click(do_open_folder, [review_files, review_name, session], rv_outs,
+                              api_name="review_folder", **MODEL_EVENTS)
+        refresh_tables_btn.click(do_refresh, [review_name, everyone, session], rv_outs, api_name="decisions")
+        everyone.input(do_refresh, [review_name, everyone, session], rv_outs, api_visibility="private")
+        if ctl.login.mode is LoginMode.PASSWORD:
+            sign_in_btn.click(lambda n, pw, s: rv_conv(rv.sign_in(ctl, n, pw, s)),
+                              [login_name, login_password, session], rv_outs, api_name="sign_in")
+        # one name in both places, remembered by the browser (a login's name replaces it)
+        review_name.change(lambda v: (v, v), review_name, [annotator, name_state], api_visibility="private")
+        annotator.input(lambda v: (v, v), annotator, [review_name, name_state], api_visibility="private")
+
+        def restore(name, queue, s):
+            """A new visit: the browser's annotator name, and the queue it had open, where it stopped."""
+            if ctl.login.required:
+                name = ""
+            known = queue and name and any(q.id == queue for q in ctl.queues.list())
+            out = rv_conv(rv.open_queue(ctl, queue, name, s) if known else rv.refresh(ctl, name, False, s))
+            return (name, gr.update(choices=[(f"{q.name} — {q.items} pairs", q.id) for q in ctl.queues.list()],
+                                    value=queue or None), *out)
+
+        demo.load(restore, [name_state, queue_state, session], [review_name, queue_dd, *rv_outs],
+                  api_visibility="private")
         demo.load(lambda: cb.device_text(ctl), None, device_md, api_visibility="private")
     demo.controller = ctl  # for tests and benchmarks
     return demo
 
 
+# the Review tab's keys: A accept, R reject, 1-9 relabel to that relation, S skip, U undo (not while typing)
+REVIEW_KEYS_JS = """
+<script>
+document.addEventListener("keydown", (e) => {
+  if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
+  const t = e.target;
+  const typing = t && ((t.tagName === "INPUT" && !["radio", "checkbox", "button"].includes(t.type))
+                       || t.tagName === "TEXTAREA" || t.isContentEditable);
+  const panel = document.getElementById("review-panel");
+  if (typing || !panel || panel.offsetParent === null) return;  // typing, or the Review tab is not shown
+  const click = (id) => { const b = document.getElementById(id); if (b) { b.click(); e.preventDefault(); } };
+  const k = e.key.toLowerCase();
+  const buttons = {a: "review-accept", r: "review-reject", s: "review-skip", u: "review-undo"};
+  if (buttons[k]) { click(buttons[k]); return; }
+  if (/^[1-9]$/.test(k)) {
+    const option = document.querySelectorAll("#review-labels input[type=radio]")[Number(k) - 1];
+    if (option) { option.click(); e.preventDefault(); setTimeout(() => click("review-relabel"), 200); }
+  }
+});
+</script>
+"""
+
+
 def launch_kwargs() -> dict:
     """launch() arguments shared by app.py and the tests (Gradio 6: theme/css go to launch)."""
     exports = os.environ.get("MMRE_EXPORT_DIR")  # outside Gradio's temp folder: its files must be allowed
-    return dict(theme=gr.themes.Soft(), css=CSS, footer_links=["api", "gradio"], max_file_size="50mb",
+    return dict(theme=gr.themes.Soft(), css=CSS, head=REVIEW_KEYS_JS, footer_links=["api", "gradio"],
+                max_file_size="50mb",
                 show_error=False, allowed_paths=[exports] if exports else None)

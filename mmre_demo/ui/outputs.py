@@ -42,6 +42,18 @@ class Output(str, Enum):
     SUGGESTION = "suggestion"  # `Choices` of the suggestion to add
     DECISIONS_DF = "decisions_df"  # stored annotator decisions
     ANNOTATIONS_FILE = "annotations_file"  # the MNRE export of the decisions
+    NEW_LABEL = "new_label"  # `Choices` of the relations a relabel of the chosen pair may pick (none chosen)
+    ANNOTATOR_NAME = "annotator_name"  # the annotator's name (set by signing in)
+    REVIEW_QUEUES = "review_queues"  # `Choices` of the review queues in the store
+    REVIEW_PROGRESS = "review_progress"  # "37 of 412 reviewed"
+    REVIEW_ITEM = "review_item"  # the reviewed pair in words
+    REVIEW_CAPTION = "review_caption"  # its caption, head and tail marked
+    REVIEW_IMAGE = "review_image"  # its image
+    REVIEW_EVIDENCE = "review_evidence"  # where the model looked, for that pair
+    REVIEW_TEXT = "review_text"  # the text read in its image
+    REVIEW_ALTERNATIVES = "review_alternatives"  # the model's alternatives and their keys
+    REVIEW_LABELS = "review_labels"  # `Choices` of the relabel targets that fit the pair
+    AGREEMENT_DF = "agreement_df"  # agreement between annotators
 
 
 Update = dict[Output, Any]
@@ -81,14 +93,19 @@ class Choices:
 EXTRACTION: tuple[Output, ...] = (  # run, rerun, refilter
     Output.SESSION, Output.STATUS, Output.ENTITIES_HL, Output.ENTITIES_DF, Output.RELATIONS_DF, Output.PAIR,
     Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS, Output.CONCEPTS, Output.GRAPH, Output.NODE,
-    Output.IMAGE_TEXT_IMG, Output.IMAGE_TEXT_MD, Output.ALSO_IN_IMAGE,
+    Output.IMAGE_TEXT_IMG, Output.IMAGE_TEXT_MD, Output.ALSO_IN_IMAGE, Output.NEW_LABEL,
 )
 FROM_IMAGE: tuple[Output, ...] = (*EXTRACTION, Output.CAPTION)  # add names read in the image, then re-run
 EVIDENCE: tuple[Output, ...] = (  # explain
-    Output.SESSION, Output.STATUS, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS,
+    Output.SESSION, Output.STATUS, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS, Output.NEW_LABEL,
 )
 GRAPH_PANEL: tuple[Output, ...] = (  # graph, suggestions, annotations
     Output.SESSION, Output.STATUS, Output.GRAPH, Output.NODE, Output.FILES, Output.SUGGESTIONS_DF, Output.SUGGESTION,
     Output.DECISIONS_DF, Output.ANNOTATIONS_FILE,
 )
 PREVIEW: tuple[Output, ...] = (Output.STATUS, Output.PREVIEW)  # upload
+REVIEW: tuple[Output, ...] = (  # the review queue, the decisions and agreement tables, signing in
+    Output.SESSION, Output.STATUS, Output.REVIEW_QUEUES, Output.REVIEW_PROGRESS, Output.REVIEW_ITEM,
+    Output.REVIEW_CAPTION, Output.REVIEW_IMAGE, Output.REVIEW_EVIDENCE, Output.REVIEW_TEXT, Output.REVIEW_ALTERNATIVES,
+    Output.REVIEW_LABELS, Output.DECISIONS_DF, Output.AGREEMENT_DF, Output.ANNOTATIONS_FILE, Output.ANNOTATOR_NAME,
+)

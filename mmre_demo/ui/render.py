@@ -18,7 +18,8 @@ from mmre_demo.ui.outputs import Choices, Output, Update
 ENTITY_HEADERS = ["text", "type", "start", "end"]
 RELATION_HEADERS = ["#", "head", "relation", "tail", "probability", "top-3 alternatives", "image influence"]
 SUGGESTION_HEADERS = ["head", "relation", "tail", "score"]
-DECISION_HEADERS = ["id", "time", "annotator", "head", "predicted", "tail", "decision", "relation", "img_id"]
+DECISION_HEADERS = ["id", "time", "annotator", "head", "predicted", "tail", "decision", "relation", "caption", "img_id"]
+ALTERNATIVE_HEADERS = ["key", "relation", "probability"]
 # entity highlighting: the graph's colours of the four entity types, "?" for an entity without a type
 ENTITY_COLOURS = {**{t: TYPE_COLOURS[t] for t in ENTITY_TYPES}, "?": UNKNOWN_TYPE_COLOUR}
 MAX_CONCEPTS_SHOWN = 8
@@ -196,3 +197,52 @@ def suggestion_choices(suggestions: list[dict], with_score: bool = True) -> Choi
 def device_markdown(device: str, override: str | None) -> str:
     return f"**Device:** `{device}`" + (f" (from MMRE_DEVICE={override})" if override else
                                         " (auto: cuda > mps > cpu; set MMRE_DEVICE to override)")
+
+
+# ---- annotating and reviewing --------------------------------------------------------------------
+def relation_choices(labels: list[str]) -> Choices:
+    """The relations a relabel may choose, numbered for the keyboard (1-9), none chosen: a relabel is
+    always an explicit choice."""
+    return Choices([(f"{i}. {lab}" if i <= 9 else lab, lab) for i, lab in enumerate(labels, start=1)], None)
+
+
+def review_segments(item: Any) -> list[tuple[str, str | None]]:
+    """The reviewed post's caption: the pair's head and tail marked, its other entities by type."""
+    marked = []
+    for e in item.entities:
+        if (e.start, e.end) == (item.head.start, item.head.end):
+            marked.append(Entity(e.text, e.start, e.end, f"head · {e.type or '?'}"))
+        elif (e.start, e.end) == (item.tail.start, item.tail.end):
+            marked.append(Entity(e.text, e.start, e.end, f"tail · {e.type or '?'}"))
+        else:
+            marked.append(e)
+    return entity_segments(item.caption, marked)
+
+
+def review_markdown(item: Any, position: int) -> str:
+    """What is asked about the item, in words: the relation proposed, how sure the model is, why it is asked."""
+    verdict = "shown as a relation" if item.shown else f"below the threshold {item.threshold:.2f}, not shown"
+    lines = [f"**Item {position + 1}** — {item.reason.value}",
+             f"### {item.head.text} ({item.head.type or '?'}) → `{item.label}` → {item.tail.text} "
+             f"({item.tail.type or '?'})",
+             f"Probability {item.probability:.2f} ({verdict}).",
+             "**A** accept (the relation holds) · **R** reject (no relation) · **1–9** relabel to that relation · "
+             "**S** skip · **U** undo your last decision."]
+    if item.reverse is not None:
+        lines.insert(3, f"The other direction ({item.tail.text} → {item.head.text}) read `{item.reverse[0]}` "
+                        f"({item.reverse[1]:.2f}).")
+    return "\n\n".join(lines)
+
+
+def alternative_rows(item: Any, labels: list[str]) -> list[list[Any]]:
+    """The model's alternatives for the pair, with the key that relabels to each (when it fits the types)."""
+    keys = {lab: str(i) for i, lab in enumerate(labels[:9], start=1)}
+    return [[keys.get(lab, "A" if lab == item.label else ""), lab, round(pr, 3)] for lab, pr in item.top_k]
+
+
+def image_text_lines(lines: tuple[str, ...]) -> str:
+    if not lines:
+        return "No text was read in the image."
+    shown = ", ".join(f"“{ln}”" for ln in lines[:MAX_LINES_LISTED])
+    more = f" and {len(lines) - MAX_LINES_LISTED} more" if len(lines) > MAX_LINES_LISTED else ""
+    return f"**Text read in the image:** {shown}{more}."

@@ -41,7 +41,7 @@ def test_round_trip(client):
 
     ex = examples()[0]
     res = client.predict(handle_file(ex["path"]), ex["caption"], 0.5, False, api_name="/predict")
-    status, ents_hl, ents_df, rel_df, pair, ev_img, ev_md, words, concepts, graph, node, _, text_md, also = res
+    status, ents_hl, ents_df, rel_df, pair, ev_img, ev_md, words, concepts, graph, node, _, text_md, also, _ = res
     assert status.startswith("✅"), status
     assert "read" in text_md  # the text in the image was read (read_text defaults to on)
     assert rel_df["data"] and rel_df["headers"][2] == "relation"

@@ -119,7 +119,8 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                                            placeholder="signed in on the Review tab" if ctl.login.required else "")
                     decision = gr.Radio(list(DECISIONS), value="accept", label="Decision", elem_id="decision")
                     new_label = gr.Dropdown([], value=None, label="New relation (for relabel: the relations that "
-                                                                  "fit the pair's types)", elem_id="new-label")
+                                                                  "fit the pair's types)", elem_id="new-label",
+                                            allow_custom_value=True)  # the API's labels reach the store's check
                     with gr.Row():
                         annotate_btn = gr.Button("Save decision", elem_id="annotate")
                         undo_btn = gr.Button("Undo my last decision", elem_id="undo-annotation")
@@ -167,7 +168,8 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                 elif ctl.login.mode is LoginMode.HUGGINGFACE:
                     gr.LoginButton(value="Sign in with Hugging Face to annotate", elem_id="hf-login", scale=1)
             with gr.Row():
-                queue_dd = gr.Dropdown([], label="Stored review queues", elem_id="review-queue", scale=2)
+                queue_dd = gr.Dropdown([], label="Stored review queues", elem_id="review-queue", scale=2,
+                                       allow_custom_value=True)
                 open_queue_btn = gr.Button("Continue this queue", elem_id="open-queue", scale=1)
                 open_session_btn = gr.Button("Review this tab's posts", elem_id="review-session", scale=1)
             with gr.Accordion("Open an `mmre extract` output folder", open=False, elem_id="review-upload-box"):

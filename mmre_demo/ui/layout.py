@@ -151,7 +151,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                                          allow_custom_value=True)
                 add_btn = gr.Button("Add to graph", elem_id="add-suggestion")
 
-        with gr.Tab("Review", elem_id="review-tab"):
+        with gr.Tab("Review", elem_id="review-tab") as review_tab:
             gr.Markdown("### Review queue: a corpus's pairs one at a time, the most uncertain first\n"
                         "Open an `mmre extract` output (its `posts.jsonl`, with the images it names), this tab's "
                         "posts, or a queue someone opened before. Keys (outside a text box): **A** accept, "
@@ -372,7 +372,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         review_undo_btn.click(do_review_undo, [review_name, session], rv_outs, api_name="review_undo", **MODEL_EVENTS)
         next_btn.click(do_next, [review_name, session], rv_outs, api_name="review_next", **MODEL_EVENTS)
         open_queue_btn.click(do_open_queue, [queue_dd, review_name, session], rv_outs, api_name="review_open",
-                             **MODEL_EVENTS).then(lambda q: q or "", queue_dd, queue_state, api_visibility="private")
+                             **MODEL_EVENTS)
         open_session_btn.click(do_open_session, [review_name, session], rv_outs, api_name="review_session",
                                **MODEL_EVENTS)
         open_folder_btn.click(do_open_folder, [review_files, review_name, session], rv_outs,
@@ -387,16 +387,21 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         annotator.input(lambda v: (v, v), annotator, [review_name, name_state], api_visibility="private")
 
         def restore(name, queue, s):
-            """A new visit: the browser's annotator name, and the queue it had open, where it stopped."""
-            if ctl.login.required:
-                name = ""
-            known = queue and name and any(q.id == queue for q in ctl.queues.list())
-            out = rv_conv(rv.open_queue(ctl, queue, name, s) if known else rv.refresh(ctl, name, False, s))
-            return (name, gr.update(choices=[(f"{q.name} — {q.items} pairs", q.id) for q in ctl.queues.list()],
-                                    value=queue or None), *out)
+            """A new visit: the browser's annotator name, and the queue it had open, where it stopped
+            (nothing is touched when the browser remembers no name: a name typed meanwhile stays)."""
+            if ctl.login.required or not name:
+                return tuple(gr.skip() for _ in rv_outs)
+            known = bool(queue) and any(q.id == queue for q in ctl.queues.list())
+            update = rv.open_queue(ctl, queue, name, s) if known else rv.refresh(ctl, name, False, s)
+            return rv_conv({**update, Output.ANNOTATOR_NAME: name})
 
-        demo.load(restore, [name_state, queue_state, session], [review_name, queue_dd, *rv_outs],
-                  api_visibility="private")
+        def list_queues(chosen):
+            listed = rv.queue_choices(ctl, chosen or None)
+            return gr.update(choices=listed.choices, value=listed.value)
+
+        demo.load(restore, [name_state, queue_state, session], rv_outs, api_visibility="private")
+        review_tab.select(list_queues, queue_dd, queue_dd, api_visibility="private")
+        queue_dd.change(lambda q: q or "", queue_dd, queue_state, api_visibility="private")  # the open queue
         demo.load(lambda: cb.device_text(ctl), None, device_md, api_visibility="private")
     demo.controller = ctl  # for tests and benchmarks
     return demo

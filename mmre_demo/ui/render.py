@@ -228,6 +228,9 @@ def review_markdown(item: Any, position: int) -> str:
              f"Probability {item.probability:.2f} ({verdict}).",
              "**A** accept (the relation holds) · **R** reject (no relation) · **1–9** relabel to that relation · "
              "**S** skip · **U** undo your last decision."]
+    if not item.relabel_choices():
+        lines.insert(3, f"No other relation fits a {item.head.type or '?'} → {item.tail.type or '?'} pair: "
+                        "accept or reject it.")
     if item.reverse is not None:
         lines.insert(3, f"The other direction ({item.tail.text} → {item.head.text}) read `{item.reverse[0]}` "
                         f"({item.reverse[1]:.2f}).")
@@ -240,7 +243,9 @@ def alternative_rows(item: Any, labels: list[str]) -> list[list[Any]]:
     return [[keys.get(lab, "A" if lab == item.label else ""), lab, round(pr, 3)] for lab, pr in item.top_k]
 
 
-def image_text_lines(lines: tuple[str, ...]) -> str:
+def image_text_lines(lines: tuple[str, ...], has_image: bool = True) -> str:
+    if not has_image:
+        return "This post has no image."
     if not lines:
         return "No text was read in the image."
     shown = ", ".join(f"“{ln}”" for ln in lines[:MAX_LINES_LISTED])

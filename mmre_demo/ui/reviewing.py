@@ -24,13 +24,16 @@ EMPTY_ITEM: Update = {Output.REVIEW_ITEM: "", Output.REVIEW_CAPTION: None, Outpu
                       Output.REVIEW_LABELS: Choices([], None)}
 
 
-def _queue_choices(ctl: Controller, chosen: str | None) -> Choices:
+def queue_choices(ctl: Controller, chosen: str | None) -> Choices:
     return Choices([(f"{q.name} — {q.items} pairs", q.id) for q in ctl.queues.list()], chosen)
 
 
 def tables(ctl: Controller, who: str | None, everyone: bool = False) -> Update:
     """The decisions table (the annotator's own unless `everyone`) and the agreement table."""
-    rows = ctl.annotations.rows(None if everyone or not who else who)
+    if everyone:
+        rows = ctl.annotations.rows()
+    else:  # one's own only: nobody else's names or decisions unless asked for
+        rows = ctl.annotations.rows(who) if who else []
     return {Output.DECISIONS_DF: rows, Output.AGREEMENT_DF: agreement_rows(agreement(ctl.annotations.current()))}
 
 
@@ -49,7 +52,7 @@ def _evidence(ctl: Controller, claimed: Claimed) -> tuple[Any, Any]:
 
 def present(ctl: Controller, s: Session, claimed: Claimed | None, who: str, note: str = "") -> Update:
     """The queue's outputs for the item handed to the annotator, or what to do when none is."""
-    out: Update = {Output.SESSION: s, Output.REVIEW_QUEUES: _queue_choices(ctl, s.review_queue), **tables(ctl, who)}
+    out: Update = {Output.SESSION: s, Output.REVIEW_QUEUES: queue_choices(ctl, s.review_queue), **tables(ctl, who)}
     if claimed is None:
         s.review_position = None
         left = ctl.queues.undecided(s.review_queue, who) if s.review_queue else 0
@@ -65,7 +68,8 @@ def present(ctl: Controller, s: Session, claimed: Claimed | None, who: str, note
     return {**out, Output.REVIEW_PROGRESS: f"**{claimed.progress.text()}** (reviewer: {who})",
             Output.REVIEW_ITEM: render.review_markdown(item, claimed.position),
             Output.REVIEW_CAPTION: render.review_segments(item), Output.REVIEW_IMAGE: image,
-            Output.REVIEW_EVIDENCE: heatmap, Output.REVIEW_TEXT: render.image_text_lines(item.image_text),
+            Output.REVIEW_EVIDENCE: heatmap,
+            Output.REVIEW_TEXT: render.image_text_lines(item.image_text, item.img_id is not None),
             Output.REVIEW_ALTERNATIVES: render.alternative_rows(item, labels),
             Output.REVIEW_LABELS: render.relation_choices(labels),
             Output.STATUS: Status.of("ok", [note, f"Item {claimed.position + 1}: {item.reason.value}."])}
@@ -187,7 +191,7 @@ def refresh(ctl: Controller, annotator: str | None, everyone: bool, session: Ses
         who = None  # not signed in: everyone's decisions can still be read
     out = tables(ctl, who, everyone)
     pairs = len(out[Output.AGREEMENT_DF])
-    return {Output.SESSION: s, Output.REVIEW_QUEUES: _queue_choices(ctl, s.review_queue), **out,
+    return {Output.SESSION: s, Output.REVIEW_QUEUES: queue_choices(ctl, s.review_queue), **out,
             Output.STATUS: Status("info", f"{len(out[Output.DECISIONS_DF])} standing decisions shown"
                                           f"{'' if everyone or not who else ' (yours)'}; "
                                           f"{'no pairs decided by two annotators yet' if not pairs else ''}"

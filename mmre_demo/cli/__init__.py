@@ -3,6 +3,7 @@
 - `mmre_demo.cli.relation`: predict, train, calibrate, eval
 - `mmre_demo.cli.ner`: ner, train-ner, eval-ner
 - `mmre_demo.cli.kge`: kge train, kge eval, kge suggest
+- `mmre_demo.cli.annotations`: annotations export, annotations import, annotations stats
 
 A subcommand handler returns an int exit code; an InputError / DataFormatError becomes a one-line
 message on stderr and exit code 2 (never a traceback). Progress messages of the library (training
@@ -17,7 +18,8 @@ import importlib
 import os
 import sys
 
-_COMMAND_MODULES = ("mmre_demo.cli.relation", "mmre_demo.cli.ner", "mmre_demo.cli.kge", "mmre_demo.cli.extract")
+_COMMAND_MODULES = ("mmre_demo.cli.relation", "mmre_demo.cli.ner", "mmre_demo.cli.kge", "mmre_demo.cli.extract",
+                    "mmre_demo.cli.annotations")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,8 +84,9 @@ def test_the_labeling_config_names_every_label_the_export_uses():
 
 def test_label_studio_import_without_predictions_reads_relations_as_relabels():
     """A task annotated in Label Studio from scratch: no prediction, so every relation is a relabel of
-    "nothing shown" (None), and a "None" relation accepts that nothing holds."""
-    task = {"data": {"text": CAP}, "annotations": [{"completed_by": 7, "result": [
+    "nothing shown" (None), and a "None" relation accepts that nothing holds (predictions listed by id only,
+    as some exports write them, are no predictions)."""
+    task = {"data": {"text": CAP}, "predictions": [12], "annotations": [{"completed_by": 7, "result": [
         {"id": "a", "type": "labels", "value": {"start": 10, "end": 24, "text": "Eileen Collins", "labels": ["PER"]}},
         {"id": "b", "type": "labels", "value": {"start": 28, "end": 32, "labels": ["ORG"]}},
         {"id": "c", "type": "labels", "value": {"start": 42, "end": 49, "labels": ["LOC"]}},

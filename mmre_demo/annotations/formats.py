@@ -252,9 +252,9 @@ def _pairs(result: Any, text: str, where: Where) -> list[tuple[Where, Entity, En
 def _predictions(task: dict[str, Any], text: str, where: Where) -> dict[tuple[int, int, int, int], tuple[str, Any]]:
     """What the model predicted per pair (spans), from the task's predictions (checked like annotations)."""
     out: dict[tuple[int, int, int, int], tuple[str, Any]] = {}
-    for k, pred in enumerate(task.get("predictions") or [], start=1):
+    for pred in task.get("predictions") or []:
         if not isinstance(pred, dict):
-            raise where.fail(f"prediction {k} must be an object")
+            continue  # some Label Studio exports list prediction ids only: nothing to read
         spans, relations = _regions(pred.get("result") or [], text, where)
         for at, item in relations:
             head, tail, label = _relation(item, spans, at)

@@ -67,6 +67,19 @@ def test_label_studio_round_trip_keeps_every_standing_decision(decided, tmp_path
     assert standing(AnnotationStore(empty)) == standing(decided)
 
 
+def test_entities_of_unknown_type_round_trip_as_untyped(tmp_path):
+    """MNRE-derived decisions may carry no entity types (they constrain nothing): span label UNTYPED."""
+    st = AnnotationStore(tmp_path / "u.sqlite3")
+    st.add(Candidate(CAP, None, Entity("NASA", 28, 32, ""), Entity("Houston", 42, 49, ""), "None"), "accept",
+           annotator="ann")
+    tasks = label_studio_tasks(st.current())
+    assert [r["value"]["labels"] for r in tasks[0]["annotations"][0]["result"] if r["type"] == "labels"] == [
+        ["UNTYPED"], ["UNTYPED"]]
+    back = AnnotationStore(tmp_path / "back.sqlite3")
+    back.add_many(label_studio_decisions(json.dumps(tasks), "u.json"), source="test")
+    assert standing(back) == standing(st)
+
+
 def test_a_rejected_pair_is_a_relation_labelled_none(decided):
     tasks = label_studio_tasks(decided.current("bob"))
     relations = [r for r in tasks[0]["annotations"][0]["result"] if r["type"] == "relation"]
@@ -77,7 +90,7 @@ def test_a_rejected_pair_is_a_relation_labelled_none(decided):
 
 def test_the_labeling_config_names_every_label_the_export_uses():
     config = label_studio_config()
-    for label in (*RELATIONS, *ENTITY_TYPES):
+    for label in (*RELATIONS, *ENTITY_TYPES, "UNTYPED"):
         assert f'value="{label}"' in config
     assert 'name="label" toName="text"' in config and 'value="$text"' in config and 'value="$image"' in config
 

@@ -5,8 +5,8 @@
 - **Label Studio** (JSON export of a relation-extraction project, labelstud.io/guide/task_format):
   one task per caption (and image): `data.text` is the caption, `data.image` the image (`data.img_id`
   its MNRE image id); one annotation per annotator (`completed_by.email` = the annotator's name): the
-  pair's entities as span regions (`type: "labels"`, labelled PER/ORG/LOC/MISC) and the decision as a
-  relation between them (`type: "relation"`, `direction: "right"` = head -> tail) labelled with the MNRE
+  pair's entities as span regions (`type: "labels"`, labelled PER/ORG/LOC/MISC, or UNTYPED) and the
+  decision as a relation between them (`type: "relation"`, `direction: "right"` = head -> tail) labelled with the MNRE
   relation name. A rejected pair is a relation labelled **"None"** (the annotator says no relation
   holds; a pair with no relation at all was not decided). The model's prediction on each pair goes in
   the task's `predictions` (model_version "mmre_demo"), so the import tells accept from relabel.
@@ -37,6 +37,8 @@ LS_TEXT = "text"  # the config's <Text name=...>: span regions' to_name (and the
 LS_IMAGE = "image"  # the config's <Image name=...> and its data key
 LS_MODEL_VERSION = "mmre_demo"
 LS_NO_RELATION = NONE_LABEL  # the relation label of a rejected pair
+LS_UNTYPED = "UNTYPED"  # the span label of an entity whose type is unknown (the store allows it; it constrains nothing)
+SPAN_LABELS: tuple[str, ...] = (*ENTITY_TYPES, LS_UNTYPED)
 _DIRECTIONS = ("right", "left")  # head -> tail as drawn, or drawn from the tail; "bi" is refused
 
 Imported = tuple[Candidate, str, str | None, str]  # what AnnotationStore.add_many takes
@@ -67,8 +69,9 @@ def _region_id(e: Entity) -> str:
 
 
 def _span_region(e: Entity) -> dict[str, Any]:
+    label = e.type if e.type in ENTITY_TYPES else LS_UNTYPED
     return {"id": _region_id(e), "from_name": LS_LABELS, "to_name": LS_TEXT, "type": "labels",
-            "value": {"start": e.start, "end": e.end, "text": e.text, "labels": [e.type]}}
+            "value": {"start": e.start, "end": e.end, "text": e.text, "labels": [label]}}
 
 
 def _relation_item(c: Candidate, label: str, score: float | None = None) -> dict[str, Any]:
@@ -129,8 +132,8 @@ def label_studio_config() -> str:
     """The labeling config (Settings -> Labeling Interface -> Code) that reads and writes these tasks."""
     from mmre_demo.graph.figure import TYPE_COLOURS, UNKNOWN_TYPE_COLOUR
 
-    colour = {t: quoteattr(TYPE_COLOURS.get(t, UNKNOWN_TYPE_COLOUR)) for t in ENTITY_TYPES}
-    labels = "\n".join(f"    <Label value={quoteattr(t)} background={colour[t]}/>" for t in ENTITY_TYPES)
+    colour = {t: quoteattr(TYPE_COLOURS.get(t, UNKNOWN_TYPE_COLOUR)) for t in SPAN_LABELS}
+    labels = "\n".join(f"    <Label value={quoteattr(t)} background={colour[t]}/>" for t in SPAN_LABELS)
     relations = "\n".join(f"    <Relation value={quoteattr(r)}/>" for r in RELATIONS)
     return (f'<View>\n  <Image name="{LS_IMAGE}" value="${LS_IMAGE}" maxWidth="640px"/>\n'
             f"  <!-- relations: head -> tail; \"None\" = the annotator decided that no relation holds -->\n"
@@ -191,8 +194,8 @@ def _span(item: dict[str, Any], text: str, where: Where) -> Entity:
     if "text" in value and value["text"] != text[start:end]:
         raise where.fail(f"span [{start}, {end}) reads {text[start:end]!r} in the text, not {value['text']!r} "
                          "(offsets counted in another unit, or another text)")
-    etype = _one_label(item, value.get("labels"), ENTITY_TYPES, "span", where)
-    return Entity(text[start:end], start, end, etype)
+    etype = _one_label(item, value.get("labels"), SPAN_LABELS, "span", where)
+    return Entity(text[start:end], start, end, "" if etype == LS_UNTYPED else etype)
 
 
 def _relation(item: dict[str, Any], spans: dict[str, Entity], where: Where) -> tuple[Entity, Entity, str]:

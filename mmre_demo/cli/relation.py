@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--train", help="MNRE-format training file (optional with --annotations)")
     t.add_argument("--annotations", metavar="DB",
                    help="also train on the standing decisions of this annotation store (accept/relabel: that "
-                        "relation, reject: None); starts from the shipped model unless --init-from says otherwise")
+                        "relation, reject: None); starts from the shipped model unless --init-from says otherwise "
+                        "(docs/annotations.md: the settings that keep the end-to-end F1)")
     t.add_argument("--annotator", help="with --annotations: only this annotator's decisions")
     t.add_argument("--val", required=True)
     t.add_argument("--images", help="folder of images named by img_id (optional)")

@@ -5,6 +5,7 @@
 - `mmre_demo.cli.kge`: kge train, kge eval, kge suggest
 - `mmre_demo.cli.extract`: extract
 - `mmre_demo.cli.review`: review open, review list, review walk
+- `mmre_demo.cli.annotations`: annotations export, annotations import, annotations stats
 
 A subcommand handler returns an int exit code; an InputError / DataFormatError becomes a one-line
 message on stderr and exit code 2 (never a traceback). Progress messages of the library (training
@@ -20,7 +21,7 @@ import os
 import sys
 
 _COMMAND_MODULES = ("mmre_demo.cli.relation", "mmre_demo.cli.ner", "mmre_demo.cli.kge", "mmre_demo.cli.extract",
-                    "mmre_demo.cli.review")
+                    "mmre_demo.cli.review", "mmre_demo.cli.annotations")
 
 
 def build_parser() -> argparse.ArgumentParser:

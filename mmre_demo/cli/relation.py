@@ -26,8 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_predict)
 
-    t = sub.add_parser("train", help="train the relation model on MNRE-format files")
-    t.add_argument("--train", required=True)
+    t = sub.add_parser("train", help="train the relation model on MNRE-format files (or annotators' decisions)")
+    t.add_argument("--train", help="MNRE-format training file (optional with --annotations)")
+    t.add_argument("--annotations", metavar="DB",
+                   help="also train on the standing decisions of this annotation store (accept/relabel: that "
+                        "relation, reject: None); starts from the shipped model unless --init-from says otherwise "
+                        "(docs/annotations.md: the settings that keep the end-to-end F1)")
+    t.add_argument("--annotator", help="with --annotations: only this annotator's decisions")
     t.add_argument("--val", required=True)
     t.add_argument("--images", help="folder of images named by img_id (optional)")
     t.add_argument("--out", required=True)
@@ -158,12 +163,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError(f"--extra-fraction must be in (0, 1], got {args.extra_fraction}")
     if args.silver_weight <= 0:
         raise InputError(f"--silver-weight must be positive, got {args.silver_weight}")
-    train_ex, bad_t = read_mnre(args.train, skip_bad=args.skip_bad)
+    if not args.train and not args.annotations:
+        raise InputError("give the training data: --train FILE (MNRE lines) and/or --annotations DB")
+    train_ex, bad_t = read_mnre(args.train, skip_bad=args.skip_bad) if args.train else ([], 0)
     val_ex, bad_v = read_mnre(args.val, skip_bad=args.skip_bad)
     if bad_t or bad_v:
         print(f"skipped malformed lines: {bad_t} in {args.train}, {bad_v} in {args.val}")
     if args.limit:
         train_ex = train_ex[: args.limit]
+    if args.annotations:
+        train_ex += _annotation_examples(args)
     if args.image_text and not args.images:
         raise InputError("--image-text reads the text in the training images: give them with --images DIR")
     config = RelationConfig(architecture=args.architecture, max_rows=args.max_rows,
@@ -183,6 +192,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(json.dumps({"best_epoch": state.get("best_epoch"), "best_val_f1": state["best_f1"],
                       "saved": str(Path(args.out) / "best")}))
     return 0
+
+
+def _annotation_examples(args: argparse.Namespace) -> list:
+    """`--annotations DB`: the decisions as examples; fine-tuning starts from the shipped model (set as
+    `args.init_from` when not given) and never writes into the shipped weights folder."""
+    from mmre_demo.annotations.training import load_decision_examples
+    from mmre_demo.data.paths import relation_weights_dir, weights_dir
+    from mmre_demo.data.schema import InputError
+
+    shipped = weights_dir().resolve()
+    if Path(args.out).resolve().is_relative_to(shipped):
+        raise InputError(f"--out {args.out} is inside the shipped weights ({shipped}): choose a new folder")
+    if not args.init_from:
+        args.init_from = str(relation_weights_dir())
+    return load_decision_examples(args.annotations, args.annotator)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

@@ -53,3 +53,15 @@ def launch_test_app(pipeline, folder):
     demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port,
                                                    prevent_thread_lock=True, quiet=True, **launch_kwargs())
     return f"http://127.0.0.1:{port}/", demo
+
+
+@pytest.fixture(scope="module")
+def review_app(pipeline, tmp_path_factory):
+    """The app served on 127.0.0.1 with a store of its own, and an `mmre extract` folder of the review
+    corpus (tests/review_corpus.py): (url, folder of the store, extract folder)."""
+    from tests.review_corpus import make_extract_folder
+
+    root = tmp_path_factory.mktemp("review_app")
+    url, demo = launch_test_app(pipeline, root)
+    yield url, root, make_extract_folder(root)
+    demo.close()

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from mmre_demo.data.labels import relation_fits
-from tests.review_corpus import make_extract_folder
 from tests.test_browser import ARGS, CHROMIUM, SHOTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -23,17 +22,7 @@ HEADER = re.compile(r"\((\w+|\?)\) → \S+ → .+ \((\w+|\?)\)")
 
 
 @pytest.fixture(scope="module")
-def served(pipeline, tmp_path_factory):
-    from tests.conftest import launch_test_app
-
-    root = tmp_path_factory.mktemp("browser_review")
-    url, demo = launch_test_app(pipeline, root)
-    yield url, root, make_extract_folder(root)
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def page(served):
+def page(review_app):
     SHOTS.mkdir(parents=True, exist_ok=True)
     exe = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     with sync_api.sync_playwright() as p:
@@ -70,8 +59,8 @@ def press_and_wait(page, key: str) -> None:
                            "&& st && !/^\\s*[0-9.]+s|processing/.test(st.innerText); }", arg=[before])
 
 
-def test_walk_the_review_queue_by_keyboard(page, served):
-    url, root, folder = served
+def test_walk_the_review_queue_by_keyboard(page, review_app):
+    url, root, folder = review_app
     page.goto(url)
     page.get_by_role("tab", name="Review").click()
     page.locator("#review-name textarea, #review-name input").first.fill("alice")

@@ -10,31 +10,20 @@ import threading
 import pytest
 
 from mmre_demo.annotations import AnnotationStore
-from tests.review_corpus import make_extract_folder
 
 pytestmark = pytest.mark.slow
 
 STATUS, QUEUES, PROGRESS, ITEM = 0, 1, 2, 3  # the Review endpoints' outputs (REVIEW without the session)
 
 
-@pytest.fixture(scope="module")
-def served(pipeline, tmp_path_factory):
-    from tests.conftest import launch_test_app
-
-    root = tmp_path_factory.mktemp("review_client")
-    url, demo = launch_test_app(pipeline, root)
-    yield url, root, make_extract_folder(root)
-    demo.close()
-
-
 def position(out) -> int:
     return int(re.search(r"\*\*Item (\d+)\*\*", out[ITEM]).group(1))
 
 
-def test_two_annotators_deciding_at_once_lose_nothing_and_never_share_an_item(served):
+def test_two_annotators_deciding_at_once_lose_nothing_and_never_share_an_item(review_app):
     from gradio_client import Client, handle_file
 
-    url, root, folder = served
+    url, root, folder = review_app
     a, b = Client(url, verbose=False), Client(url, verbose=False)
     opened = a.predict([handle_file(str(folder / "posts.jsonl"))], "ann-a", api_name="/review_folder")
     assert opened[STATUS].startswith("✅"), opened[STATUS]
@@ -74,10 +63,10 @@ def test_two_annotators_deciding_at_once_lose_nothing_and_never_share_an_item(se
     assert progress.startswith(f"**{steps} of "), progress
 
 
-def test_the_api_refuses_a_relabel_that_breaks_the_pair_types(served):
+def test_the_api_refuses_a_relabel_that_breaks_the_pair_types(review_app):
     from gradio_client import Client
 
-    url, root, _ = served
+    url, root, _ = review_app
     client = Client(url, verbose=False)
     client.predict(None, "Kim Jong Un met Donald Trump in Singapore.", 0.0, True, api_name="/predict")
     before = AnnotationStore(root / "ann.sqlite3").count()

@@ -24,7 +24,7 @@ import torch
 
 from mmre_demo.data.images import ImageInput, load_image
 from mmre_demo.data.labels import NONE_LABEL, constrain_to_types
-from mmre_demo.data.paths import relation_weights_dir, weights_dir
+from mmre_demo.data.paths import WeightsLayout
 from mmre_demo.data.schema import Entity, InputError, check_caption, check_entities
 from mmre_demo.data.text import CleanCaption, clean_caption
 from mmre_demo.decoding import best_relations, decode_directions, select_pairs
@@ -176,27 +176,22 @@ class Pipeline:
              type_constraint: bool = True, ner_weights: str | Path | None = None, read_text: bool = True,
              batch_window_ms: float = DEFAULT_WINDOW_MS, threads: int | None = None,
              ocr_workers: int = 1) -> Pipeline:
-        """Load the relation model from `weights` (default: shipped `weights/relation`), the tagger from
-        `ner_weights` (default: `weights/ner` beside it, else the shipped tagger) and, with `read_text`,
+        """Load the relation model and the tagger of `weights` (`WeightsLayout.find(weights, ner_weights)`:
+        default `$MMRE_WEIGHTS`, else the shipped `weights/`) and, with `read_text`,
         the reader of text in images (loaded on its first image; `ocr_workers` images read side by side).
         `threads`: CPU threads of each model call and each read (torch's setting is the process's);
         None keeps the libraries' defaults (all cores for one request)."""
         if threads:
             torch.set_num_threads(threads)
-        root = Path(weights) if weights else weights_dir()
-        rel_dir = relation_weights_dir(root)
+        layout = WeightsLayout.find(weights, ner_weights)
         dev = resolve_device(device)
-        model = load_relation_model(rel_dir, device=dev)
+        model = load_relation_model(layout.relation, device=dev)
         model.merge_adapters()  # this model only serves requests
         tagger = None
-        if ner_weights:
-            ner_dir = Path(ner_weights)
-        else:
-            ner_dir = root / "ner" if (root / "ner").is_dir() else weights_dir() / "ner"
-        if with_ner and ner_dir.is_dir():
+        if with_ner and layout.tagger is not None:
             from mmre_demo.model.ner import NerTagger
 
-            tagger = NerTagger.from_pretrained(ner_dir, device=dev)
+            tagger = NerTagger.from_pretrained(layout.tagger, device=dev)
         reader = TextReader(threads=threads, workers=ocr_workers) if read_text else None
         return cls(model, tagger, dev, type_constraint, reader, batch_window_ms=batch_window_ms)
 

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="probability threshold of the graph exports (default: the model's own, with which "
                         "triples.jsonl is written; a higher one filters the exports further)")
-    p.add_argument("--weights", help="weights folder (default: the shipped weights)")
+    p.add_argument("--weights", help="weights folder (default: $MMRE_WEIGHTS, else the shipped weights/)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu; the default), cpu, cuda or mps")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (per Ray actor; default 2)")
     p.add_argument("--decode-workers", type=int, default=2, help="image decoding threads (default 2)")

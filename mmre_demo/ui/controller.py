@@ -109,7 +109,7 @@ class Controller:
             from mmre_demo.pipeline import Pipeline
 
             def pipeline_factory() -> Any:
-                return Pipeline.load(weights=os.environ.get("MMRE_WEIGHTS") or None, device="auto",
+                return Pipeline.load(device="auto",  # the weights: WeightsLayout's ($MMRE_WEIGHTS)
                                      batch_window_ms=batch_window_ms(), threads=SERVING_THREADS,
                                      ocr_workers=os.cpu_count() or 1)
 
@@ -144,10 +144,10 @@ class Controller:
         """The model's own threshold (max end-to-end F1 on validation), read without waiting for the load."""
         if self._pipe is not None:
             return float(self._pipe.threshold)
-        from mmre_demo.data.paths import relation_weights_dir
+        from mmre_demo.data.paths import WeightsLayout
         from mmre_demo.model.config import RelationConfig
 
-        config = relation_weights_dir(os.environ.get("MMRE_WEIGHTS") or None) / "config.json"
+        config = WeightsLayout.find().relation_config
         try:
             return float(RelationConfig.load(config).threshold)
         except (OSError, ValueError):

@@ -220,15 +220,17 @@ class NerTagger(PretrainedModel):
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device = "cpu",
                         pretrained_backbone: bool = True, int8: bool | None = None) -> NerTagger:
-        """Load a saved tagger (default: the shipped `weights/ner`).
+        """Load a saved tagger (default: the tagger of the default weights folder, `WeightsLayout`).
 
         `int8` (default: on for CPU) quantizes the frozen backbone's Linear layers for inference
         (those of the config's `int8_scope`).
         """
         if path is None:
-            from mmre_demo.data.paths import weights_dir
+            from mmre_demo.data.paths import WeightsLayout
 
-            path = weights_dir() / "ner"
+            path = WeightsLayout.find().tagger
+            if path is None:
+                raise FileNotFoundError("no tagger in the default weights folder (its ner/ is missing)")
         model = super().from_pretrained(path, device, pretrained_backbone=pretrained_backbone)
         use_int8 = torch.device(device).type == "cpu" if int8 is None else int8
         if use_int8:

@@ -28,10 +28,13 @@ class NerTagger(PretrainedModel):
 
     def __init__(self, config: NerConfig, pretrained_backbone: bool = True):
         super().__init__()
-        from mmre_demo.encoders.text import load_text_backbone
+        from mmre_demo.encoders.text import frozen_text_backbone, load_text_backbone
 
         self.config = config
-        self.tokenizer, encoder = load_text_backbone(config.text_backbone, pretrained=pretrained_backbone)
+        if pretrained_backbone:  # frozen: one copy per process, shared with the other frozen users
+            self.tokenizer, encoder = frozen_text_backbone(config.text_backbone)
+        else:
+            self.tokenizer, encoder = load_text_backbone(config.text_backbone, pretrained=False)
         self.encoder = encoder.eval()
         for p in self.encoder.parameters():
             p.requires_grad_(False)

@@ -51,8 +51,8 @@ def library_reports(tree: Path) -> int:
 
 def check_sources(tree: Path) -> None:
     """Each side must import its own package (PYTHONPATH ahead of the editable install)."""
-    res = subprocess.run([sys.executable, "-c", "import mmre_demo; print(mmre_demo.__file__)"], env=env_for(tree),
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, "-c", "import mmre_demo; print(mmre_demo.__file__)"], cwd=tree,
+                         env=env_for(tree), capture_output=True, text=True, check=True)
     assert Path(res.stdout.strip()).resolve().is_relative_to(tree.resolve()), res.stdout
 
 

@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from mmre_demo import tuning
 from mmre_demo.data.images import ImageInput, load_image
 from mmre_demo.data.labels import NONE_LABEL, constrain_to_types
 from mmre_demo.data.paths import WeightsLayout
@@ -32,7 +33,7 @@ from mmre_demo.device import resolve_device
 from mmre_demo.encoders.ocr import ImageText, TextReader
 from mmre_demo.encoders.vision import imagenet_class_names
 from mmre_demo.explain.evidence import pair_evidence
-from mmre_demo.grounding import Grounding, ImageEntity, also_in_image, ground_entities
+from mmre_demo.grounding import Grounding, ImageEntity, Tagger, also_in_image, ground_entities
 from mmre_demo.microbatch import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAITING, DEFAULT_WINDOW_MS, Busy, MicroBatcher
 from mmre_demo.model.batching import CaptionPairs, batches, caption_items, run_batch
 from mmre_demo.model.fusion import VisualTokens
@@ -50,10 +51,7 @@ from mmre_demo.prediction import (
 if TYPE_CHECKING:
     from PIL import Image
 
-# encoder passes per forward pass (passes of similar length together): measured on MNRE val captions,
-# 2 threads, with one pass per pair: 32 beat 128 (large batches of a 6-layer model gain nothing on 2
-# cores, padding costs)
-BATCH_PASSES = 32
+BATCH_PASSES = tuning.BATCH_PASSES.value  # encoder passes per forward pass (measured: mmre_demo.tuning)
 
 
 @dataclass
@@ -159,7 +157,7 @@ class Pipeline:
     a person and an organisation); unknown types ("") are not constrained.
     """
 
-    def __init__(self, model: RelationModel, tagger: Any | None, device: str, type_constraint: bool = True,
+    def __init__(self, model: RelationModel, tagger: Tagger | None, device: str, type_constraint: bool = True,
                  text_reader: TextReader | None = None, batch_window_ms: float = DEFAULT_WINDOW_MS,
                  max_batch: int = DEFAULT_MAX_BATCH, max_waiting: int = DEFAULT_MAX_WAITING):
         self.model, self.tagger, self.device = model, tagger, device
@@ -212,14 +210,6 @@ class Pipeline:
         self._require_tagger()
         with self._lock:
             return [typed.to_typed(e) for e in self.tagger.tag(typed.text)]
-
-    def image_feature(self, image: ImageInput) -> np.ndarray | None:
-        """Pooled vision feature (e.g. 1280-d) of an image, for knowledge-graph entity features."""
-        img = load_image(image)
-        if img is None:
-            return None
-        with self._lock, torch.no_grad():
-            return self._encode_images([img])[0].feature
 
     def _require_tagger(self) -> None:
         if self.tagger is None:

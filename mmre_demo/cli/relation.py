@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from mmre_demo.model.config import ARCHITECTURES, RelationConfig
-from mmre_demo.prediction import MAX_PAIRS
+from mmre_demo.model.config import ARCHITECTURES, BACKBONE_TRAININGS, RelationConfig
+from mmre_demo.prediction import DEFAULT_TOP_K, MAX_PAIRS
 from mmre_demo.train.config import RelationTrainConfig
 
 
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", help="weights folder (default: $MMRE_WEIGHTS, else the shipped weights/)")
     p.add_argument("--device", default="auto")
     p.add_argument("--max-pairs", type=int, default=MAX_PAIRS)
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="alternatives per pair (default %(default)s)")
     p.add_argument("--no-read-text", action="store_true", help="do not read the text in the image (OCR)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_predict)
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pairs per caption-once pass (default: %(default)s)")
     t.add_argument("--text-backbone", default=model.text_backbone, help="default: %(default)s")
     t.add_argument("--vision-backbone", default=model.vision_backbone, help="default: %(default)s")
-    t.add_argument("--backbone-training", choices=["lora", "full", "frozen"], default=model.backbone_training)
+    t.add_argument("--backbone-training", choices=BACKBONE_TRAININGS, default=model.backbone_training)
     t.add_argument("--lora-r", type=int, default=model.lora_r, help="LoRA rank; alpha = 2 r (default: %(default)s)")
     t.add_argument("--limit", type=int, help="use only the first N training lines (quick runs)")
     t.add_argument("--skip-bad", action="store_true", help="skip malformed lines (counted) instead of failing")

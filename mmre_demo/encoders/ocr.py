@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mmre_demo import tuning
 from mmre_demo.data.images import ImageInput, load_image
 
 logger = logging.getLogger(__name__)
@@ -59,21 +60,15 @@ DEFAULT_MIN_CONFIDENCE = 0.8
 # Recognition budget: at most this many text boxes, of total width (in text heights) at most
 # DEFAULT_MAX_TEXT_UNITS, in reading order; more text gets a note (an image of 500 words would
 # otherwise take 20 s). A unit is a crop as wide as it is high (about one short word); the busiest
-# of the 34 MNRE sample images (a news screenshot) needs 90; 100 bounds a page of text to about
-# 0.9 s of CPU on this machine (120 took 1.0 s: benchmarks/bench_ocr.py --bad-input).
+# of the 34 MNRE sample images (a news screenshot) needs 90; the unit budget's time: mmre_demo.tuning.
 DEFAULT_MAX_LINES = 60
-DEFAULT_MAX_TEXT_UNITS = 100.0
+DEFAULT_MAX_TEXT_UNITS = tuning.OCR_MAX_TEXT_UNITS.value
 DEFAULT_CACHE_SIZE = 64
 MAX_UPSCALE = 2.0  # small images are enlarged for reading, at most this much
 # onnxruntime intra-op threads per session (detector, orientation, recogniser), which do not spin
-# (SPIN_THREADS). bench_ocr.py on the idle 2-core machine: 2 threads read in 116-132 ms (median)
-# against 194 ms for 1 thread (the detector: 92-107 against 166 ms) for 211-239 against 204 ms of
-# CPU. Spinning threads are what made 2 threads look bad before (496 ms of CPU and not faster; the
-# old code again: 227 ms, 456 ms CPU): each of the three sessions keeps its own pool, and their
-# spinning workers fight for the two cores (197-239 ms median, 396-486 ms CPU). With one core kept
-# busy by another process, 2 threads lose a little to 1 (237 against 218 ms, the old reader 296 ms);
-# the request's torch models run beside a read for ~50 ms only. One core: one thread.
-DEFAULT_THREADS = min(2, os.cpu_count() or 1)
+# (SPIN_THREADS): each of the three sessions keeps its own pool, and spinning workers fight for the cores.
+# Measured: mmre_demo.tuning.OCR_THREADS; never more than the machine's cores.
+DEFAULT_THREADS = min(tuning.OCR_THREADS.value, os.cpu_count() or 1)
 SPIN_THREADS = False
 # Recognition pads each crop to at least this width (48 px high). RapidOCR pads to 320, the width
 # PaddleOCR trains at; the cost is linear in the width (20 ms per 320-px crop on one thread) and
@@ -103,6 +98,11 @@ class TextLine:
         return {"text": self.text, "box": list(self.box), "polygon": [list(p) for p in self.polygon],
                 "confidence": self.confidence}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TextLine:
+        """Inverse of `to_dict`."""
+        return cls(d["text"], tuple(d["box"]), tuple(tuple(p) for p in d["polygon"]), float(d["confidence"]))
+
 
 @dataclass(frozen=True)
 class ImageText:
@@ -121,14 +121,20 @@ class ImageText:
         return {"lines": [line.to_dict() for line in self.lines], "seconds": self.seconds, "note": self.note,
                 "size": list(self.size)}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ImageText:
+        """Inverse of `to_dict`."""
+        return cls(tuple(TextLine.from_dict(x) for x in d["lines"]), float(d["seconds"]), d["note"], tuple(d["size"]))
+
 
 class RapidEngine:
     """RapidOCR 1.4.4 run stage by stage (detect, orient, recognise) with a recognition budget.
 
     Recognition cost grows with the total width of the text crops (about 3-7 ms per crop
-    width equal to its height on this 2-core CPU), so an image full of text (500 words) would take
-    20 s if every line were read. Boxes are taken in reading order while they fit `max_units`
-    (sum of crop width / height) and `max_boxes`; the rest are skipped and counted.
+    width equal to its height on the reference machine of `mmre_demo.tuning`), so an image full
+    of text (500 words) would take 20 s if every line were read. Boxes are taken in reading order
+    while they fit `max_units` (sum of crop width / height) and `max_boxes`; the rest are skipped
+    and counted.
 
     The models, box post-processing, orientation and recognition are RapidOCR's (which is why the
     package is pinned to 1.4.4). What differs from running RapidOCR's own steps is speed, not the

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -108,10 +109,11 @@ def frozen_text_backbone(name: str = DEFAULT_TEXT_BACKBONE) -> tuple[PreTrainedT
         return tokenizer, _frozen[key]
 
 
-INT8_SCOPES = ("all", "attention", "none")
+Int8Scope = Literal["all", "attention", "none"]  # the Linear layers that go int8: all, attention only, none
+INT8_SCOPES: tuple[str, ...] = get_args(Int8Scope)
 
 
-def quantize_int8(model: torch.nn.Module, scope: str = "all") -> torch.nn.Module:
+def quantize_int8(model: torch.nn.Module, scope: Int8Scope = "all") -> torch.nn.Module:
     """Dynamic int8 weights for the encoder's Linear layers (CPU inference only): all of them, only
     the attention projections (`scope="attention"`: less F1 lost, about the same speed), or none.
 
@@ -119,7 +121,7 @@ def quantize_int8(model: torch.nn.Module, scope: str = "all") -> torch.nn.Module
     sentences of its batch; a model that must give the same result batched and alone stays float
     (`"none"`; measurements in weights/ner/README.md).
 
-    Halves the NER tagger's per-caption latency on a 2-core CPU (benchmarks/bench_ner.py). Returns
+    Halves the NER tagger's per-caption latency on a CPU (2 cores: benchmarks/bench_ner.py). Returns
     the model unchanged when this torch build has no quantized CPU kernels.
     """
     import warnings

@@ -10,7 +10,6 @@ actor uses to load the model once.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -59,11 +58,13 @@ def model_info(weights: str | Path | None = None) -> ModelInfo:
     layout = WeightsLayout.find(weights)
     if not layout.relation_config.is_file():
         raise InputError(f"{layout.relation}: no relation model here (config.json missing); pass --weights DIR")
-    cfg = json.loads(layout.relation_config.read_text(encoding="utf-8"))
-    name = f"mmre_demo relation {cfg.get('text_backbone', '?')}+{cfg.get('vision_backbone', '?')}"
+    from mmre_demo.model.config import RelationConfig  # no torch: a config is plain JSON
+
+    cfg = RelationConfig.load(layout.relation_config)
+    name = f"mmre_demo relation {cfg.text_backbone}+{cfg.vision_backbone}"
     if layout.tagger is not None:
         name += " + ner tagger"
-    return ModelInfo(name, layout.version(), float(cfg.get("threshold", 0.5)))
+    return ModelInfo(name, layout.version(), float(cfg.threshold))
 
 
 @dataclass

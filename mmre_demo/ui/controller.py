@@ -20,6 +20,7 @@ import networkx as nx
 from PIL import Image
 
 from mmre_demo import graph as kg
+from mmre_demo import tuning
 from mmre_demo.annotations import AnnotationStore
 from mmre_demo.data.schema import InputError
 from mmre_demo.prediction import Prediction, Predictor
@@ -28,11 +29,9 @@ log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 MAX_SESSIONS_WITH_SUGGESTER = 32
-# CPU threads per model call and per image read while serving: one, and one OCR engine per core, so
-# concurrent visitors' requests each get a core instead of every call's thread pool fighting for all
-# of them (benchmarks/bench_app.py, 8 clients, 2 cores: 2.7 req/s with the libraries' defaults, 4.2
-# with torch on one thread and OCR on one, more with two OCR engines: docs/app.md)
-SERVING_THREADS = 1
+# CPU threads per model call and per image read while serving, with one OCR engine per core (measured:
+# mmre_demo.tuning)
+SERVING_THREADS = tuning.SERVING_THREADS.value
 
 
 @dataclass
@@ -147,11 +146,7 @@ class Controller:
         from mmre_demo.data.paths import WeightsLayout
         from mmre_demo.model.config import RelationConfig
 
-        config = WeightsLayout.find().relation_config
-        try:
-            return float(RelationConfig.load(config).threshold)
-        except (OSError, ValueError):
-            return RelationConfig().threshold
+        return RelationConfig.saved_threshold(WeightsLayout.find().relation_config)
 
     def suggester(self, session: Session) -> Any | None:
         """This session's LinkSuggester, or None when mmre_demo.kge is missing / broken."""

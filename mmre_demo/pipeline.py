@@ -106,7 +106,8 @@ def _stack_visual(parts: list[VisualTokens]) -> VisualTokens:
 
 def on_typed_caption(pred: Prediction, typed: CleanCaption) -> Prediction:
     """`pred` (spans of the clean caption) with every span moved onto the caption as typed: entities,
-    the pairs' heads and tails, word weights and groundings. Entity texts stay as the models read them."""
+    the pairs' heads and tails, word weights and groundings. Entity texts stay as the models read them.
+    A new `Prediction` (the given one is left as it is)."""
     if not typed.changed:
         return pred
     moved = {e: typed.to_typed(e) for e in pred.entities}
@@ -114,18 +115,16 @@ def on_typed_caption(pred: Prediction, typed: CleanCaption) -> Prediction:
     def entity(e: Entity) -> Entity:
         return moved.get(e) or typed.to_typed(e)
 
-    for pair in pred.pairs:
-        pair.head, pair.tail = entity(pair.head), entity(pair.tail)
-        pair.token_weights = [TokenWeight(w.text, *typed.typed_span(w.start, w.end), w.weight)
-                              for w in pair.token_weights]
-        for side in ("head_grounding", "tail_grounding"):
-            g = getattr(pair, side)
-            if g is not None:
-                setattr(pair, side, replace(g, entity=entity(g.entity)))
-    pred.groundings = [replace(g, entity=entity(g.entity)) for g in pred.groundings]
-    pred.entities = [moved[e] for e in pred.entities]
-    pred.caption = typed.typed
-    return pred
+    def grounding(g: Grounding | None) -> Grounding | None:
+        return None if g is None else replace(g, entity=entity(g.entity))
+
+    pairs = [replace(pair, head=entity(pair.head), tail=entity(pair.tail),
+                     token_weights=[TokenWeight(w.text, *typed.typed_span(w.start, w.end), w.weight)
+                                    for w in pair.token_weights],
+                     head_grounding=grounding(pair.head_grounding), tail_grounding=grounding(pair.tail_grounding))
+             for pair in pred.pairs]
+    return replace(pred, caption=typed.typed, entities=[moved[e] for e in pred.entities], pairs=pairs,
+                   groundings=[replace(g, entity=entity(g.entity)) for g in pred.groundings])
 
 
 class _RequestImages:
@@ -313,8 +312,11 @@ class Pipeline:
         """On the caller's thread: one direction per pair, the text read in the image and what it
         grounds, and every span moved back onto the caption as typed."""
         image = post.encoded
-        decoded = decode_directions(post.classified)
-        image_text, groundings, only_in_image = self._text_evidence(post, decoded)
+        image_text, groundings, only_in_image = self._text_evidence(post)
+        by_span = {(g.entity.start, g.entity.end): g for g in groundings}  # a pair's names read in the image
+        decoded = [replace(p, head_grounding=by_span.get((p.head.start, p.head.end)),
+                           tail_grounding=by_span.get((p.tail.start, p.tail.end)))
+                   for p in decode_directions(post.classified)]
         post.timings["total_ms"] = (time.perf_counter() - post.started) * 1000
         pred = Prediction(
             caption=post.caption, entities=post.entities, pairs=decoded,
@@ -325,8 +327,7 @@ class Pipeline:
             image_text=image_text, groundings=groundings, also_in_image=only_in_image)
         return on_typed_caption(pred, post.typed)
 
-    def _text_evidence(self, post: _Post, pairs: list[PairPrediction]
-                       ) -> tuple[ImageText | None, list[Grounding], list[ImageEntity]]:
+    def _text_evidence(self, post: _Post) -> tuple[ImageText | None, list[Grounding], list[ImageEntity]]:
         """The text read in the post's image, the entities whose names it shows (their boxes go on the
         pairs as grounded evidence), and the names the tagger finds only in the image."""
         if post.text_read is None:
@@ -336,10 +337,6 @@ class Pipeline:
         if image_text.note:
             post.messages.append(f"Text in the image: {image_text.note}")
         groundings = ground_entities(post.entities, image_text)
-        by_span = {(g.entity.start, g.entity.end): g for g in groundings}
-        for p in pairs:
-            p.head_grounding = by_span.get((p.head.start, p.head.end))
-            p.tail_grounding = by_span.get((p.tail.start, p.tail.end))
         only_in_image: list[ImageEntity] = []
         if self.tagger is not None and image_text.lines:
             with self._lock:

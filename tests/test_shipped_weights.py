@@ -24,8 +24,8 @@ def test_shipped_model_scores_a_validation_slice(shared_data, shipped_relation_d
     examples, _ = read_mnre(shared_data / "mnre" / "mnre_val.txt")
     model = RelationModel.from_pretrained(shipped_relation_dir)
     result = evaluate_gold_entities(model, examples[:300])
-    # the full validation F1 is in the model card; a broken or mismatched checkpoint scores ~0 here
-    assert result["scores"]["f1"] >= 0.45, result["scores"]
+    # measured 0.519 on these 300 lines (full validation: README); a checkpoint that lost 3 points fails
+    assert result["scores"]["f1"] >= 0.49, f"gold-pair F1 {result['scores']['f1']:.3f} (measured 0.519): {result}"
 
 
 def test_expected_labels_on_clear_validation_lines(shared_data, pipeline):

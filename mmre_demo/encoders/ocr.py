@@ -13,14 +13,11 @@ thread (`TextReader.submit`).
 A read never raises because OCR failed: it returns an empty `ImageText` whose `note` says why.
 Bad input is refused by `load_image` (same messages as the rest of the app) before any OCR.
 
-Speed (docs/image_text.md, "Speed"; `benchmarks/bench_ocr.py --stages`): on the 34 MNRE sample
-images (800 x 600, read at 960 x 720) a read took 258 ms (median, 1 thread; stages: detector 206,
-recogniser 39, orientation 2, resize 12 ms). It now takes 116 ms (0.45x; stages 94 / 17 / 3 / 1 ms),
-for 211 instead of 265 ms of CPU: onnxruntime's memory arena back on (the detector's session run
-192 -> 148 ms), two onnxruntime threads that do not spin (148 -> 93 ms), the detector's input
-normalised by table look-up (18 -> 1 ms), OpenCV instead of Pillow for the resize (9.5 -> 0.8 ms)
-and recognition crops padded to 160 px instead of 320 (27 -> 17 ms). The same gold names and
-caption entities are grounded; the lines read differ only in noise (docs/image_text.md).
+Speed (`benchmarks/bench_ocr.py --stages`; numbers and their history in docs/image_text.md, "Speed"): on
+the 34 MNRE sample images (800 x 600, read at 960 x 720) a read takes 116 ms (median; detector 94,
+recogniser 17, orientation 3, resize 1 ms) on the reference machine of `mmre_demo.tuning`. What makes it
+so: onnxruntime's memory arena on, threads that do not spin, the detector's input normalised by table
+look-up, OpenCV for the resize and recognition crops padded to 160 px (the settings below).
 """
 
 from __future__ import annotations
@@ -175,7 +172,7 @@ class RapidEngine:
         w, h = max(w, 1.0), max(h, 1.0)
         return max(w / h, h / w) if h / w >= 1.5 else w / h
 
-    def _detector_input(self, rgb: np.ndarray) -> np.ndarray | None:
+    def detector_input(self, rgb: np.ndarray) -> np.ndarray | None:
         """RGB image -> the detector's 1 x 3 x H x W float32 BGR tensor, as RapidOCR's DetPreProcess
         makes it (its resize to multiples of 32, then (v / 255 - mean) / std) but by table look-up."""
         import cv2
@@ -192,7 +189,7 @@ class RapidEngine:
     def _detect(self, rgb: np.ndarray) -> list[np.ndarray]:
         """Text boxes (4 points, pixels of `rgb`) in reading order: RapidOCR's TextDetector steps."""
         det = self.ocr.text_det
-        x = self._detector_input(rgb)
+        x = self.detector_input(rgb)
         if x is None:
             return []
         boxes, _ = det.postprocess_op(det.infer(x)[0], rgb.shape[:2])
@@ -324,6 +321,11 @@ class TextReader:
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     # ---- engine ------------------------------------------------------------------------------
+    @property
+    def engine(self) -> Any | None:
+        """The first engine (None until `load`): what reads, for a caller that inspects its stages."""
+        return self._engine
+
     def load(self) -> bool:
         """Build the engines once (and warm them up); False, with the reason kept, when they cannot load."""
         if self._engine is not None:

@@ -20,6 +20,24 @@ _LEADING_MARKS = frozenset({"RT", "@", "#"})  # a span never starts with these (
 _TRAILING_MARKS = frozenset({"@", "#", ":"})  # nor ends with these; one of them alone is no entity
 
 
+def entities_from_tags(caption: str, words: list[Word], tags: list[str], conf: list[float]) -> list[Entity]:
+    """Word spans -> char spans; confidence = mean probability of the entity's tags. A span's edges
+    are trimmed of what is never part of a name: the retweet marker "RT" before a handle
+    ("RT @AroundTheNFL" -> "AroundTheNFL") and the `@` / `#` / `:` marks (the MNRE convention)."""
+    ents = []
+    for a, b, etype in bio_spans(tags):
+        while b - a > 1 and words[a].text in _LEADING_MARKS:
+            a += 1
+        while b - a > 1 and words[b - 1].text in _TRAILING_MARKS:
+            b -= 1
+        if words[a].text in _TRAILING_MARKS:
+            continue  # nothing but a mark ("RT" alone may be the network: kept)
+        start, end = words[a].start, words[b - 1].end
+        score = sum(conf[a:b]) / (b - a)
+        ents.append(Entity(caption[start:end], start, end, etype, round(min(1.0, max(0.0, score)), 4)))
+    return ents
+
+
 class NerTagger(PretrainedModel):
     """Frozen text backbone (word features) + trained `NerHead`. Only the head is saved (`model.base`)."""
 
@@ -188,29 +206,11 @@ class NerTagger(PretrainedModel):
         """Entities (text, char start/end, type, confidence) of each raw caption."""
         words = [pre_tokenize(check_caption(c)) for c in captions]
         results = self.predict_words([[w.text for w in ws] for ws in words])
-        return [self._entities(c, ws, tags, conf) for c, ws, (tags, conf) in zip(captions, words, results)]
+        return [entities_from_tags(c, ws, tags, conf) for c, ws, (tags, conf) in zip(captions, words, results)]
 
     def tag(self, caption: str) -> list[Entity]:
         """Entities of one raw caption, offsets into the original string."""
         return self.tag_batch([caption])[0]
-
-    @staticmethod
-    def _entities(caption: str, words: list[Word], tags: list[str], conf: list[float]) -> list[Entity]:
-        """Word spans -> char spans; confidence = mean probability of the entity's tags. A span's edges
-        are trimmed of what is never part of a name: the retweet marker "RT" before a handle
-        ("RT @AroundTheNFL" -> "AroundTheNFL") and the `@` / `#` / `:` marks (the MNRE convention)."""
-        ents = []
-        for a, b, etype in bio_spans(tags):
-            while b - a > 1 and words[a].text in _LEADING_MARKS:
-                a += 1
-            while b - a > 1 and words[b - 1].text in _TRAILING_MARKS:
-                b -= 1
-            if words[a].text in _TRAILING_MARKS:
-                continue  # nothing but a mark ("RT" alone may be the network: kept)
-            start, end = words[a].start, words[b - 1].end
-            score = sum(conf[a:b]) / (b - a)
-            ents.append(Entity(caption[start:end], start, end, etype, round(min(1.0, max(0.0, score)), 4)))
-        return ents
 
     # ---- save / load (PretrainedModel) --------------------------------------------------------
     def saved_state_dict(self) -> dict[str, torch.Tensor]:

@@ -182,8 +182,7 @@ class Pipeline:
             torch.set_num_threads(threads)
         layout = WeightsLayout.find(weights, ner_weights)
         dev = resolve_device(device)
-        model = load_relation_model(layout.relation, device=dev)
-        model.merge_adapters()  # this model only serves requests
+        model = load_relation_model(layout.relation, device=dev, for_inference=True)  # adapters folded in
         tagger = None
         if with_ner and layout.tagger is not None:
             from mmre_demo.model.ner import NerTagger

@@ -4,7 +4,7 @@
 
 Each round runs one whole `mmre predict` process per side, alternately (A B A B ...): the astronaut photo and
 a caption where the tagger finds 3 entities, OCR off (`--no-read-text`), `--json`. Reported per side: the
-median wall time of the process (imports, `Pipeline.load`, one prediction, exit), and how many transformers
+median wall and CPU time of the process (imports, `Pipeline.load`, one prediction, exit), and how many transformers
 "LOAD REPORT" blocks reached stderr, both from the CLI and from a plain `Pipeline.load()` in Python (the
 library without `mmre_demo.logs.setup_logging`, as a notebook has it). The baseline is a `git worktree`
 (bench_vs_baseline.baseline_tree); each side runs its own code and its own shipped weights. Quote the load
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,17 +30,19 @@ CLI = "import sys; from mmre_demo.cli import main; sys.exit(main())"
 LIBRARY = "from mmre_demo.pipeline import Pipeline; Pipeline.load(read_text=False)"
 
 
-def run_cli(tree: Path) -> tuple[float, int]:
-    """Wall seconds of one `mmre predict` process and the LOAD REPORT blocks on its stderr."""
+def run_cli(tree: Path) -> tuple[float, float, int]:
+    """Wall and CPU seconds (user + system: less sensitive to other jobs on the machine) of one `mmre predict`
+    process, and the LOAD REPORT blocks on its stderr."""
     image = tree / "assets" / "astronaut.jpg"
     cmd = [sys.executable, "-c", CLI, "predict", "--image", str(image), "--caption", CAPTION, "--no-read-text",
            "--json"]
-    t = time.perf_counter()
+    before, t = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     res = subprocess.run(cmd, cwd=tree, env=env_for(tree), capture_output=True, text=True, check=True)
-    seconds = time.perf_counter() - t
+    seconds, after = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     pairs = len(json.loads(res.stdout.strip().splitlines()[-1])["pairs"])
     assert pairs == 3, f"{tree}: {pairs} pairs (3 entities expected)"
-    return seconds, res.stderr.count("LOAD REPORT")
+    return seconds, cpu, res.stderr.count("LOAD REPORT")
 
 
 def library_reports(tree: Path) -> int:
@@ -66,16 +69,21 @@ def main() -> None:
         check_sources(tree)
         run_cli(tree)  # warm the file cache of both sides alike
     walls: dict[str, list[float]] = {k: [] for k in trees}
+    cpus: dict[str, list[float]] = {k: [] for k in trees}
     cli_reports: dict[str, int] = {}
     for _ in range(args.repeats):
         for side, tree in trees.items():
-            seconds, cli_reports[side] = run_cli(tree)
+            seconds, cpu, cli_reports[side] = run_cli(tree)
             walls[side].append(seconds)
-    result = {side: {"median_s": round(statistics.median(walls[side]), 2), "runs_s": [round(s, 2) for s in walls[side]],
-                     "load_reports_cli": cli_reports[side], "load_reports_library": library_reports(tree)}
-              for side, tree in trees.items()}
-    this, base = (result[k]["median_s"] for k in trees)
-    result["ratio"] = round(this / base, 3)
+            cpus[side].append(cpu)
+    result: dict = {side: {"median_s": round(statistics.median(walls[side]), 2),
+                           "median_cpu_s": round(statistics.median(cpus[side]), 2),
+                           "runs_s": [round(s, 2) for s in walls[side]], "load_reports_cli": cli_reports[side],
+                           "load_reports_library": library_reports(tree)}
+                    for side, tree in trees.items()}
+    this, base = (result[k] for k in trees)
+    result["ratio"] = round(this["median_s"] / base["median_s"], 3)
+    result["cpu_ratio"] = round(this["median_cpu_s"] / base["median_cpu_s"], 3)
     print(json.dumps(result, indent=1))
 
 

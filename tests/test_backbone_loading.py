@@ -47,3 +47,15 @@ def test_the_frozen_users_share_one_backbone_and_get_their_own_tokenizers():
     assert not any(p.requires_grad for p in a.encoder.parameters()) and not a.encoder.training
     caption = "Eileen Collins of NASA poses in Houston"
     assert a.tag(caption) == b.tag(caption) and len(a.tag(caption)) == 3
+
+
+def test_the_command_line_parser_imports_neither_torch_nor_transformers():
+    """`mmre --help` and the option defaults read the configs and the option types only (torch-free)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from mmre_demo.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout

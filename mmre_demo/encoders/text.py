@@ -12,12 +12,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, get_args
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from mmre_demo.encoders.integrity import verify
+from mmre_demo.encoders.options import INT8_SCOPES, Int8Scope
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,6 @@ def frozen_text_backbone(name: str = DEFAULT_TEXT_BACKBONE) -> tuple[PreTrainedT
         return tokenizer, _frozen[key]
 
 
-Int8Scope = Literal["all", "attention", "none"]  # the Linear layers that go int8: all, attention only, none
-INT8_SCOPES: tuple[str, ...] = get_args(Int8Scope)
 
 
 def quantize_int8(model: torch.nn.Module, scope: Int8Scope = "all") -> torch.nn.Module:

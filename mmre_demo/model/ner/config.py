@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmre_demo.data.conll import TAGS
-from mmre_demo.encoders.text import Int8Scope
+from mmre_demo.encoders.options import Int8Scope
 from mmre_demo.model.saved_config import SavedConfig
 
 

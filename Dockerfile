@@ -65,8 +65,8 @@ RUN --mount=type=secret,id=pip_cert --mount=type=bind,source=pyproject.toml,targ
  && pip uninstall -y setuptools_scm vcs-versioning \
  && rm /tmp/requirements.txt
 
-# The project, editable: the code finds weights/ and assets/ beside its package (mmre_demo/data/paths.py),
-# so it stays in /app with them. Then: still no CUDA wheel, and the data folder for the volume.
+# The project, editable: the code finds weights/ (unless $MMRE_WEIGHTS names another folder) and assets/ beside
+# its package (mmre_demo/data/paths.py, WeightsLayout), so it stays in /app with them. Then: still no CUDA wheel, and the data folder for the volume.
 COPY --from=src /app /app
 WORKDIR /app
 RUN --mount=type=secret,id=pip_cert \

@@ -9,6 +9,7 @@ A symmetric relation (`peer`, `couple`, ...) is one fact in either direction, so
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
@@ -64,7 +65,8 @@ def decode_directions(ordered: Sequence[PairPrediction]) -> list[PairPrediction]
 
     Kept: the direction whose predicted label is a relation with the higher probability; when
     neither direction predicts a relation, the first direction (as a `None` pair). The kept pair
-    records the other direction's best label and probability in `reverse`.
+    records the other direction's best label and probability in `reverse` (a new pair: the given ones are
+    left as they are).
     """
     groups: dict[frozenset[Span], list[PairPrediction]] = {}
     for p in ordered:
@@ -74,7 +76,5 @@ def decode_directions(ordered: Sequence[PairPrediction]) -> list[PairPrediction]
         relations = [p for p in group if p.is_relation]
         kept = max(relations, key=lambda p: p.probability) if relations else group[0]
         other = next((p for p in group if p is not kept), None)
-        if other is not None:
-            kept.reverse = (other.label, other.probability)
-        decoded.append(kept)
+        decoded.append(kept if other is None else replace(kept, reverse=(other.label, other.probability)))
     return decoded

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from mmre_demo.data.names import normalise_name
 from mmre_demo.data.schema import Entity
@@ -135,6 +135,10 @@ def _phrases(lines: Sequence[TextLine]) -> list[tuple[TextLine, ...]]:
 
 
 # ---- matching ----------------------------------------------------------------------------------
+# how the name was read: exactly, with a few edits, or inside a run of merged text (scored lower)
+GroundingHow = Literal["exact", "fuzzy", "inside merged text"]
+
+
 @dataclass(frozen=True)
 class Grounding:
     """A caption entity found in the text read in the image: the box is *read-in-the-image* evidence."""
@@ -145,7 +149,7 @@ class Grounding:
     box: Box  # (x0, y0, x1, y1) original-image pixels of the matched part
     ocr_confidence: float  # recognition confidence of the line (lowest of two lines)
     score: float  # 1 - edits / name length; x 0.9 for a match inside merged text
-    how: str  # "exact", "fuzzy" or "inside merged text"
+    how: GroundingHow
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -162,7 +166,7 @@ class Grounding:
 @dataclass(frozen=True)
 class _Match:
     score: float
-    how: str
+    how: GroundingHow
     phrase: tuple[TextLine, ...]
     spans: tuple[tuple[int, int, int], ...]  # (line index, char start, char end) per line touched
 
@@ -251,7 +255,15 @@ def ground_entities(entities: Sequence[Entity], image_text: ImageText | None) ->
 
 # ---- names only in the image -------------------------------------------------------------------
 class Tagger(Protocol):
-    def tag_batch(self, captions: Sequence[str]) -> list[list[Entity]]: ...
+    """What the pipeline and the grounding need of an entity tagger (`NerTagger`, a test's fake)."""
+
+    def tag_batch(self, captions: Sequence[str]) -> list[list[Entity]]:
+        """The entities of each caption, offsets into it."""
+        ...
+
+    def tag(self, caption: str) -> list[Entity]:
+        """The entities of one caption."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -269,6 +281,12 @@ class ImageEntity:
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "type": self.type, "confidence": self.confidence, "line": self.line.to_dict(),
                 "start": self.start, "end": self.end, "box": list(self.box)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ImageEntity:
+        """Inverse of `to_dict`."""
+        return cls(d["text"], d["type"], d["confidence"], TextLine.from_dict(d["line"]), d["start"], d["end"],
+                   tuple(d["box"]))
 
 
 def _taggable(text: str) -> bool:

@@ -17,13 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from mmre_demo import tuning
 from mmre_demo.data.schema import InputError
 
 T = TypeVar("T")
 
 DEFAULT_WINDOW_MS = 5.0  # a click waits at most this long for company (a request takes ~50-100 ms)
-DEFAULT_MAX_BATCH = 16  # items per batch: vision and relation batches of 16 are still near-linear on 2 cores
-DEFAULT_MAX_WAITING = 64  # queued items beyond which new work is refused (about 10 s of work on 2 cores)
+DEFAULT_MAX_BATCH = tuning.MICROBATCH_MAX_BATCH.value  # items per batch (measured: mmre_demo.tuning)
+DEFAULT_MAX_WAITING = tuning.MICROBATCH_MAX_WAITING.value  # queued items beyond which new work is refused
 
 
 class Busy(InputError):

@@ -17,14 +17,15 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from mmre_demo import tuning
 from mmre_demo.data.images import ImageInput, load_image
 from mmre_demo.data.labels import NONE_LABEL, constrain_to_types
-from mmre_demo.data.paths import relation_weights_dir, weights_dir
+from mmre_demo.data.paths import WeightsLayout
 from mmre_demo.data.schema import Entity, InputError, check_caption, check_entities
 from mmre_demo.data.text import CleanCaption, clean_caption
 from mmre_demo.decoding import best_relations, decode_directions, select_pairs
@@ -32,7 +33,7 @@ from mmre_demo.device import resolve_device
 from mmre_demo.encoders.ocr import ImageText, TextReader
 from mmre_demo.encoders.vision import imagenet_class_names
 from mmre_demo.explain.evidence import pair_evidence
-from mmre_demo.grounding import Grounding, ImageEntity, also_in_image, ground_entities
+from mmre_demo.grounding import Grounding, ImageEntity, Tagger, also_in_image, ground_entities
 from mmre_demo.microbatch import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAITING, DEFAULT_WINDOW_MS, Busy, MicroBatcher
 from mmre_demo.model.batching import CaptionPairs, batches, caption_items, run_batch
 from mmre_demo.model.fusion import VisualTokens
@@ -50,10 +51,7 @@ from mmre_demo.prediction import (
 if TYPE_CHECKING:
     from PIL import Image
 
-# encoder passes per forward pass (passes of similar length together): measured on MNRE val captions,
-# 2 threads, with one pass per pair: 32 beat 128 (large batches of a 6-layer model gain nothing on 2
-# cores, padding costs)
-BATCH_PASSES = 32
+BATCH_PASSES = tuning.BATCH_PASSES.value  # encoder passes per forward pass (measured: mmre_demo.tuning)
 
 
 @dataclass
@@ -108,7 +106,8 @@ def _stack_visual(parts: list[VisualTokens]) -> VisualTokens:
 
 def on_typed_caption(pred: Prediction, typed: CleanCaption) -> Prediction:
     """`pred` (spans of the clean caption) with every span moved onto the caption as typed: entities,
-    the pairs' heads and tails, word weights and groundings. Entity texts stay as the models read them."""
+    the pairs' heads and tails, word weights and groundings. Entity texts stay as the models read them.
+    A new `Prediction` (the given one is left as it is)."""
     if not typed.changed:
         return pred
     moved = {e: typed.to_typed(e) for e in pred.entities}
@@ -116,18 +115,16 @@ def on_typed_caption(pred: Prediction, typed: CleanCaption) -> Prediction:
     def entity(e: Entity) -> Entity:
         return moved.get(e) or typed.to_typed(e)
 
-    for pair in pred.pairs:
-        pair.head, pair.tail = entity(pair.head), entity(pair.tail)
-        pair.token_weights = [TokenWeight(w.text, *typed.typed_span(w.start, w.end), w.weight)
-                              for w in pair.token_weights]
-        for side in ("head_grounding", "tail_grounding"):
-            g = getattr(pair, side)
-            if g is not None:
-                setattr(pair, side, replace(g, entity=entity(g.entity)))
-    pred.groundings = [replace(g, entity=entity(g.entity)) for g in pred.groundings]
-    pred.entities = [moved[e] for e in pred.entities]
-    pred.caption = typed.typed
-    return pred
+    def grounding(g: Grounding | None) -> Grounding | None:
+        return None if g is None else replace(g, entity=entity(g.entity))
+
+    pairs = [replace(pair, head=entity(pair.head), tail=entity(pair.tail),
+                     token_weights=[TokenWeight(w.text, *typed.typed_span(w.start, w.end), w.weight)
+                                    for w in pair.token_weights],
+                     head_grounding=grounding(pair.head_grounding), tail_grounding=grounding(pair.tail_grounding))
+             for pair in pred.pairs]
+    return replace(pred, caption=typed.typed, entities=[moved[e] for e in pred.entities], pairs=pairs,
+                   groundings=[replace(g, entity=entity(g.entity)) for g in pred.groundings])
 
 
 class _RequestImages:
@@ -159,7 +156,7 @@ class Pipeline:
     a person and an organisation); unknown types ("") are not constrained.
     """
 
-    def __init__(self, model: RelationModel, tagger: Any | None, device: str, type_constraint: bool = True,
+    def __init__(self, model: RelationModel, tagger: Tagger | None, device: str, type_constraint: bool = True,
                  text_reader: TextReader | None = None, batch_window_ms: float = DEFAULT_WINDOW_MS,
                  max_batch: int = DEFAULT_MAX_BATCH, max_waiting: int = DEFAULT_MAX_WAITING):
         self.model, self.tagger, self.device = model, tagger, device
@@ -176,27 +173,21 @@ class Pipeline:
              type_constraint: bool = True, ner_weights: str | Path | None = None, read_text: bool = True,
              batch_window_ms: float = DEFAULT_WINDOW_MS, threads: int | None = None,
              ocr_workers: int = 1) -> Pipeline:
-        """Load the relation model from `weights` (default: shipped `weights/relation`), the tagger from
-        `ner_weights` (default: `weights/ner` beside it, else the shipped tagger) and, with `read_text`,
+        """Load the relation model and the tagger of `weights` (`WeightsLayout.find(weights, ner_weights)`:
+        default `$MMRE_WEIGHTS`, else the shipped `weights/`) and, with `read_text`,
         the reader of text in images (loaded on its first image; `ocr_workers` images read side by side).
         `threads`: CPU threads of each model call and each read (torch's setting is the process's);
         None keeps the libraries' defaults (all cores for one request)."""
         if threads:
             torch.set_num_threads(threads)
-        root = Path(weights) if weights else weights_dir()
-        rel_dir = relation_weights_dir(root)
+        layout = WeightsLayout.find(weights, ner_weights)
         dev = resolve_device(device)
-        model = load_relation_model(rel_dir, device=dev)
-        model.merge_adapters()  # this model only serves requests
+        model = load_relation_model(layout.relation, device=dev, for_inference=True)  # adapters folded in
         tagger = None
-        if ner_weights:
-            ner_dir = Path(ner_weights)
-        else:
-            ner_dir = root / "ner" if (root / "ner").is_dir() else weights_dir() / "ner"
-        if with_ner and ner_dir.is_dir():
+        if with_ner and layout.tagger is not None:
             from mmre_demo.model.ner import NerTagger
 
-            tagger = NerTagger.from_pretrained(ner_dir, device=dev)
+            tagger = NerTagger.from_pretrained(layout.tagger, device=dev)
         reader = TextReader(threads=threads, workers=ocr_workers) if read_text else None
         return cls(model, tagger, dev, type_constraint, reader, batch_window_ms=batch_window_ms)
 
@@ -217,14 +208,6 @@ class Pipeline:
         self._require_tagger()
         with self._lock:
             return [typed.to_typed(e) for e in self.tagger.tag(typed.text)]
-
-    def image_feature(self, image: ImageInput) -> np.ndarray | None:
-        """Pooled vision feature (e.g. 1280-d) of an image, for knowledge-graph entity features."""
-        img = load_image(image)
-        if img is None:
-            return None
-        with self._lock, torch.no_grad():
-            return self._encode_images([img])[0].feature
 
     def _require_tagger(self) -> None:
         if self.tagger is None:
@@ -328,8 +311,11 @@ class Pipeline:
         """On the caller's thread: one direction per pair, the text read in the image and what it
         grounds, and every span moved back onto the caption as typed."""
         image = post.encoded
-        decoded = decode_directions(post.classified)
-        image_text, groundings, only_in_image = self._text_evidence(post, decoded)
+        image_text, groundings, only_in_image = self._text_evidence(post)
+        by_span = {(g.entity.start, g.entity.end): g for g in groundings}  # a pair's names read in the image
+        decoded = [replace(p, head_grounding=by_span.get((p.head.start, p.head.end)),
+                           tail_grounding=by_span.get((p.tail.start, p.tail.end)))
+                   for p in decode_directions(post.classified)]
         post.timings["total_ms"] = (time.perf_counter() - post.started) * 1000
         pred = Prediction(
             caption=post.caption, entities=post.entities, pairs=decoded,
@@ -340,8 +326,7 @@ class Pipeline:
             image_text=image_text, groundings=groundings, also_in_image=only_in_image)
         return on_typed_caption(pred, post.typed)
 
-    def _text_evidence(self, post: _Post, pairs: list[PairPrediction]
-                       ) -> tuple[ImageText | None, list[Grounding], list[ImageEntity]]:
+    def _text_evidence(self, post: _Post) -> tuple[ImageText | None, list[Grounding], list[ImageEntity]]:
         """The text read in the post's image, the entities whose names it shows (their boxes go on the
         pairs as grounded evidence), and the names the tagger finds only in the image."""
         if post.text_read is None:
@@ -351,10 +336,6 @@ class Pipeline:
         if image_text.note:
             post.messages.append(f"Text in the image: {image_text.note}")
         groundings = ground_entities(post.entities, image_text)
-        by_span = {(g.entity.start, g.entity.end): g for g in groundings}
-        for p in pairs:
-            p.head_grounding = by_span.get((p.head.start, p.head.end))
-            p.tail_grounding = by_span.get((p.tail.start, p.tail.end))
         only_in_image: list[ImageEntity] = []
         if self.tagger is not None and image_text.lines:
             with self._lock:

@@ -17,6 +17,8 @@ from mmre_demo.data.schema import Entity, InputError
 from mmre_demo.encoders.ocr import ImageText
 from mmre_demo.grounding import Grounding, ImageEntity
 
+HEATMAPS = ("image_heatmap", "head_heatmap", "tail_heatmap")  # the arrays `to_dict(with_arrays=True)` adds
+
 # ordered pairs classified per caption at most (both directions of the 15 closest entity pairs)
 MAX_PAIRS = 30
 DEFAULT_TOP_K = 3  # alternatives listed per pair
@@ -147,10 +149,26 @@ class PairPrediction:
             "tail_grounding": None if self.tail_grounding is None else self.tail_grounding.to_dict(),
         }
         if with_arrays:
-            for name in ("image_heatmap", "head_heatmap", "tail_heatmap"):
+            for name in HEATMAPS:
                 arr = getattr(self, name)
                 d[name] = None if arr is None else np.round(arr, 5).tolist()
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PairPrediction:
+        """Inverse of `to_dict` (the heatmaps when it holds them; a field it lacks keeps its default)."""
+        def grounding(key: str) -> Grounding | None:
+            return None if d.get(key) is None else Grounding.from_dict(d[key])
+
+        reverse = d.get("reverse")
+        return cls(Entity.from_dict(d["head"]), Entity.from_dict(d["tail"]), d["label"], float(d["probability"]),
+                   [(str(lab), float(p)) for lab, p in d.get("top_k", [])],
+                   **{name: np.asarray(d[name], dtype=np.float32) for name in HEATMAPS if d.get(name) is not None},
+                   token_weights=[TokenWeight(t, a, b, float(w)) for t, a, b, w in d.get("token_weights", [])],
+                   image_influence=d.get("image_influence"), type_constrained=bool(d.get("type_constrained")),
+                   reverse=None if reverse is None else (str(reverse[0]), float(reverse[1])),
+                   none_probability=d.get("none_probability"), head_grounding=grounding("head_grounding"),
+                   tail_grounding=grounding("tail_grounding"))
 
 
 @dataclass(kw_only=True)
@@ -183,17 +201,6 @@ class Prediction:
         cut = self.threshold if threshold is None else threshold
         return [p for p in self.pairs if include_none or p.is_shown(cut)]
 
-    def triples(self, threshold: float | None = None) -> list[dict[str, Any]]:
-        """(head, relation, tail, score) dicts for the knowledge graph."""
-        return [
-            {
-                "head": p.head.text, "head_type": p.head.type,
-                "relation": p.label, "tail": p.tail.text, "tail_type": p.tail.type,
-                "score": p.probability,
-            }
-            for p in self.relations(threshold)
-        ]
-
     def to_dict(self, with_arrays: bool = False) -> dict[str, Any]:
         return {
             "caption": self.caption,
@@ -211,3 +218,20 @@ class Prediction:
             "groundings": [g.to_dict() for g in self.groundings],
             "also_in_image": [e.to_dict() for e in self.also_in_image],
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Prediction:
+        """Inverse of `to_dict` (a prediction read back from a file: `mmre extract`'s records, an API answer).
+        The image feature is not serialised, so it comes back as None; a field `d` lacks keeps its default."""
+        size = d.get("image_size")
+        image_text = d.get("image_text")
+        return cls(caption=d["caption"], entities=[Entity.from_dict(e) for e in d.get("entities", [])],
+                   pairs=[PairPrediction.from_dict(p) for p in d.get("pairs", [])],
+                   concepts=[(str(c), float(p)) for c, p in d.get("concepts", [])],
+                   has_image=bool(d.get("has_image")), image_size=tuple(size) if size else None,
+                   device=d.get("device", ""), messages=list(d.get("messages", [])),
+                   timings_ms=dict(d.get("timings_ms", {})), entities_detected=bool(d.get("entities_detected")),
+                   threshold=float(d.get("threshold", 0.5)),
+                   image_text=None if image_text is None else ImageText.from_dict(image_text),
+                   groundings=[Grounding.from_dict(g) for g in d.get("groundings", [])],
+                   also_in_image=[ImageEntity.from_dict(e) for e in d.get("also_in_image", [])])

@@ -202,7 +202,8 @@ def test_shipped_weights_are_small():
     d = weights_dir() / "ner"
     size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
     assert size < 8 * 2**20
-    assert (d / "README.md").is_file()
+    card = (d / "README.md").read_text(encoding="utf-8")
+    assert "mmre eval-ner" in card and "0.7375" in card  # the card says how it was measured, and what
 
 
 def test_shipped_tagger_tags_an_example(shipped_tagger):
@@ -220,10 +221,12 @@ def test_shipped_tagger_on_valid_sample(shipped_tagger):
     from mmre_demo.data.paths import shared_data_dir
     from mmre_demo.train.ner import evaluate
 
-    f = shared_data_dir() / "twitter_ner" / "twitter2017" / "valid.txt"
+    f = shared_data_dir() / "twitter_ner" / "twitter2015" / "valid.txt"
     if not f.is_file():
         pytest.skip(f"Twitter NER data not found at {f.parent} (set MMRE_DATA_DIR)")
-    assert evaluate(shipped_tagger, read_conll(f)[:100])["f1"] > 0.6
+    # Twitter's own span convention, as `mmre eval-ner` scores it; measured 0.7375 on these 100 sentences
+    f1 = evaluate(shipped_tagger, read_conll(f)[:100], convention="twitter")["f1"]
+    assert f1 >= 0.71, f"entity F1 {f1:.4f} (measured 0.7375)"
 
 
 def test_partial_loss_with_one_allowed_tag_per_word_is_the_crf_loss():
@@ -303,7 +306,7 @@ def test_int8_scope_attention_quantizes_only_the_attention_projections():
     (["B-ORG", "O"], ["@", "x"], []),  # a mark alone is no entity
 ])
 def test_entity_spans_are_trimmed_of_marks_that_are_never_part_of_a_name(tags, words, expected):
-    from mmre_demo.model.ner.tagger import NerTagger
+    from mmre_demo.model.ner.tagger import entities_from_tags
     from mmre_demo.model.ner.tokenizer import Word
 
     caption, ws, pos = "", [], 0
@@ -311,6 +314,6 @@ def test_entity_spans_are_trimmed_of_marks_that_are_never_part_of_a_name(tags, w
         ws.append(Word(w, pos, pos + len(w)))
         caption += w + " "
         pos += len(w) + 1
-    ents = NerTagger._entities(caption, ws, tags, [0.9] * len(tags))
+    ents = entities_from_tags(caption, ws, tags, [0.9] * len(tags))
     assert [e.text for e in ents] == expected
     assert all(caption[e.start:e.end] == e.text for e in ents)

@@ -166,11 +166,11 @@ def rapidocr_steps(ocr, rgb: np.ndarray) -> list[tuple[str, float]]:
 
 
 def test_detector_input_is_rapidocrs_preprocessing(reader):
-    engine = reader._engine
+    engine = reader.engine
     rgb = np.asarray(text_image("SPOTIFY", size=(700, 333)).rotate(7))  # resized to 704 x 320 for detection
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
     expected = engine.ocr.text_det.get_preprocess(max(rgb.shape[:2]))(bgr)
-    got = engine._detector_input(rgb)
+    got = engine.detector_input(rgb)
     assert got.dtype == expected.dtype and np.array_equal(got, expected)
 
 
@@ -180,14 +180,14 @@ def test_engine_reads_what_rapidocrs_steps_read(reader):
     for i, word in enumerate(("SPOTIFY", "Berlin 2018", "UN")):
         draw.text((40 + 60 * i, 60 + 150 * i), word, fill=(20, 20, 60), font=ImageFont.truetype(str(FONT), 48 - 8 * i))
     rgb = np.asarray(img)
-    rows, detected = reader._engine(rgb, 60, 100.0)
-    assert detected >= 3 and [(t, s) for _, t, s in rows] == rapidocr_steps(reader._engine.ocr, rgb)
+    rows, detected = reader.engine(rgb, 60, 100.0)
+    assert detected >= 3 and [(t, s) for _, t, s in rows] == rapidocr_steps(reader.engine.ocr, rgb)
 
 
 def test_engine_records_the_time_of_each_stage(reader):
     reader.clear_cache()
     reader.read(text_image("STAGES"))
-    stages = reader._engine.last_stages
+    stages = reader.engine.last_stages
     assert set(stages) == {"detect", "classify", "recognise"} and stages["detect"] > 0 and stages["recognise"] > 0
 
 
@@ -268,7 +268,7 @@ def test_real_engine_failure_mid_read_gives_a_note(monkeypatch):
 
     r = TextReader()
     assert r.load()
-    monkeypatch.setattr(r._engine.ocr.text_det, "infer", broken_detector)
+    monkeypatch.setattr(r.engine.ocr.text_det, "infer", broken_detector)
     result = r.read(text_image())
     assert result.lines == () and "bad tensor" in result.note
 

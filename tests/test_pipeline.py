@@ -20,7 +20,7 @@ from mmre_demo.decoding import select_pairs
 from mmre_demo.explain.evidence import word_weights
 from mmre_demo.microbatch import Busy
 from mmre_demo.pipeline import Pipeline
-from mmre_demo.prediction import PredictRequest
+from mmre_demo.prediction import Prediction, PredictRequest
 
 CAPTION = "Astronaut Eileen Collins of NASA poses at Johnson Space Center in Houston"
 ZW_CAPTION = "President Tr\u200bump met Kim Jong\u200b Un in Singapore"
@@ -48,8 +48,18 @@ def test_predict_gives_one_decoded_pair_per_entity_pair_with_evidence(pipeline):
         assert sum(w.weight for w in p.token_weights) == pytest.approx(1.0, abs=1e-5)
         assert all(CAPTION[w.start : w.end] == w.text for w in p.token_weights)
     assert len(pred.concepts) == 5 and all(0 <= s <= 1 for _, s in pred.concepts)
-    assert np.allclose(pred.image_feature, pipeline.image_feature(img), atol=1e-5)  # same pooled feature
+    with torch.no_grad():  # the knowledge graph's image feature: the vision backbone's pooled output
+        pooled = pipeline.model.encode_images(pipeline.model.vision.preprocess([img])).pooled[0].numpy()
+    assert pred.image_feature.shape == (1280,) and np.allclose(pred.image_feature, pooled, atol=1e-5)
     json.dumps(pred.to_dict(with_arrays=True))
+
+
+def test_a_prediction_read_back_from_its_dict_is_the_same_prediction(pipeline):
+    img = Image.new("RGB", (320, 240), (30, 60, 200))
+    d = pipeline.predict(img, CAPTION, ENTS).to_dict(with_arrays=True)
+    back = Prediction.from_dict(json.loads(json.dumps(d)))
+    assert back.to_dict(with_arrays=True) == d and len(back.pairs) == 3
+    assert back.pairs[0].image_heatmap.shape == (7, 7) and back.pairs[0].reverse is not None
 
 
 def test_predict_is_deterministic(pipeline):
@@ -166,6 +176,7 @@ def test_cli_predict_json_and_error_exit_code():
     assert out.returncode == 0, out.stderr
     pred = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(pred["pairs"]) == 3 and all(p["image_influence"] is None for p in pred["pairs"])
+    assert "LOAD REPORT" not in out.stderr, out.stderr  # no library chatter on the user's terminal
     bad = subprocess.run([sys.executable, "-m", "mmre_demo", "predict", "--caption", CAPTION, "--entities", "[{"],
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr and "Traceback" not in bad.stderr

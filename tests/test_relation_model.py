@@ -60,7 +60,7 @@ def test_save_load_round_trip_gives_identical_outputs(small_model: RelationModel
     a, b = ents("Alice Smith", "Bob Jones")
     items = [pair_item(small_model, a, b)]
     assert np.array_equal(predict_logits(small_model, items, None), predict_logits(loaded, items, None))
-    assert (tmp_path / "m" / "config.json").is_file()
+    assert RelationConfig.load(tmp_path / "m" / "config.json") == small_model.config  # every setting saved
     # the saved file holds only what training changes: no backbone matrices
     from safetensors.torch import load_file
 

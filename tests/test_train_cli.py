@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from mmre_demo.cli import main
 from tests.test_relation_model import _tiny_hub_models
@@ -52,7 +53,9 @@ def test_train_resume_and_eval(tiny_setup, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(summary) == {"precision", "recall", "f1", "accuracy", "n", "n_with_image"}
     assert summary["n"] == 12 and summary["n_with_image"] == 8  # missing.png is scored text-only, still counted
-    assert (tmp / "report" / "confusion.png").stat().st_size > 1000
+    with Image.open(tmp / "report" / "confusion.png") as png:  # a real image of the matrix, not a stub file
+        darkest, lightest = png.convert("L").getextrema()
+        assert png.format == "PNG" and min(png.size) >= 200 and lightest - darkest > 100, (png.size, darkest, lightest)
 
 
 def test_training_is_seeded(tiny_setup):

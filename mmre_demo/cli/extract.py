@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from mmre_demo.prediction import DEFAULT_TOP_K, MAX_PAIRS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help="extract the knowledge graph of a corpus (batched, resumable; local or Ray)",
@@ -27,12 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="probability threshold of the graph exports (default: the model's own, with which "
                         "triples.jsonl is written; a higher one filters the exports further)")
-    p.add_argument("--weights", help="weights folder (default: the shipped weights)")
+    p.add_argument("--weights", help="weights folder (default: $MMRE_WEIGHTS, else the shipped weights/)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu; the default), cpu, cuda or mps")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (per Ray actor; default 2)")
     p.add_argument("--decode-workers", type=int, default=2, help="image decoding threads (default 2)")
-    p.add_argument("--max-pairs", type=int, default=30, help="entity pairs classified per post (default 30)")
-    p.add_argument("--top-k", type=int, default=3, help="alternatives kept per pair (default 3)")
+    p.add_argument("--max-pairs", type=int, default=MAX_PAIRS,
+                   help="ordered entity pairs classified per post (default %(default)s)")
+    p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="alternatives kept per pair (default %(default)s)")
     p.add_argument("--no-read-text", action="store_true",
                    help="do not read the text in the images (OCR, ~0.2-0.3 s per image; on by default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

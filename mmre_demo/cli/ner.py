@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run, model = NerTrainConfig, NerConfig  # the defaults of `train-ner`
     p = sub.add_parser("ner", help="find the entities (PER, LOC, ORG, MISC) of a raw caption")
     p.add_argument("caption")
-    p.add_argument("--weights", help="tagger folder (default: the shipped weights/ner)")
+    p.add_argument("--weights", help="tagger folder (default: the ner/ of $MMRE_WEIGHTS, else the shipped weights/ner)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON list of entities")
     p.set_defaults(handler=cmd_ner)
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("eval-ner", help="entity-level micro P/R/F1 (seqeval) on a CoNLL file")
     e.add_argument("--data", required=True)
-    e.add_argument("--weights", help="tagger folder (default: the shipped weights/ner)")
+    e.add_argument("--weights", help="tagger folder (default: the ner/ of $MMRE_WEIGHTS, else the shipped weights/ner)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--json", action="store_true", help="last line only: the JSON scores")
     e.add_argument("--float", action="store_true",

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from mmre_demo.model.config import ARCHITECTURES, RelationConfig
-from mmre_demo.prediction import MAX_PAIRS
+from mmre_demo.model.config import ARCHITECTURES, BACKBONE_TRAININGS, RelationConfig
+from mmre_demo.prediction import DEFAULT_TOP_K, MAX_PAIRS
 from mmre_demo.train.config import RelationTrainConfig
 
 
@@ -18,10 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image", help="image file (omit for caption only)")
     p.add_argument("--caption", required=True)
     p.add_argument("--entities", help='JSON list of {"text","start","end","type"}; omit to detect them')
-    p.add_argument("--weights", help="weights folder (default: the shipped weights/)")
+    p.add_argument("--weights", help="weights folder (default: $MMRE_WEIGHTS, else the shipped weights/)")
     p.add_argument("--device", default="auto")
     p.add_argument("--max-pairs", type=int, default=MAX_PAIRS)
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="alternatives per pair (default %(default)s)")
     p.add_argument("--no-read-text", action="store_true", help="do not read the text in the image (OCR)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_predict)
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pairs per caption-once pass (default: %(default)s)")
     t.add_argument("--text-backbone", default=model.text_backbone, help="default: %(default)s")
     t.add_argument("--vision-backbone", default=model.vision_backbone, help="default: %(default)s")
-    t.add_argument("--backbone-training", choices=["lora", "full", "frozen"], default=model.backbone_training)
+    t.add_argument("--backbone-training", choices=BACKBONE_TRAININGS, default=model.backbone_training)
     t.add_argument("--lora-r", type=int, default=model.lora_r, help="LoRA rank; alpha = 2 r (default: %(default)s)")
     t.add_argument("--limit", type=int, help="use only the first N training lines (quick runs)")
     t.add_argument("--skip-bad", action="store_true", help="skip malformed lines (counted) instead of failing")
@@ -80,7 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--val", required=True, help="MNRE-format validation file")
     c.add_argument("--out", required=True, help="where to save the calibrated model (may be --weights itself)")
     c.add_argument("--images", default=None, help="folder of images named by img_id")
-    c.add_argument("--ner-weights", help="tagger for the end-to-end threshold (default: the shipped weights/ner)")
+    c.add_argument("--ner-weights", help="tagger for the end-to-end threshold "
+                   "(default: the weights folder's ner/, else the shipped tagger)")
     c.add_argument("--device", default="auto")
     c.add_argument("--json", action="store_true", help="the last stdout line is the JSON summary")
     c.set_defaults(handler=cmd_calibrate)
@@ -88,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("eval", help="MNRE micro P/R/F1 of a model on a data file")
     e.add_argument("--data", required=True)
     e.add_argument("--images", default=None, help="folder of images named by img_id")
-    e.add_argument("--weights", help="weights folder (default: the shipped weights/)")
+    e.add_argument("--weights", help="weights folder (default: $MMRE_WEIGHTS, else the shipped weights/)")
     e.add_argument("--device", default="auto")
     e.add_argument("--detect-entities", action="store_true",
                    help="end to end: find entities with the tagger instead of using the gold ones")
@@ -96,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--threshold", type=float, default=None,
                    help="with --detect-entities: probability threshold (default: the model's own)")
     e.add_argument("--records", help="with --detect-entities: write each caption's gold and shown triples here (JSONL)")
-    e.add_argument("--ner-weights", help="tagger folder (default: the shipped weights/ner)")
+    e.add_argument("--ner-weights", help="tagger folder (default: the weights folder's ner/, else the shipped tagger)")
     e.add_argument("--types-from-tagger", action="store_true",
                    help="gold spans: take entity types from the NER tagger and apply the type constraint")
     e.add_argument("--image-ablation", action="store_true",
@@ -212,7 +213,7 @@ def _annotation_examples(args: argparse.Namespace) -> list:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Refit a saved model's calibration and thresholds (e.g. after a tagger change)."""
     from mmre_demo.data.mnre import read_mnre
-    from mmre_demo.data.paths import relation_weights_dir
+    from mmre_demo.data.paths import WeightsLayout
     from mmre_demo.device import resolve_device
     from mmre_demo.model.batching import ImageCache, prepare_items
     from mmre_demo.model.ner import NerTagger
@@ -220,11 +221,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from mmre_demo.train.relation import check_on_validation
 
     examples, _ = read_mnre(args.val)
-    model = RelationModel.from_pretrained(relation_weights_dir(args.weights), device=resolve_device(args.device))
+    layout = WeightsLayout.find(args.weights, args.ner_weights)
+    model = RelationModel.from_pretrained(layout.relation, device=resolve_device(args.device))
     cache = ImageCache(model)
     cache.add_folder(args.images, {e.img_id for e in examples if e.img_id})
     check = check_on_validation(model, prepare_items(model, examples, cache), cache, examples,
-                                NerTagger.from_pretrained(args.ner_weights), args.images, end_to_end=True)
+                                NerTagger.from_pretrained(layout.tagger), args.images, end_to_end=True)
     model.config.metrics = {**model.config.metrics, "val": check.gold, "calibration": check.calibration,
                             "end_to_end": check.end_to_end, "calibrated_on": Path(args.val).name}
     model.save_pretrained(args.out)
@@ -245,7 +247,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from mmre_demo.data.mnre import read_mnre
-    from mmre_demo.data.paths import relation_weights_dir, weights_dir
+    from mmre_demo.data.paths import WeightsLayout
     from mmre_demo.train.evaluate import evaluate_gold_entities, summary_line
     from mmre_demo.train.metrics import format_report, save_confusion_png
 
@@ -257,8 +259,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from mmre_demo.device import resolve_device
     from mmre_demo.model.relation import RelationModel
 
-    root = Path(args.weights) if args.weights else weights_dir()
-    model = RelationModel.from_pretrained(relation_weights_dir(root), device=resolve_device(args.device))
+    layout = WeightsLayout.find(args.weights)
+    model = RelationModel.from_pretrained(layout.relation, device=resolve_device(args.device))
     if args.image_ablation:
         from mmre_demo.data.schema import InputError
         from mmre_demo.train.evaluate import image_ablation
@@ -274,7 +276,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from mmre_demo.model.ner import NerTagger
         from mmre_demo.train.evaluate import tagged_types
 
-        entity_types = tagged_types(NerTagger.from_pretrained(root / "ner"), examples)
+        entity_types = tagged_types(NerTagger.from_pretrained(layout.tagger), examples)
     result = evaluate_gold_entities(model, examples, args.images, entity_types=entity_types)
     print(format_report(result["report"]))
     report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / "eval" / Path(args.data).stem

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import Literal, get_args
 
 from mmre_demo.data.labels import NONE_LABEL, is_symmetric
 from mmre_demo.data.mnre import MnreExample
 from mmre_demo.data.names import normalise_name
 from mmre_demo.data.schema import Entity
 
-PAIR_SOURCES = ("gold", "reverse", "silver")
+# MNRE's lines, their other direction, the pairs MNRE left out (with the tagger's entities)
+PairSource = Literal["gold", "reverse", "silver"]
+PAIR_SOURCES: tuple[PairSource, ...] = get_args(PairSource)
 
 
 def _overlaps(a: Entity, b: Entity) -> bool:

@@ -13,6 +13,17 @@ class InputError(ValueError):
 
 
 MAX_CAPTION_CHARS = 2000
+FLOAT_DIGITS = 6  # decimals kept in every file written (exports, extract records, `to_dict`)
+
+
+def plain_value(value: Any) -> Any:
+    """The JSON / GraphML form of a value a prediction or a graph may hold: numpy arrays and scalars as lists
+    and numbers, floats rounded to `FLOAT_DIGITS`; anything else unchanged (the one rule for every file)."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float):
+        return round(value, FLOAT_DIGITS)
+    return value
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,11 @@ thread (`TextReader.submit`).
 A read never raises because OCR failed: it returns an empty `ImageText` whose `note` says why.
 Bad input is refused by `load_image` (same messages as the rest of the app) before any OCR.
 
-Speed (docs/image_text.md, "Speed"; `benchmarks/bench_ocr.py --stages`): on the 34 MNRE sample
-images (800 x 600, read at 960 x 720) a read took 258 ms (median, 1 thread; stages: detector 206,
-recogniser 39, orientation 2, resize 12 ms). It now takes 116 ms (0.45x; stages 94 / 17 / 3 / 1 ms),
-for 211 instead of 265 ms of CPU: onnxruntime's memory arena back on (the detector's session run
-192 -> 148 ms), two onnxruntime threads that do not spin (148 -> 93 ms), the detector's input
-normalised by table look-up (18 -> 1 ms), OpenCV instead of Pillow for the resize (9.5 -> 0.8 ms)
-and recognition crops padded to 160 px instead of 320 (27 -> 17 ms). The same gold names and
-caption entities are grounded; the lines read differ only in noise (docs/image_text.md).
+Speed (`benchmarks/bench_ocr.py --stages`; numbers and their history in docs/image_text.md, "Speed"): on
+the 34 MNRE sample images (800 x 600, read at 960 x 720) a read takes 116 ms (median; detector 94,
+recogniser 17, orientation 3, resize 1 ms) on the reference machine of `mmre_demo.tuning`. What makes it
+so: onnxruntime's memory arena on, threads that do not spin, the detector's input normalised by table
+look-up, OpenCV for the resize and recognition crops padded to 160 px (the settings below).
 """
 
 from __future__ import annotations
@@ -40,6 +37,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mmre_demo import tuning
 from mmre_demo.data.images import ImageInput, load_image
 
 logger = logging.getLogger(__name__)
@@ -59,21 +57,15 @@ DEFAULT_MIN_CONFIDENCE = 0.8
 # Recognition budget: at most this many text boxes, of total width (in text heights) at most
 # DEFAULT_MAX_TEXT_UNITS, in reading order; more text gets a note (an image of 500 words would
 # otherwise take 20 s). A unit is a crop as wide as it is high (about one short word); the busiest
-# of the 34 MNRE sample images (a news screenshot) needs 90; 100 bounds a page of text to about
-# 0.9 s of CPU on this machine (120 took 1.0 s: benchmarks/bench_ocr.py --bad-input).
+# of the 34 MNRE sample images (a news screenshot) needs 90; the unit budget's time: mmre_demo.tuning.
 DEFAULT_MAX_LINES = 60
-DEFAULT_MAX_TEXT_UNITS = 100.0
+DEFAULT_MAX_TEXT_UNITS = tuning.OCR_MAX_TEXT_UNITS.value
 DEFAULT_CACHE_SIZE = 64
 MAX_UPSCALE = 2.0  # small images are enlarged for reading, at most this much
 # onnxruntime intra-op threads per session (detector, orientation, recogniser), which do not spin
-# (SPIN_THREADS). bench_ocr.py on the idle 2-core machine: 2 threads read in 116-132 ms (median)
-# against 194 ms for 1 thread (the detector: 92-107 against 166 ms) for 211-239 against 204 ms of
-# CPU. Spinning threads are what made 2 threads look bad before (496 ms of CPU and not faster; the
-# old code again: 227 ms, 456 ms CPU): each of the three sessions keeps its own pool, and their
-# spinning workers fight for the two cores (197-239 ms median, 396-486 ms CPU). With one core kept
-# busy by another process, 2 threads lose a little to 1 (237 against 218 ms, the old reader 296 ms);
-# the request's torch models run beside a read for ~50 ms only. One core: one thread.
-DEFAULT_THREADS = min(2, os.cpu_count() or 1)
+# (SPIN_THREADS): each of the three sessions keeps its own pool, and spinning workers fight for the cores.
+# Measured: mmre_demo.tuning.OCR_THREADS; never more than the machine's cores.
+DEFAULT_THREADS = min(tuning.OCR_THREADS.value, os.cpu_count() or 1)
 SPIN_THREADS = False
 # Recognition pads each crop to at least this width (48 px high). RapidOCR pads to 320, the width
 # PaddleOCR trains at; the cost is linear in the width (20 ms per 320-px crop on one thread) and
@@ -103,6 +95,11 @@ class TextLine:
         return {"text": self.text, "box": list(self.box), "polygon": [list(p) for p in self.polygon],
                 "confidence": self.confidence}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TextLine:
+        """Inverse of `to_dict`."""
+        return cls(d["text"], tuple(d["box"]), tuple(tuple(p) for p in d["polygon"]), float(d["confidence"]))
+
 
 @dataclass(frozen=True)
 class ImageText:
@@ -121,14 +118,20 @@ class ImageText:
         return {"lines": [line.to_dict() for line in self.lines], "seconds": self.seconds, "note": self.note,
                 "size": list(self.size)}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ImageText:
+        """Inverse of `to_dict`."""
+        return cls(tuple(TextLine.from_dict(x) for x in d["lines"]), float(d["seconds"]), d["note"], tuple(d["size"]))
+
 
 class RapidEngine:
     """RapidOCR 1.4.4 run stage by stage (detect, orient, recognise) with a recognition budget.
 
     Recognition cost grows with the total width of the text crops (about 3-7 ms per crop
-    width equal to its height on this 2-core CPU), so an image full of text (500 words) would take
-    20 s if every line were read. Boxes are taken in reading order while they fit `max_units`
-    (sum of crop width / height) and `max_boxes`; the rest are skipped and counted.
+    width equal to its height on the reference machine of `mmre_demo.tuning`), so an image full
+    of text (500 words) would take 20 s if every line were read. Boxes are taken in reading order
+    while they fit `max_units` (sum of crop width / height) and `max_boxes`; the rest are skipped
+    and counted.
 
     The models, box post-processing, orientation and recognition are RapidOCR's (which is why the
     package is pinned to 1.4.4). What differs from running RapidOCR's own steps is speed, not the
@@ -169,7 +172,7 @@ class RapidEngine:
         w, h = max(w, 1.0), max(h, 1.0)
         return max(w / h, h / w) if h / w >= 1.5 else w / h
 
-    def _detector_input(self, rgb: np.ndarray) -> np.ndarray | None:
+    def detector_input(self, rgb: np.ndarray) -> np.ndarray | None:
         """RGB image -> the detector's 1 x 3 x H x W float32 BGR tensor, as RapidOCR's DetPreProcess
         makes it (its resize to multiples of 32, then (v / 255 - mean) / std) but by table look-up."""
         import cv2
@@ -186,7 +189,7 @@ class RapidEngine:
     def _detect(self, rgb: np.ndarray) -> list[np.ndarray]:
         """Text boxes (4 points, pixels of `rgb`) in reading order: RapidOCR's TextDetector steps."""
         det = self.ocr.text_det
-        x = self._detector_input(rgb)
+        x = self.detector_input(rgb)
         if x is None:
             return []
         boxes, _ = det.postprocess_op(det.infer(x)[0], rgb.shape[:2])
@@ -318,6 +321,11 @@ class TextReader:
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     # ---- engine ------------------------------------------------------------------------------
+    @property
+    def engine(self) -> Any | None:
+        """The first engine (None until `load`): what reads, for a caller that inspects its stages."""
+        return self._engine
+
     def load(self) -> bool:
         """Build the engines once (and warm them up); False, with the reason kept, when they cannot load."""
         if self._engine is not None:

@@ -7,14 +7,23 @@ split PyPI zip, extracted once to a cache folder; see `mmre_demo.encoders.mpnet`
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from mmre_demo.encoders.integrity import verify
+from mmre_demo.encoders.options import INT8_SCOPES, Int8Scope
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TEXT_BACKBONE = "minilm"
+_HF_LOADER_LOGGER = "transformers.modeling_utils"  # where transformers 5 logs its per-load "LOAD REPORT"
+_REAL_PROBLEMS = ("MISSING", "MISMATCH", "CONVERSION")  # report rows that mean the weights did not fit
 
 
 def resolve_text_backbone(name: str) -> str:
@@ -32,20 +41,46 @@ def resolve_text_backbone(name: str) -> str:
     return name
 
 
+class _ExpectedLoadReportToDebug(logging.Filter):
+    """Turns transformers' "LOAD REPORT" into a debug line of ours when it only lists UNEXPECTED keys."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "LOAD REPORT" in message and not any(word in message for word in _REAL_PROBLEMS):
+            log.debug("%s", message)
+            return False
+        return True
+
+
+@contextmanager
+def expected_load_report_at_debug() -> Iterator[None]:
+    """While loading a backbone: transformers 5 logs (WARNING, to stderr) a table of every checkpoint key the
+    architecture leaves out; MiniLM's `pooler.*` are left out on purpose (`add_pooling_layer=False`), so that
+    report is expected and goes to our debug log. A report with missing or mismatched keys still warns."""
+    hf_logger, quiet = logging.getLogger(_HF_LOADER_LOGGER), _ExpectedLoadReportToDebug()
+    hf_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        hf_logger.removeFilter(quiet)
+
+
 def load_text_backbone(
     name: str = DEFAULT_TEXT_BACKBONE, pretrained: bool = True
 ) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
     """Tokenizer and encoder. Eager attention so `output_attentions=True` returns the maps.
 
     `pretrained=False` builds the architecture with random weights (used when a trained
-    checkpoint will overwrite them, and for speed comparisons).
+    checkpoint will overwrite them, and for speed comparisons). A model that trains the backbone
+    (LoRA) gets its own; frozen users share one (`frozen_text_backbone`).
     """
     path = resolve_text_backbone(name)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if pretrained:
         # float32 whatever the checkpoint stores: an fp16 upload would otherwise train in fp16.
-        model = AutoModel.from_pretrained(path, attn_implementation="eager", add_pooling_layer=False,
-                                          dtype=torch.float32)
+        with expected_load_report_at_debug():
+            model = AutoModel.from_pretrained(path, attn_implementation="eager", add_pooling_layer=False,
+                                              dtype=torch.float32)
     else:
         config = AutoConfig.from_pretrained(path)
         config._attn_implementation = "eager"
@@ -53,10 +88,30 @@ def load_text_backbone(
     return tokenizer, model
 
 
-INT8_SCOPES = ("all", "attention", "none")
+_frozen: dict[str, PreTrainedModel] = {}
+_frozen_lock = threading.Lock()
 
 
-def quantize_int8(model: torch.nn.Module, scope: str = "all") -> torch.nn.Module:
+def frozen_text_backbone(name: str = DEFAULT_TEXT_BACKBONE) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    """A tokenizer and the pretrained backbone `name`, frozen (eval, no gradients). The backbone is built once
+    per process and shared by its frozen users (the NER tagger, sentence embeddings), which never change it;
+    each caller gets its own tokenizer (a fast tokenizer used from two threads at once can fail). A caller
+    must not train the backbone, change it in place or move it to another device than the other users'."""
+    key = resolve_text_backbone(name)
+    with _frozen_lock:
+        if key not in _frozen:
+            tokenizer, model = load_text_backbone(name)
+            for p in model.parameters():
+                p.requires_grad_(False)
+            _frozen[key] = model.eval()
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(key)
+        return tokenizer, _frozen[key]
+
+
+
+
+def quantize_int8(model: torch.nn.Module, scope: Int8Scope = "all") -> torch.nn.Module:
     """Dynamic int8 weights for the encoder's Linear layers (CPU inference only): all of them, only
     the attention projections (`scope="attention"`: less F1 lost, about the same speed), or none.
 
@@ -64,7 +119,7 @@ def quantize_int8(model: torch.nn.Module, scope: str = "all") -> torch.nn.Module
     sentences of its batch; a model that must give the same result batched and alone stays float
     (`"none"`; measurements in weights/ner/README.md).
 
-    Halves the NER tagger's per-caption latency on a 2-core CPU (benchmarks/bench_ner.py). Returns
+    Halves the NER tagger's per-caption latency on a CPU (2 cores: benchmarks/bench_ner.py). Returns
     the model unchanged when this torch build has no quantized CPU kernels.
     """
     import warnings
@@ -98,8 +153,9 @@ class SentenceEmbedder:
 
     @classmethod
     def load(cls, name: str = DEFAULT_TEXT_BACKBONE) -> SentenceEmbedder:
-        tok, model = load_text_backbone(name)
-        return cls(tok, model.eval())
+        """Embeddings from the shared frozen backbone (`frozen_text_backbone`)."""
+        tok, model = frozen_text_backbone(name)
+        return cls(tok, model)
 
     @property
     def dim(self) -> int:

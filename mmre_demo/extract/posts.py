@@ -8,12 +8,18 @@ know the record is done. Plain data, no torch.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from mmre_demo.prediction import Prediction
+
+
+# where a post failed: decoding its image, or the model refusing it (an InputError)
+PostStage = Literal["image", "model"]
+# why an input record is no post: a bad line or duplicate id, an unusable caption, an unusable image reference
+ProblemStage = Literal["input", "caption", "image"]
 
 
 def problem_key(line: int) -> str:
@@ -47,7 +53,7 @@ class InputProblem:
     line: int
     reason: str
     id: str | None = None
-    stage: str = "input"
+    stage: ProblemStage = "input"
     raw: str | None = None  # the start of the offending line, to find it
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,7 +85,7 @@ class PostResult:
     post: Post
     prediction: Prediction | None = None
     error: str | None = None
-    stage: str = "model"  # "image" | "model"
+    stage: PostStage = "model"
     image_id: str | None = None
 
     @property

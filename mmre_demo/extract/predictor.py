@@ -10,15 +10,13 @@ actor uses to load the model once.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from mmre_demo.data.paths import relation_weights_dir, weights_dir
+from mmre_demo.data.paths import WeightsLayout
 from mmre_demo.data.schema import InputError
 from mmre_demo.extract.posts import PostInput, PostResult
 from mmre_demo.prediction import DEFAULT_TOP_K, MAX_PAIRS, Predictor, PredictRequest
@@ -54,32 +52,19 @@ def output_settings(max_pairs: int, top_k: int, type_constraint: bool = True, re
             "read_text": bool(read_text)}
 
 
-def _weight_dirs(weights: str | Path | None) -> tuple[Path, Path | None]:
-    root = Path(weights) if weights else weights_dir()
-    rel = relation_weights_dir(root)
-    ner = root / "ner"
-    return rel, (ner if ner.is_dir() else None)
-
-
 def model_info(weights: str | Path | None = None) -> ModelInfo:
-    """Identify the weights `Pipeline.load(weights)` would load, without loading them (sha256 of the files)."""
-    rel, ner = _weight_dirs(weights)
-    cfg_path = rel / "config.json"
-    if not cfg_path.is_file():
-        raise InputError(f"{rel}: no relation model here (config.json missing); pass --weights DIR")
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    name = f"mmre_demo relation {cfg.get('text_backbone', '?')}+{cfg.get('vision_backbone', '?')}"
-    h = hashlib.sha256()
-    for folder in (rel, ner):
-        if folder is None:
-            continue
-        for f in sorted(folder.iterdir()):
-            if f.suffix in (".json", ".safetensors") and f.is_file():
-                h.update(f"{folder.name}/{f.name}\0".encode())
-                h.update(f.read_bytes())
-    if ner is not None:
+    """Identify what `Pipeline.load(weights)` would load (relation model and tagger, `WeightsLayout`),
+    without loading it: the version is a digest of both models' files."""
+    layout = WeightsLayout.find(weights)
+    if not layout.relation_config.is_file():
+        raise InputError(f"{layout.relation}: no relation model here (config.json missing); pass --weights DIR")
+    from mmre_demo.model.config import RelationConfig  # no torch: a config is plain JSON
+
+    cfg = RelationConfig.load(layout.relation_config)
+    name = f"mmre_demo relation {cfg.text_backbone}+{cfg.vision_backbone}"
+    if layout.tagger is not None:
         name += " + ner tagger"
-    return ModelInfo(name, h.hexdigest()[:16], float(cfg.get("threshold", 0.5)))
+    return ModelInfo(name, layout.version(), float(cfg.threshold))
 
 
 @dataclass

@@ -10,24 +10,29 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mmre_demo.data.schema import plain_value
 from mmre_demo.extract.posts import InputProblem, PostResult
 from mmre_demo.extract.predictor import ModelInfo
+
+if TYPE_CHECKING:
+    from mmre_demo.prediction import Prediction
 
 RUN_DEPENDENT = ("pairs", "timings_ms", "device")  # pairs go to triples.jsonl
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars / arrays that a predictor may leave in a prediction -> JSON values."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+def _json_default(value: Any) -> Any:
+    """`json.dumps`'s hook for what is not JSON already: numpy values a predictor may leave (`plain_value`)."""
+    plain = plain_value(value)
+    if plain is value:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    return plain
 
 
 def dumps(record: Any) -> str:
     """The one JSON encoding of every output line (both engines): UTF-8 text, numpy values as numbers."""
-    return json.dumps(record, ensure_ascii=False, default=_plain)
+    return json.dumps(record, ensure_ascii=False, default=_json_default)
 
 
 @dataclass
@@ -80,20 +85,11 @@ def records_for_problem(problem: InputProblem) -> Records:
                    [], error)
 
 
-def prediction_from_records(post: dict[str, Any], triples: list[dict[str, Any]]) -> Any:
-    """Rebuild the `Prediction` (entities + relation pairs) that `graph.add_prediction` merges."""
-    from mmre_demo.data.schema import Entity
-    from mmre_demo.grounding import Grounding
-    from mmre_demo.prediction import PairPrediction, Prediction
+def prediction_from_records(post: dict[str, Any], triples: list[dict[str, Any]]) -> Prediction:
+    """The `Prediction` a post's records stand for (`Prediction.from_dict`), for `graph.add_prediction`: its
+    pairs are the recorded triples, which are the relations already (at the model's threshold), so all of
+    them enter the graph (threshold 0)."""
+    from mmre_demo.prediction import Prediction
 
-    entities = [Entity.from_dict(e) for e in post.get("entities", [])]
-    pairs = [PairPrediction(Entity.from_dict(t["head"]), Entity.from_dict(t["tail"]), t["relation"],
-                            float(t["probability"]), [(str(a), float(b)) for a, b in t.get("top_k", [])],
-                            image_influence=t.get("image_influence"))
-             for t in triples]
-    size = post.get("image_size")
-    # the recorded triples are the relations already (at the model's threshold): all of them enter the graph
-    return Prediction(caption=post["caption"], entities=entities, pairs=pairs,
-                      concepts=[tuple(c) for c in post.get("concepts", [])], has_image=bool(post.get("has_image")),
-                      image_size=tuple(size) if size else None, device="", threshold=0.0,
-                      groundings=[Grounding.from_dict(g) for g in post.get("groundings", [])])
+    pairs = [{("label" if k == "relation" else k): v for k, v in t.items()} for t in triples]
+    return Prediction.from_dict({**post, "pairs": pairs, "threshold": 0.0})

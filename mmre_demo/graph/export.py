@@ -10,18 +10,10 @@ from typing import Any
 
 import networkx as nx
 
+from mmre_demo.data.schema import plain_value as _plain
 from mmre_demo.graph.store import triples, view
 
 CSV_FIELDS = ("head", "head_type", "relation", "tail", "tail_type", "score", "source", "count")
-
-
-def _plain(value: Any) -> Any:
-    """GraphML/JSON-safe attribute values (arrays and lists become strings / lists)."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, float):
-        return round(value, 6)
-    return value
 
 
 def to_json_dict(g: nx.MultiDiGraph, threshold: float = 0.0) -> dict[str, Any]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from mmre_demo.data.labels import RELATIONS
@@ -12,6 +13,9 @@ from mmre_demo.model.saved_config import SavedConfig
 # how the text is read (see model/relation.py); a saved config without the key is "pair-markers"
 Architecture = Literal["pair-markers", "levitated-markers", "entity-pooling"]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
+# what training does to the text backbone: LoRA adapters, every weight, or nothing
+BackboneTraining = Literal["lora", "full", "frozen"]
+BACKBONE_TRAININGS: tuple[str, ...] = get_args(BackboneTraining)
 
 
 @dataclass
@@ -23,7 +27,7 @@ class RelationConfig(SavedConfig):
     max_length: int = 128  # word pieces of text per pass (a longer caption is read in windows)
     max_rows: int = 32  # pairs per caption-once pass (a caption with more pairs gets several passes)
     num_concepts: int = 5  # top ImageNet concepts that become visual tokens
-    backbone_training: str = "lora"  # "lora" | "full" | "frozen"
+    backbone_training: BackboneTraining = "lora"
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.1
@@ -32,7 +36,7 @@ class RelationConfig(SavedConfig):
     dropout: float = 0.1
     modality_dropout: float = 0.3  # chance of hiding the image of a training example
     # the text read in the image (OCR) as a second segment after the caption: only for a model trained
-    # with it (`mmre train --image-text`); the shipped model is trained without (no MNRE images here)
+    # with it (`mmre train --image-text`); the shipped model is trained without (see its model card)
     image_text: bool = False
     image_text_tokens: int = 32  # word pieces of the image text kept (the caption keeps the rest)
     # calibration (fitted together by likelihood on validation gold pairs): probabilities are
@@ -48,6 +52,15 @@ class RelationConfig(SavedConfig):
     def from_dict(cls, raw: dict[str, Any]) -> RelationConfig:
         """A saved config; one written before architectures had names is a `pair-markers` model."""
         return super().from_dict({"architecture": "pair-markers", **raw})
+
+    @classmethod
+    def saved_threshold(cls, config_path: str | Path) -> float:
+        """The product's threshold of a saved model, read from its config without loading the model (the app
+        shows it while the model loads; `mmre extract` writes it to its manifest); the default when unreadable."""
+        try:
+            return float(cls.load(config_path).threshold)
+        except (OSError, ValueError):
+            return cls().threshold
 
     @property
     def num_labels(self) -> int:

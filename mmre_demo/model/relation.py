@@ -16,6 +16,7 @@ Only the trained parts are saved (safetensors + JSON, `model.base`); backbones c
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -42,6 +43,10 @@ class RelationOutput:
     text_only_logits: torch.Tensor | None = None
 
 
+# a saved LoRA adapter's tensors, as peft names them: text_encoder.base_model.model.<layer>.lora_A|B.default.weight
+_LORA_KEY = "text_encoder.base_model.model.{}.lora_{}.default.weight"
+_LORA_A = re.compile(r"text_encoder\.base_model\.model\.(.+)\.lora_A\.default\.weight")
+
 class RelationModel(PretrainedModel):
     """The shared base. `RelationModel.from_pretrained(folder)` builds the architecture its config names
     (see `load_relation_model`); `model.save_pretrained(folder)`: see `model.base`."""
@@ -49,9 +54,13 @@ class RelationModel(PretrainedModel):
     config_class = RelationConfig
     saved_kind = "relation model"
 
-    def __init__(self, config: RelationConfig, pretrained_backbones: bool = True, init_concepts: bool = True):
+    def __init__(self, config: RelationConfig, pretrained_backbones: bool = True, init_concepts: bool = True,
+                 fold_adapters: bool = False):
         super().__init__()
         self.config = config
+        # inference only: the saved LoRA adapters are folded into the backbone's weights as they load, so the
+        # backbone is a plain frozen encoder (no peft import, no merge step; the same weights as a merge)
+        self.folded_adapters = fold_adapters and config.backbone_training == "lora"
         self.tokenizer, encoder = load_text_backbone(config.text_backbone, pretrained=pretrained_backbones)
         dim = int(encoder.config.hidden_size)
         self.vision: VisionBackbone = load_vision_backbone(config.vision_backbone, pretrained=pretrained_backbones)
@@ -61,13 +70,19 @@ class RelationModel(PretrainedModel):
         if init_concepts and self.vision.has_concepts:
             embedder = SentenceEmbedder(self.tokenizer, encoder.eval())
             self.visual_tokenizer.concept_embeddings.copy_(embedder.embed(imagenet_class_names()))
-        self.text_encoder = self._adapt_backbone(encoder, config)
+        self.text_encoder = self._frozen(encoder) if self.folded_adapters else self._adapt_backbone(encoder, config)
         self.cross_attention = CrossModalAttention(dim)
         self.fusion = GatedFusion(2 * dim)
         self.classifier = nn.Sequential(
             nn.Dropout(config.dropout), nn.Linear(2 * dim, dim), nn.GELU(),
             nn.Dropout(config.dropout), nn.Linear(dim, config.num_labels),
         )
+
+    @staticmethod
+    def _frozen(encoder: nn.Module) -> nn.Module:
+        for p in encoder.parameters():
+            p.requires_grad_(False)
+        return encoder
 
     @staticmethod
     def _adapt_backbone(encoder: nn.Module, config: RelationConfig) -> nn.Module:
@@ -184,15 +199,35 @@ class RelationModel(PretrainedModel):
         return {n: t.detach().cpu().contiguous() for n, t in self.state_dict().items() if n in names}
 
     def loadable_keys(self) -> set[str]:
-        return set(self.state_dict())
+        keys = set(self.state_dict())
+        if self.folded_adapters:  # the adapters of every Linear layer of the backbone (as peft names them)
+            keys |= {_LORA_KEY.format(name, part) for name, m in self.text_encoder.named_modules()
+                     if isinstance(m, nn.Linear) for part in "AB"}
+        return keys
 
     def load_saved_state(self, state: dict[str, torch.Tensor]) -> None:
+        if self.folded_adapters:
+            state = self._fold_adapters(state)
         self.load_state_dict(state, strict=False)
 
+    def _fold_adapters(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Add each saved adapter's update, (lora_alpha / r) * B @ A, to its Linear layer's weight, as peft's
+        merge does; returns the other tensors."""
+        scale = self.config.lora_alpha / self.config.lora_r
+        layers = dict(self.text_encoder.named_modules())
+        rest = dict(state)
+        for key in [k for k in state if _LORA_A.fullmatch(k)]:
+            name = _LORA_A.fullmatch(key).group(1)
+            a, b = rest.pop(key), rest.pop(_LORA_KEY.format(name, "B"))
+            with torch.no_grad():
+                layers[name].weight += (b @ a) * scale
+        return rest
+
     @classmethod
-    def _init_for_loading(cls, config: RelationConfig, pretrained_backbones: bool = True) -> RelationModel:
+    def _init_for_loading(cls, config: RelationConfig, pretrained_backbones: bool = True,
+                          fold_adapters: bool = False) -> RelationModel:
         return architecture_class(config.architecture)(config, pretrained_backbones=pretrained_backbones,
-                                                       init_concepts=False)
+                                                       init_concepts=False, fold_adapters=fold_adapters)
 
 
 def _gather(hidden: torch.Tensor, batch: dict[str, torch.Tensor], key: str) -> torch.Tensor:
@@ -243,8 +278,9 @@ class EntityPoolingModel(RelationModel):
     architecture = "entity-pooling"
     needs_attention = True
 
-    def __init__(self, config: RelationConfig, pretrained_backbones: bool = True, init_concepts: bool = True):
-        super().__init__(config, pretrained_backbones, init_concepts)
+    def __init__(self, config: RelationConfig, pretrained_backbones: bool = True, init_concepts: bool = True,
+                 fold_adapters: bool = False):
+        super().__init__(config, pretrained_backbones, init_concepts, fold_adapters)
         dim = self.cross_attention.q_proj.in_features
         self.head_proj = nn.Linear(2 * dim, dim)
         self.tail_proj = nn.Linear(2 * dim, dim)
@@ -290,6 +326,9 @@ def build_relation_model(config: RelationConfig, pretrained_backbones: bool = Tr
     return architecture_class(config.architecture)(config, pretrained_backbones=pretrained_backbones)
 
 
-def load_relation_model(path: str | Path, device: str | torch.device = "cpu") -> RelationModel:
-    """A saved relation model (any architecture; a config without `architecture` is `pair-markers`)."""
-    return RelationModel.from_pretrained(path, device=device)
+def load_relation_model(path: str | Path, device: str | torch.device = "cpu",
+                        for_inference: bool = False) -> RelationModel:
+    """A saved relation model (any architecture; a config without `architecture` is `pair-markers`).
+    `for_inference`: its LoRA adapters folded into the backbone as it loads (a model that only serves:
+    no peft, no merge step, outputs equal to a merged model's); never for a model that trains on."""
+    return RelationModel.from_pretrained(path, device=device, fold_adapters=for_inference)

@@ -6,8 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
+from mmre_demo.data.product_pairs import PairSource
 from mmre_demo.model.config import RelationConfig
+
+# which validation F1 picks the best epoch: the product's (end to end, detected entities) or MNRE's gold pairs
+SelectOn = Literal["end_to_end", "gold"]
+SELECT_ON: tuple[str, ...] = get_args(SelectOn)
 
 
 @dataclass
@@ -27,7 +33,7 @@ class RelationTrainConfig:
     device: str = "auto"  # cuda > mps > cpu, or $MMRE_DEVICE (see mmre_demo.device)
     # which pairs of each caption to train on (see mmre_demo.data.product_pairs): MNRE's lines ("gold"),
     # their other direction ("reverse"), and the pairs MNRE left out, with the tagger's entities ("silver")
-    pair_sources: tuple[str, ...] = ("gold",)
+    pair_sources: tuple[PairSource, ...] = ("gold",)
     extra_fraction: float = 1.0  # share of the reverse + silver pairs drawn afresh for each epoch
     silver_weight: float = 1.0  # loss weight of a silver pair (some are true relations MNRE left out)
     init_from: Path | None = None  # start from a saved model (its config wins over `config`)
@@ -38,7 +44,7 @@ class RelationTrainConfig:
     distill_from: Path | None = None
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
-    select_on: str = "end_to_end"  # "end_to_end" (the product's F1 on val) or "gold" (MNRE gold-pair F1)
+    select_on: SelectOn = "end_to_end"
     config: RelationConfig = field(default_factory=RelationConfig)
 
 

@@ -20,6 +20,7 @@ import networkx as nx
 from PIL import Image
 
 from mmre_demo import graph as kg
+from mmre_demo import tuning
 from mmre_demo.annotations import AnnotationStore
 from mmre_demo.annotations.review import ReviewPost, ReviewQueues
 from mmre_demo.data.schema import InputError
@@ -30,11 +31,9 @@ log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 MAX_SESSIONS_WITH_SUGGESTER = 32
-# CPU threads per model call and per image read while serving: one, and one OCR engine per core, so
-# concurrent visitors' requests each get a core instead of every call's thread pool fighting for all
-# of them (benchmarks/bench_app.py, 8 clients, 2 cores: 2.7 req/s with the libraries' defaults, 4.2
-# with torch on one thread and OCR on one, more with two OCR engines: docs/app.md)
-SERVING_THREADS = 1
+# CPU threads per model call and per image read while serving, with one OCR engine per core (measured:
+# mmre_demo.tuning)
+SERVING_THREADS = tuning.SERVING_THREADS.value
 
 
 @dataclass
@@ -115,7 +114,7 @@ class Controller:
             from mmre_demo.pipeline import Pipeline
 
             def pipeline_factory() -> Any:
-                return Pipeline.load(weights=os.environ.get("MMRE_WEIGHTS") or None, device="auto",
+                return Pipeline.load(device="auto",  # the weights: WeightsLayout's ($MMRE_WEIGHTS)
                                      batch_window_ms=batch_window_ms(), threads=SERVING_THREADS,
                                      ocr_workers=os.cpu_count() or 1)
 
@@ -152,14 +151,10 @@ class Controller:
         """The model's own threshold (max end-to-end F1 on validation), read without waiting for the load."""
         if self._pipe is not None:
             return float(self._pipe.threshold)
-        from mmre_demo.data.paths import relation_weights_dir
+        from mmre_demo.data.paths import WeightsLayout
         from mmre_demo.model.config import RelationConfig
 
-        config = relation_weights_dir(os.environ.get("MMRE_WEIGHTS") or None) / "config.json"
-        try:
-            return float(RelationConfig.load(config).threshold)
-        except (OSError, ValueError):
-            return RelationConfig().threshold
+        return RelationConfig.saved_threshold(WeightsLayout.find().relation_config)
 
     def suggester(self, session: Session) -> Any | None:
         """This session's LinkSuggester, or None when mmre_demo.kge is missing / broken."""

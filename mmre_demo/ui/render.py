@@ -129,8 +129,8 @@ def evidence(pred: Prediction | None, pair_index: int | None, image: Image.Image
         md.append(f"The image changed this pair's label probability by {p.influence_text()} "
                   f"({without:.2f} from the caption alone, {p.probability:.2f} with the image).")
         md.append("Attention heatmaps: where the entity words attended in the image (relative to this image). "
-                  "This attention was not trained on MNRE images, which are not available here: read it as a "
-                  "hint, not as evidence.")
+                  "The shipped model learnt this attention from few images (49 training lines with an image): "
+                  "read it as a hint, not as evidence.")
     else:
         md.append("No image was given, so there is no image heatmap: the caption alone was used.")
     return {Output.EVIDENCE_IMG: img, Output.WORDS: word_segments(pred.caption, p.token_weights),

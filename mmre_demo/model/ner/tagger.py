@@ -20,6 +20,24 @@ _LEADING_MARKS = frozenset({"RT", "@", "#"})  # a span never starts with these (
 _TRAILING_MARKS = frozenset({"@", "#", ":"})  # nor ends with these; one of them alone is no entity
 
 
+def entities_from_tags(caption: str, words: list[Word], tags: list[str], conf: list[float]) -> list[Entity]:
+    """Word spans -> char spans; confidence = mean probability of the entity's tags. A span's edges
+    are trimmed of what is never part of a name: the retweet marker "RT" before a handle
+    ("RT @AroundTheNFL" -> "AroundTheNFL") and the `@` / `#` / `:` marks (the MNRE convention)."""
+    ents = []
+    for a, b, etype in bio_spans(tags):
+        while b - a > 1 and words[a].text in _LEADING_MARKS:
+            a += 1
+        while b - a > 1 and words[b - 1].text in _TRAILING_MARKS:
+            b -= 1
+        if words[a].text in _TRAILING_MARKS:
+            continue  # nothing but a mark ("RT" alone may be the network: kept)
+        start, end = words[a].start, words[b - 1].end
+        score = sum(conf[a:b]) / (b - a)
+        ents.append(Entity(caption[start:end], start, end, etype, round(min(1.0, max(0.0, score)), 4)))
+    return ents
+
+
 class NerTagger(PretrainedModel):
     """Frozen text backbone (word features) + trained `NerHead`. Only the head is saved (`model.base`)."""
 
@@ -28,10 +46,13 @@ class NerTagger(PretrainedModel):
 
     def __init__(self, config: NerConfig, pretrained_backbone: bool = True):
         super().__init__()
-        from mmre_demo.encoders.text import load_text_backbone
+        from mmre_demo.encoders.text import frozen_text_backbone, load_text_backbone
 
         self.config = config
-        self.tokenizer, encoder = load_text_backbone(config.text_backbone, pretrained=pretrained_backbone)
+        if pretrained_backbone:  # frozen: one copy per process, shared with the other frozen users
+            self.tokenizer, encoder = frozen_text_backbone(config.text_backbone)
+        else:
+            self.tokenizer, encoder = load_text_backbone(config.text_backbone, pretrained=False)
         self.encoder = encoder.eval()
         for p in self.encoder.parameters():
             p.requires_grad_(False)
@@ -185,29 +206,11 @@ class NerTagger(PretrainedModel):
         """Entities (text, char start/end, type, confidence) of each raw caption."""
         words = [pre_tokenize(check_caption(c)) for c in captions]
         results = self.predict_words([[w.text for w in ws] for ws in words])
-        return [self._entities(c, ws, tags, conf) for c, ws, (tags, conf) in zip(captions, words, results)]
+        return [entities_from_tags(c, ws, tags, conf) for c, ws, (tags, conf) in zip(captions, words, results)]
 
     def tag(self, caption: str) -> list[Entity]:
         """Entities of one raw caption, offsets into the original string."""
         return self.tag_batch([caption])[0]
-
-    @staticmethod
-    def _entities(caption: str, words: list[Word], tags: list[str], conf: list[float]) -> list[Entity]:
-        """Word spans -> char spans; confidence = mean probability of the entity's tags. A span's edges
-        are trimmed of what is never part of a name: the retweet marker "RT" before a handle
-        ("RT @AroundTheNFL" -> "AroundTheNFL") and the `@` / `#` / `:` marks (the MNRE convention)."""
-        ents = []
-        for a, b, etype in bio_spans(tags):
-            while b - a > 1 and words[a].text in _LEADING_MARKS:
-                a += 1
-            while b - a > 1 and words[b - 1].text in _TRAILING_MARKS:
-                b -= 1
-            if words[a].text in _TRAILING_MARKS:
-                continue  # nothing but a mark ("RT" alone may be the network: kept)
-            start, end = words[a].start, words[b - 1].end
-            score = sum(conf[a:b]) / (b - a)
-            ents.append(Entity(caption[start:end], start, end, etype, round(min(1.0, max(0.0, score)), 4)))
-        return ents
 
     # ---- save / load (PretrainedModel) --------------------------------------------------------
     def saved_state_dict(self) -> dict[str, torch.Tensor]:
@@ -220,15 +223,17 @@ class NerTagger(PretrainedModel):
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device = "cpu",
                         pretrained_backbone: bool = True, int8: bool | None = None) -> NerTagger:
-        """Load a saved tagger (default: the shipped `weights/ner`).
+        """Load a saved tagger (default: the tagger of the default weights folder, `WeightsLayout`).
 
         `int8` (default: on for CPU) quantizes the frozen backbone's Linear layers for inference
         (those of the config's `int8_scope`).
         """
         if path is None:
-            from mmre_demo.data.paths import weights_dir
+            from mmre_demo.data.paths import WeightsLayout
 
-            path = weights_dir() / "ner"
+            path = WeightsLayout.find().tagger
+            if path is None:
+                raise FileNotFoundError("no tagger in the default weights folder (its ner/ is missing)")
         model = super().from_pretrained(path, device, pretrained_backbone=pretrained_backbone)
         use_int8 = torch.device(device).type == "cpu" if int8 is None else int8
         if use_int8:

@@ -1,0 +1,56 @@
+"""Settings chosen by measuring on a machine, each with the measurement that set it.
+
+The code reads `.value`; the rest says where and how it was measured and what was seen, so a deployment on
+other hardware knows which numbers to re-measure (and with which command) instead of trusting a comment.
+The reference machine of every entry is the development box: 2 CPU cores, no GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+REFERENCE_MACHINE = "2 CPU cores, no GPU"
+
+
+@dataclass(frozen=True)
+class Measured(Generic[T]):
+    """A setting, the command that measures it and what that measurement showed on `machine`."""
+
+    value: T
+    command: str
+    finding: str
+    machine: str = REFERENCE_MACHINE
+
+
+# encoder passes per relation-model forward pass (passes of similar length together)
+BATCH_PASSES = Measured(
+    32, "python benchmarks/bench_relation.py (MNRE val captions, 2 threads, one pass per pair)",
+    "32 passes per forward beat 128: larger batches of a 6-layer model gain nothing on 2 cores, padding costs")
+
+# micro-batching of concurrent requests (mmre_demo.microbatch)
+MICROBATCH_MAX_BATCH = Measured(
+    16, "python benchmarks/bench_app.py --json OUT", "vision and relation batches of 16 are still near-linear")
+MICROBATCH_MAX_WAITING = Measured(
+    64, "python benchmarks/bench_app.py --json OUT", "64 queued items are about 10 s of work; more is refused")
+
+# CPU threads of each model call and each image read while the app serves
+SERVING_THREADS = Measured(
+    1, "python benchmarks/bench_app.py --json OUT (8 clients)",
+    "2.7 req/s with the libraries' default thread pools, 4.2 with torch on one thread and one OCR engine per "
+    "core: each concurrent request gets a core instead of every call's pool fighting for all of them")
+
+# onnxruntime intra-op threads per OCR session (detector, orientation, recogniser), non-spinning
+OCR_THREADS = Measured(
+    2, "python benchmarks/bench_ocr.py --stages (34 MNRE sample images, idle)",
+    "2 threads: 116-132 ms median per image against 194 ms for 1 (211-239 against 204 ms of CPU); spinning "
+    "pools made 2 threads look bad (496 ms of CPU); with one core busy elsewhere 2 lose a little to 1 "
+    "(237 against 218 ms). Capped at the machine's cores")
+
+# recognition budget per image, in text heights of crop width (about one short word each)
+OCR_MAX_TEXT_UNITS = Measured(
+    100.0, "python benchmarks/bench_ocr.py --bad-input",
+    "the busiest MNRE sample image (a news screenshot) needs 90; 100 bounds a page of text to about 0.9 s of "
+    "CPU (120: 1.0 s); recognition costs about 3-7 ms per unit")

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from mmre_demo.annotations import AnnotationStore
     from mmre_demo.annotations.training import simulate_decisions
     from mmre_demo.data.mnre import read_mnre
-    from mmre_demo.data.paths import relation_weights_dir
+    from mmre_demo.data.paths import WeightsLayout
     from mmre_demo.decoding import relation_decisions
     from mmre_demo.logs import setup_logging
     from mmre_demo.model.batching import predict_logits, prepare_items
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     examples, _ = read_mnre(args.data)
     sample = random.Random(args.seed).sample(examples, min(args.n, len(examples)))
-    model = RelationModel.from_pretrained(relation_weights_dir(args.weights), device="cpu")
+    model = RelationModel.from_pretrained(WeightsLayout.find(args.weights).relation, device="cpu")
     logits = predict_logits(model, prepare_items(model, sample, None), None)
     import torch
 

@@ -199,14 +199,14 @@ def _annotation_examples(args: argparse.Namespace) -> list:
     """`--annotations DB`: the decisions as examples; fine-tuning starts from the shipped model (set as
     `args.init_from` when not given) and never writes into the shipped weights folder."""
     from mmre_demo.annotations.training import load_decision_examples
-    from mmre_demo.data.paths import relation_weights_dir, weights_dir
+    from mmre_demo.data.paths import WeightsLayout, weights_dir
     from mmre_demo.data.schema import InputError
 
     shipped = weights_dir().resolve()
     if Path(args.out).resolve().is_relative_to(shipped):
         raise InputError(f"--out {args.out} is inside the shipped weights ({shipped}): choose a new folder")
     if not args.init_from:
-        args.init_from = str(relation_weights_dir())
+        args.init_from = str(WeightsLayout.find().relation)
     return load_decision_examples(args.annotations, args.annotator)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from mmre_demo.data.labels import NONE_LABEL
+from mmre_demo.data.labels import ENTITY_TYPES, NONE_LABEL
 
 ENTITY_KIND, IMAGE_KIND = "entity", "image"
 DEPICTS = "depicts"  # image -> each entity of its caption
@@ -44,6 +44,12 @@ def node_id(name: str, etype: str | None) -> str:
 def node_name(nid: str) -> str:
     """The name part of an entity node id (`PER:Bill Cosby` -> `Bill Cosby`); other labels unchanged."""
     return nid.split(":", 1)[-1]
+
+
+def node_type(nid: str) -> str:
+    """The entity type of a node id (`PER:Bill Cosby` -> `PER`); "" when the id carries no known type."""
+    head, sep, _ = str(nid).partition(":")
+    return head if sep and head in ENTITY_TYPES else ""
 
 
 def image_node_id(image_id: str) -> str:

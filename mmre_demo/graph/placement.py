@@ -1,0 +1,208 @@
+"""Where the graph's nodes go and which of them get a printed label.
+
+Why this layout: `benchmarks/bench_graph.py` compares networkx's spring, Kamada-Kawai and ForceAtlas2
+layouts, each with and without component packing, by the measured overlap of node discs and label boxes
+at the size the app draws (docs/graph.md has the numbers). Corpus graphs are many small components
+around a few hubs; laid out as one, the small components pile up at the rim. Packing lays each
+component out on its own and places them on shelves, biggest first, in proportion to their size.
+
+Labels: the most connected nodes first, a label only where its box overlaps no node disc and no label
+already placed (at the pixel size of the drawing); hover names every node anyway.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+Positions = dict[str, np.ndarray]
+LAYOUTS = ("spring", "kamada_kawai", "forceatlas2")
+DEFAULT_LAYOUT = "kamada_kawai"  # least overlap at 40 and 150 nodes with packing (docs/graph.md)
+DEFAULT_PACKED = True
+LABEL_FONT_PX = 11
+CHAR_PX = 6.4  # mean glyph width of the 11-px label font
+MAX_LABEL_CHARS = 24
+MAX_KAMADA_KAWAI = 400  # above this many nodes in one component Kamada-Kawai is too slow: spring instead
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """The drawing's size in pixels and the data range mapped onto it (the figure's axes)."""
+
+    width: int = 1300
+    height: int = 640
+    span: float = 2.5  # the axes run from -1.25 to 1.25
+
+    def to_px(self, p: np.ndarray) -> tuple[float, float]:
+        return (p[0] + self.span / 2) / self.span * self.width, (p[1] + self.span / 2) / self.span * self.height
+
+
+def node_size(degree: int) -> float:
+    """Marker diameter in pixels, growing with the degree (the hubs read first)."""
+    return min(34.0, 10.0 + 4.0 * math.sqrt(degree))
+
+
+def _one(g: nx.Graph, method: str, seed: int, init: Positions | None) -> Positions:
+    n = g.number_of_nodes()
+    if n == 1:
+        return {next(iter(g)): np.zeros(2)}
+    if n == 2:
+        a, b = list(g)
+        return {a: np.array([-0.5, 0.0]), b: np.array([0.5, 0.0])}
+    if method == "kamada_kawai" and n <= MAX_KAMADA_KAWAI:
+        start = init if init and all(k in init for k in g) else nx.circular_layout(g)
+        return nx.kamada_kawai_layout(g, pos=start)
+    if method == "forceatlas2":
+        return nx.forceatlas2_layout(g, pos=init, max_iter=150, seed=seed, scaling_ratio=2.0,
+                                     dissuade_hubs=True, strong_gravity=False)
+    return nx.spring_layout(g, k=1.6 / math.sqrt(n), pos=init, iterations=60 if n <= 100 else 40, seed=seed)
+
+
+def _normalise(pos: Positions) -> Positions:
+    """Positions centred and scaled into [-1, 1] on the longer side (aspect kept)."""
+    if not pos:
+        return {}
+    arr = np.array(list(pos.values()), dtype=float)
+    arr -= (arr.max(axis=0) + arr.min(axis=0)) / 2
+    half = float(np.abs(arr).max()) or 1.0
+    return {k: arr[i] / half for i, k in enumerate(pos)}
+
+
+def _pack(parts: list[Positions], aspect: float) -> Positions:
+    """Shelf-pack laid-out components (each in [-1, 1]) into one picture, biggest first, each scaled by
+    the square root of its node count so a hub's star gets more room than a pair."""
+    parts = sorted(parts, key=len, reverse=True)
+    sizes = [math.sqrt(len(p)) for p in parts]
+    area = sum((2 * s) ** 2 for s in sizes)
+    row_width = max(2 * sizes[0], math.sqrt(area * aspect))
+    out: Positions = {}
+    x = y = shelf = 0.0
+    gap = 0.35
+    for part, s in zip(parts, sizes):
+        w = 2 * s
+        if x > 0 and x + w > row_width:
+            x, y, shelf = 0.0, y - shelf - gap, 0.0
+        for k, p in part.items():
+            out[k] = np.array([x + s + p[0] * s, y - s + p[1] * s])
+        x += w + gap
+        shelf = max(shelf, w)
+    return out
+
+
+def layout(g: nx.Graph, previous: dict[str, tuple[float, float]] | None = None, seed: int = 7,
+           method: str = DEFAULT_LAYOUT, packed: bool = DEFAULT_PACKED,
+           aspect: float = Canvas().width / Canvas().height) -> Positions:
+    """Positions in [-1, 1] for every node of `g` (directions and parallel edges ignored).
+
+    Unpacked layouts start from `previous` where given, so a graph that grows does not jump.
+    """
+    if method not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {method!r}")
+    if g.number_of_nodes() == 0:
+        return {}
+    und = nx.Graph(g.to_undirected()) if g.is_directed() or g.is_multigraph() else g
+    init = {k: np.asarray(v, dtype=float) for k, v in (previous or {}).items() if k in und} or None
+    if not packed:
+        pos = _one(und, method, seed, init)
+        return _stretch(_normalise(pos), aspect)
+    parts = [_normalise(_one(und.subgraph(c), method, seed, None))
+             for c in sorted(nx.connected_components(und), key=lambda c: (-len(c), min(map(str, c))))]
+    return _stretch(_normalise(_pack(parts, aspect)), aspect)
+
+
+def _stretch(pos: Positions, aspect: float) -> Positions:
+    """Fill the wide canvas: the axes span the same data range both ways, the canvas does not."""
+    if not pos:
+        return pos
+    arr = np.array(list(pos.values()))
+    span = np.ptp(arr, axis=0)
+    span[span == 0] = 1.0
+    arr = (arr - arr.min(axis=0)) / span * 2 - 1
+    return {k: arr[i] for i, k in enumerate(pos)}
+
+
+def label_text(name: str) -> str:
+    return name if len(name) <= MAX_LABEL_CHARS else name[:MAX_LABEL_CHARS - 1] + "…"
+
+
+def _label_box(p: tuple[float, float], text: str, radius: float) -> tuple[float, float, float, float]:
+    """The pixel box of a label drawn centred under a node of that radius (x0, y0, x1, y1; y up)."""
+    w = len(text) * CHAR_PX
+    return p[0] - w / 2, p[1] - radius - 2 - LABEL_FONT_PX - 2, p[0] + w / 2, p[1] - radius - 1
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _disc_box(p: tuple[float, float], r: float) -> tuple[float, float, float, float]:
+    return p[0] - r, p[1] - r, p[0] + r, p[1] + r
+
+
+def fitting_labels(pos: Positions, names: dict[str, str], degree: dict[str, int],
+                   canvas: Canvas = Canvas(), always: Iterable[str] = ()) -> set[str]:
+    """Nodes whose label is printed: most connected first (then `always`, e.g. the focused node, first of
+    all), each only where its box overlaps no node disc and no label already placed."""
+    px = {n: canvas.to_px(p) for n, p in pos.items()}
+    radius = {n: node_size(degree.get(n, 0)) / 2 for n in pos}
+    discs = {n: _disc_box(px[n], radius[n]) for n in pos}
+    cell = 48.0  # a grid of buckets, so a 10,000-node check is not quadratic
+    grid: dict[tuple[int, int], list[tuple[float, float, float, float]]] = {}
+
+    def cells(box: tuple[float, float, float, float]) -> Iterable[tuple[int, int]]:
+        for i in range(int(box[0] // cell), int(box[2] // cell) + 1):
+            for j in range(int(box[1] // cell), int(box[3] // cell) + 1):
+                yield i, j
+
+    def add(box: tuple[float, float, float, float]) -> None:
+        for c in cells(box):
+            grid.setdefault(c, []).append(box)
+
+    for b in discs.values():
+        add(b)
+    first = [n for n in always if n in pos]
+    order = first + sorted((n for n in pos if n not in first), key=lambda n: (-degree.get(n, 0), str(n)))
+    chosen: set[str] = set()
+    for n in order:
+        box = _label_box(px[n], label_text(names.get(n, n)), radius[n])
+        if box[0] < 0 or box[2] > canvas.width or box[1] < 0:
+            continue
+        own = discs[n]
+        if any(_overlaps(box, b) for c in cells(box) for b in grid.get(c, ()) if b is not own):
+            continue
+        chosen.add(n)
+        add(box)
+    return chosen
+
+
+def overlap_metrics(pos: Positions, names: dict[str, str], degree: dict[str, int],
+                    canvas: Canvas = Canvas()) -> dict[str, float]:
+    """How readable a layout is if every node were labelled: the share of node discs overlapping
+    another disc, the share of label boxes overlapping another label or a disc, and the share of labels
+    `fitting_labels` can print. Used by the benchmark to pick the layout."""
+    nodes = list(pos)
+    if not nodes:
+        return {"node_overlap": 0.0, "label_overlap": 0.0, "labels_shown": 1.0}
+    px = {n: canvas.to_px(pos[n]) for n in nodes}
+    radius = {n: node_size(degree.get(n, 0)) / 2 for n in nodes}
+    discs = [_disc_box(px[n], radius[n]) for n in nodes]
+    labels = [_label_box(px[n], label_text(names.get(n, n)), radius[n]) for n in nodes]
+    hit_node = hit_label = 0
+    for i in range(len(nodes)):
+        hit_node += any(_disc_hits(px[nodes[i]], radius[nodes[i]], px[nodes[j]], radius[nodes[j]])
+                        for j in range(len(nodes)) if j != i)
+        hit_label += any(_overlaps(labels[i], b) for j, b in enumerate(labels + discs)
+                         if j != i and j != len(nodes) + i)
+    shown = len(fitting_labels(pos, names, degree, canvas))
+    return {"node_overlap": hit_node / len(nodes), "label_overlap": hit_label / len(nodes),
+            "labels_shown": shown / len(nodes)}
+
+
+def _disc_hits(a: tuple[float, float], ra: float, b: tuple[float, float], rb: float) -> bool:
+    return math.hypot(a[0] - b[0], a[1] - b[1]) < ra + rb
+
+

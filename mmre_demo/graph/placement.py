@@ -21,8 +21,8 @@ import numpy as np
 
 Positions = dict[str, np.ndarray]
 LAYOUTS = ("spring", "kamada_kawai", "forceatlas2")
-DEFAULT_LAYOUT = "kamada_kawai"  # least overlap at 40 and 150 nodes with packing (docs/graph.md)
-DEFAULT_PACKED = True
+DEFAULT_LAYOUT = "kamada_kawai"  # most labels fit and no disc overlaps at 40 and 150 nodes (docs/graph.md)
+DEFAULT_PACKED = False  # packing helped spring and ForceAtlas2, not Kamada-Kawai (docs/graph.md)
 LABEL_FONT_PX = 11
 CHAR_PX = 6.4  # mean glyph width of the 11-px label font
 MAX_LABEL_CHARS = 24
@@ -57,8 +57,9 @@ def _one(g: nx.Graph, method: str, seed: int, init: Positions | None) -> Positio
         start = init if init and all(k in init for k in g) else nx.circular_layout(g)
         return nx.kamada_kawai_layout(g, pos=start)
     if method == "forceatlas2":
-        return nx.forceatlas2_layout(g, pos=init, max_iter=150, seed=seed, scaling_ratio=2.0,
-                                     dissuade_hubs=True, strong_gravity=False)
+        sizes = {k: node_size(d) / 40 for k, d in g.degree()}  # prevents overlap of the discs as drawn
+        return nx.forceatlas2_layout(g, pos=init, max_iter=150, seed=seed, scaling_ratio=2.0, node_size=sizes,
+                                     distributed_action=True)
     return nx.spring_layout(g, k=1.6 / math.sqrt(n), pos=init, iterations=60 if n <= 100 else 40, seed=seed)
 
 
@@ -95,11 +96,66 @@ def _pack(parts: list[Positions], aspect: float) -> Positions:
 
 def layout(g: nx.Graph, previous: dict[str, tuple[float, float]] | None = None, seed: int = 7,
            method: str = DEFAULT_LAYOUT, packed: bool = DEFAULT_PACKED,
-           aspect: float = Canvas().width / Canvas().height) -> Positions:
-    """Positions in [-1, 1] for every node of `g` (directions and parallel edges ignored).
+           aspect: float = Canvas().width / Canvas().height, spread_out: bool = True,
+           canvas: Canvas = Canvas()) -> Positions:
+    """Positions in [-1, 1] for every node of `g` (directions and parallel edges ignored), then pushed
+    apart where their discs and labels would overlap on `canvas` (`spread`).
 
     Unpacked layouts start from `previous` where given, so a graph that grows does not jump.
     """
+    pos = _layout(g, previous, seed, method, packed, aspect)
+    if spread_out and len(pos) > 2:
+        names = {n: str(d.get("name", n)) for n, d in g.nodes(data=True)}
+        pos = spread(pos, names, dict(g.degree()), canvas)
+    return pos
+
+
+def spread(pos: Positions, names: dict[str, str], degree: dict[str, int], canvas: Canvas = Canvas(),
+           iterations: int = 200, label_share: float = 0.5) -> Positions:
+    """Push overlapping nodes apart in pixel space (each pair along the axis where they overlap least).
+
+    A node's box is its disc and, for the most connected nodes whose label boxes fit in `label_share`
+    of the canvas, its label under it: those labels get room, the rest are disc only (and `fitting_labels`
+    prints a label where one happens to fit). Positions stay inside the axes."""
+    nodes = sorted(pos, key=lambda n: (-degree.get(n, 0), str(n)))
+    xy = np.array([canvas.to_px(pos[n]) for n in nodes], dtype=float)
+    r = np.array([node_size(degree.get(n, 0)) / 2 for n in nodes])
+    w, h = 2 * r + 4, 2 * r + 4
+    budget = label_share * canvas.width * canvas.height
+    used = 0.0
+    for i, n in enumerate(nodes):
+        lw, lh = len(label_text(names.get(n, n))) * CHAR_PX + 6, LABEL_FONT_PX + 4
+        if used + lw * (2 * r[i] + lh) > budget:
+            break
+        used += lw * (2 * r[i] + lh)
+        w[i], h[i] = max(w[i], lw), h[i] + lh
+    # a label hangs under its node: the box's centre is below the disc
+    centre = np.array([(h[i] - (2 * r[i] + 4)) / 2 for i in range(len(nodes))])
+    lo = np.array([canvas.width * 0.02, canvas.height * 0.03])
+    hi = np.array([canvas.width * 0.98, canvas.height * 0.97])
+    for _ in range(iterations):
+        cy = xy[:, 1] - centre
+        dx = xy[:, 0][:, None] - xy[:, 0][None, :]
+        dy = cy[:, None] - cy[None, :]
+        ox = (w[:, None] + w[None, :]) / 2 - np.abs(dx)
+        oy = (h[:, None] + h[None, :]) / 2 - np.abs(dy)
+        hit = (ox > 0) & (oy > 0)
+        np.fill_diagonal(hit, False)
+        if not hit.any():
+            break
+        along_x = hit & (ox <= oy)
+        along_y = hit & (ox > oy)
+        sx = np.where(dx == 0, 1.0, np.sign(dx))
+        sy = np.where(dy == 0, 1.0, np.sign(dy))
+        move = np.stack([(along_x * ox * sx).sum(axis=1), (along_y * oy * sy).sum(axis=1)], axis=1) * 0.25
+        xy = np.clip(xy + move, lo, hi)
+    span = canvas.span
+    back = np.stack([xy[:, 0] / canvas.width * span - span / 2, xy[:, 1] / canvas.height * span - span / 2], axis=1)
+    return {n: back[i] for i, n in enumerate(nodes)}
+
+
+def _layout(g: nx.Graph, previous: dict[str, tuple[float, float]] | None, seed: int, method: str, packed: bool,
+            aspect: float) -> Positions:
     if method not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {method!r}")
     if g.number_of_nodes() == 0:

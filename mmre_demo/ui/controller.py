@@ -22,6 +22,7 @@ from PIL import Image
 from mmre_demo import graph as kg
 from mmre_demo.annotations import AnnotationStore
 from mmre_demo.data.schema import InputError
+from mmre_demo.graph.explore import ViewFilter
 from mmre_demo.prediction import Prediction, Predictor
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ class Session:
     selected_node: str | None = None
     suggestions: list[dict] = field(default_factory=list)
     requests: int = 0
+    view: ViewFilter = field(default_factory=ViewFilter)  # the graph tab's focus and filters
+    suggest_k: int = 5
+    thumbnails: dict[str, str] = field(default_factory=dict)  # post id -> small JPEG (data URI) for provenance
 
 
 def examples(assets: Path = ASSETS) -> list[dict]:

@@ -42,6 +42,13 @@ class Output(str, Enum):
     SUGGESTION = "suggestion"  # `Choices` of the suggestion to add
     DECISIONS_DF = "decisions_df"  # stored annotator decisions
     ANNOTATIONS_FILE = "annotations_file"  # the MNRE export of the decisions
+    EDGE = "edge"  # `Choices` of the drawn edges, to trace one to its posts
+    PROVENANCE = "provenance"  # HTML: the posts a node or an edge came from
+    POLL = "poll"  # bool: the timer that fetches suggestions while the embedding trains runs
+    HOPS = "hops"  # the focus radio ("whole graph", "1 hop", "2 hops")
+    RELATION_FILTER = "relation_filter"  # the graph's filters (reset by "back to the whole graph")
+    TYPE_FILTER = "type_filter"
+    SOURCE_FILTER = "source_filter"
 
 
 Update = dict[Output, Any]
@@ -89,6 +96,7 @@ EVIDENCE: tuple[Output, ...] = (  # explain
 )
 GRAPH_PANEL: tuple[Output, ...] = (  # graph, suggestions, annotations
     Output.SESSION, Output.STATUS, Output.GRAPH, Output.NODE, Output.FILES, Output.SUGGESTIONS_DF, Output.SUGGESTION,
-    Output.DECISIONS_DF, Output.ANNOTATIONS_FILE,
+    Output.DECISIONS_DF, Output.ANNOTATIONS_FILE, Output.EDGE, Output.PROVENANCE, Output.POLL, Output.HOPS,
+    Output.RELATION_FILTER, Output.TYPE_FILTER, Output.SOURCE_FILTER,
 )
 PREVIEW: tuple[Output, ...] = (Output.STATUS, Output.PREVIEW)  # upload

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import random
 import shutil
 import statistics
 import tempfile
@@ -24,76 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from mmre_demo import graph as kg
-from mmre_demo.data.labels import RELATIONS, relation_types
 from mmre_demo.graph.placement import LAYOUTS, layout, overlap_metrics
+from mmre_demo.graph.synthetic import synthetic_extract
 from mmre_demo.logs import setup_logging
 
 log = logging.getLogger("bench_graph")
-TYPED = [r for r in RELATIONS if relation_types(r)]
-FIRST = ["Anna", "Ben", "Carla", "Dev", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jun", "Kemal", "Lena", "Mo", "Nia"]
-LAST = ["Ek", "Lopez", "Smith", "Okafor", "Tanaka", "Rossi", "Novak", "Khan", "Berg", "Silva", "Moreau", "Wu"]
-ORGS = ["United", "City", "Rovers", "Athletic", "Records", "Labs", "Times", "News", "Party", "Council"]
-PLACES = ["Lima", "Oslo", "Accra", "Quebec", "Perth", "Kyoto", "Porto", "Cairo", "Dakar", "Hanoi", "Sydney", "Leeds"]
-EVENTS = ["Cup", "Awards", "Open", "Festival", "Summit", "Games", "Marathon", "Expo"]
-
-
-def _names(rng: random.Random, n: int, make: Any) -> list[str]:
-    out: list[str] = []
-    seen: set[str] = set()
-    while len(out) < n:
-        name = make(rng)
-        if name not in seen:
-            seen.add(name)
-            out.append(name)
-    return out
-
-
-def _zipf(rng: random.Random, items: list[str], s: float = 1.1) -> str:
-    """A few names in many posts, most in one (how entities spread over a tweet corpus)."""
-    i = min(len(items) - 1, int(rng.paretovariate(s)) - 1)
-    return items[i] if rng.random() < 0.6 else rng.choice(items)
-
-
-def synthetic_extract(folder: Path, n_posts: int, seed: int = 0) -> Path:
-    """An `mmre extract`-shaped output folder (posts.jsonl, triples.jsonl) of `n_posts` posts."""
-    rng = random.Random(seed)
-    vocab = {
-        "PER": _names(rng, max(40, n_posts // 3), lambda r: f"{r.choice(FIRST)} {r.choice(LAST)} {r.randint(1, 99)}"),
-        "ORG": _names(rng, max(15, n_posts // 12), lambda r: f"{r.choice(PLACES)} {r.choice(ORGS)} {r.randint(1, 9)}"),
-        "LOC": _names(rng, max(12, n_posts // 20), lambda r: f"{r.choice(PLACES)}{r.choice(['', ' North', ' Bay'])}"
-                                                             f" {r.randint(1, 40)}"),
-        "MISC": _names(rng, max(10, n_posts // 25),
-                       lambda r: f"{r.choice(PLACES)} {r.choice(EVENTS)} {r.randint(1, 30)}"),
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "posts.jsonl").open("w", encoding="utf-8") as posts, \
-            (folder / "triples.jsonl").open("w", encoding="utf-8") as triples:
-        for i in range(n_posts):
-            pid = f"post-{i:06d}"
-            types = rng.sample(["PER", "PER", "ORG", "LOC", "MISC"], k=rng.choice([2, 2, 3]))
-            names = list(dict.fromkeys(_zipf(rng, vocab[t]) for t in types))
-            types = types[:len(names)]
-            caption, ents = "", []
-            for t, name in zip(types, names):
-                joiners = [" and ", " at ", " with "] if caption else ["", "Look: ", "RT ", "With "]
-                caption += rng.choice(joiners)
-                ents.append({"text": name, "start": len(caption), "end": len(caption) + len(name), "type": t})
-                caption += name
-            caption += rng.choice([" tonight.", " #news", " in the photo.", "!"])
-            posts.write(json.dumps({"key": pid, "id": pid, "line": i + 1, "status": "ok", "image": None,
-                                    "image_id": None, "caption": caption, "entities": ents, "has_image": False,
-                                    "groundings": [], "concepts": [], "image_size": None}) + "\n")
-            for a in range(len(ents)):
-                for b in range(len(ents)):
-                    fits = [r for r in TYPED if relation_types(r) == (ents[a]["type"], ents[b]["type"])]
-                    if a != b and fits and rng.random() < 0.5:
-                        triples.write(json.dumps({"post_id": pid, "head": ents[a], "tail": ents[b],
-                                                  "relation": rng.choice(fits),
-                                                  "probability": round(rng.uniform(0.45, 0.99), 3),
-                                                  "top_k": []}) + "\n")
-    return folder
-
-
 def corpus_graph_json(folder: Path) -> Path:
     """graph.json of an extract folder, written by the code `mmre extract` runs."""
     from mmre_demo.extract.exports import GRAPH_JSON, write_exports

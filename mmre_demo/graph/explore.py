@@ -16,6 +16,7 @@ from mmre_demo.data.labels import short_name
 from mmre_demo.graph.store import (
     ANNOTATED,
     DEPICTS,
+    ENTITY_KIND,
     IMAGE_KIND,
     IMAGE_RELATIONS,
     POST_SCORES,
@@ -86,7 +87,7 @@ def filtered_view(g: nx.MultiDiGraph, f: ViewFilter, threshold: float) -> nx.Mul
         if _edge_source(d) not in sources or (f.relations and rel not in IMAGE_RELATIONS and rel not in f.relations):
             drop.append((u, v, k))
     h.remove_edges_from(drop)
-    if f.relations:  # only the named relations: image links alone do not keep a node
+    if f.relations or f.sources:  # only the named relations / sources: image links alone do not keep a node
         h.remove_edges_from([(u, v, k) for u, v, k, d in h.edges(keys=True, data=True) if d.get("relation") == DEPICTS])
     if f.relations or f.types or f.sources:
         h.remove_nodes_from([n for n in list(h) if h.degree(n) == 0 and n != f.focus])
@@ -100,10 +101,11 @@ def filtered_view(g: nx.MultiDiGraph, f: ViewFilter, threshold: float) -> nx.Mul
 
 
 def search_choices(g: nx.MultiDiGraph) -> list[tuple[str, str]]:
-    """(label, node id) of every entity and image, most connected first: the search box's options
-    (the dropdown filters them as one types)."""
+    """(label, node id) of every entity, most connected first: the search box's options (the dropdown
+    filters them as one types)."""
     deg = dict(g.degree())
-    nodes = sorted(g.nodes(data=True), key=lambda nd: (-deg[nd[0]], str(nd[0])))
+    nodes = sorted(((n, d) for n, d in g.nodes(data=True) if d.get("kind") == ENTITY_KIND),
+                   key=lambda nd: (-deg[nd[0]], str(nd[0])))
     return [(f"{d.get('name', n)} ({node_kind_type(d)}, {deg[n]} links)", n) for n, d in nodes]
 
 

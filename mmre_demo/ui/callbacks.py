@@ -192,7 +192,10 @@ def _graph_view(s: Session, threshold: float) -> tuple[Update, str | None]:
     """The graph's outputs (the session's focus and filters applied, then its most connected nodes when it
     is too large to draw) and the note saying what the drawing leaves out (None: nothing)."""
     h = explore.filtered_view(s.graph, s.view, threshold)
-    keep = [s.view.focus] if s.view.focus else []
+    keep = []
+    if s.view.focus in h:  # the focus and its direct neighbours first, then the most connected of the rest
+        near = set(h.successors(s.view.focus)) | set(h.predecessors(s.view.focus))
+        keep = [s.view.focus, *sorted(near, key=lambda n: (-h.degree(n), str(n)))]
     shown, note = kg.top_degree_view(h, MAX_NODES_DRAWN, threshold, keep=keep, thresholded=True)
     described = s.view.describe()
     sub = "; ".join(x for x in ((f"Showing {described}" if described else ""), note or "") if x)

@@ -7,6 +7,7 @@ from mmre_demo.graph.overview import top_degree_view
 from mmre_demo.graph.placement import layout
 from mmre_demo.graph.store import (
     ANNOTATED,
+    ENTITY_KIND,
     PREDICTED,
     SUGGESTED,
     add_entity,
@@ -26,8 +27,8 @@ from mmre_demo.graph.store import (
     view,
 )
 
-__all__ = ["ANNOTATED", "PREDICTED", "SUGGESTED", "add_entity", "add_image", "add_post", "add_prediction",
-           "add_relation", "entity_nodes", "figure", "graph_from_graphml", "graph_from_json_dict", "image_node_id",
-           "layout", "new_graph", "node_id", "node_type", "posts_table", "read_graph", "relation_edges",
-           "remove_relation", "to_csv", "to_graphml", "to_json", "to_json_dict", "top_degree_view", "triples", "view",
-           "write_all"]
+__all__ = ["ANNOTATED", "ENTITY_KIND", "PREDICTED", "SUGGESTED", "add_entity", "add_image", "add_post",
+           "add_prediction", "add_relation", "entity_nodes", "figure", "graph_from_graphml", "graph_from_json_dict",
+           "image_node_id", "layout", "new_graph", "node_id", "node_type", "posts_table", "read_graph",
+           "relation_edges", "remove_relation", "to_csv", "to_graphml", "to_json", "to_json_dict", "top_degree_view",
+           "triples", "view", "write_all"]

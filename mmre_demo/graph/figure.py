@@ -30,7 +30,7 @@ from mmre_demo.graph.store import (
 TYPE_COLOURS = {"PER": "#1f77b4", "ORG": "#ff7f0e", "LOC": "#2ca02c", "MISC": "#9467bd", "IMAGE": "#7f7f7f"}
 UNKNOWN_TYPE_COLOUR = "#8c8c8c"
 EDGE_STYLES = {  # source -> (colour, width, dash)
-    PREDICTED: ("#444444", 1.6, "solid"),
+    PREDICTED: ("rgba(68,68,68,0.5)", 1.4, "solid"),  # light: the names on top stay readable
     ANNOTATED: ("#0a8f3c", 2.6, "solid"),
     SUGGESTED: ("#d62728", 1.6, "dash"),
     DEPICTS: ("#b0b0b0", 1.0, "dot"),
@@ -50,6 +50,21 @@ def _curve(p0: np.ndarray, p1: np.ndarray, offset: float, n: int = 14) -> np.nda
     ctrl = mid + (perp / norm * offset if norm > 0 else 0)
     t = np.linspace(0, 1, n)[:, None]
     return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * ctrl + t ** 2 * p1
+
+
+_SPOT_ANCHORS = {  # label spot -> (xanchor, yanchor, x shift, y shift) from the node's centre
+    "bottom center": ("center", "top", 0, -1), "top center": ("center", "bottom", 0, 1),
+    "middle right": ("left", "middle", 1, 0), "middle left": ("right", "middle", -1, 0),
+}
+
+
+def _label(p: np.ndarray, text: str, size: float, spot: str, bold: bool) -> dict[str, Any]:
+    """A node's name as an annotation on a white ground (readable over the edges), at its spot."""
+    xa, ya, dx, dy = _SPOT_ANCHORS[spot]
+    gap = size / 2 + 2
+    return dict(x=float(p[0]), y=float(p[1]), xref="x", yref="y", text=f"<b>{text}</b>" if bold else text,
+                showarrow=False, xanchor=xa, yanchor=ya, xshift=dx * gap, yshift=dy * gap,
+                font=dict(size=11, color="#1f2937"), bgcolor="rgba(255,255,255,0.78)", borderpad=0)
 
 
 def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any] | None = None,
@@ -143,16 +158,17 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
         sizes = [node_size(degree[n]) for n in nodes]
         lines_w = [3.5 if n == highlight else 1 for n in nodes]
         fig.add_trace(go.Scatter(
-            x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text",
+            x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers",
             marker=dict(size=sizes, color=TYPE_COLOURS.get(etype, UNKNOWN_TYPE_COLOUR),
                         symbol="square" if etype == "IMAGE" else "circle",
                         line=dict(width=lines_w, color=["#d62728" if n == highlight else "white" for n in nodes])),
-            text=[(label_text(names[n]) if n in label_nodes else "") for n in nodes],
-            textposition="bottom center", textfont=dict(size=11), hovertext=hover, hoverinfo="text",
+            hovertext=hover, hoverinfo="text",
             customdata=nodes, name=etype))
+    labels = [_label(pos[n], label_text(names[n]), node_size(degree[n]), spot, n == highlight)
+              for n, spot in label_nodes.items()]
     n_entities = sum(1 for _, d in h.nodes(data=True) if d.get("kind") == ENTITY_KIND)
     fig.update_layout(
-        annotations=list(fig.layout.annotations) + arrows, height=height, margin=dict(l=10, r=10, t=60, b=10),
+        annotations=list(fig.layout.annotations) + arrows + labels, height=height, margin=dict(l=10, r=10, t=60, b=10),
         title=dict(text=f"Knowledge graph — {n_entities} entities, {n_rel_edges} relations, {n_suggested} suggested "
                         f"link{'' if n_suggested == 1 else 's'} (threshold {threshold:.2f})"
                         + (f"<br><sup>{title}</sup>" if title else ""), font=dict(size=14)),

@@ -185,53 +185,76 @@ def label_text(name: str) -> str:
     return name if len(name) <= MAX_LABEL_CHARS else name[:MAX_LABEL_CHARS - 1] + "…"
 
 
-def _label_box(p: tuple[float, float], text: str, radius: float) -> tuple[float, float, float, float]:
-    """The pixel box of a label drawn centred under a node of that radius (x0, y0, x1, y1; y up)."""
-    w = len(text) * CHAR_PX
-    return p[0] - w / 2, p[1] - radius - 2 - LABEL_FONT_PX - 2, p[0] + w / 2, p[1] - radius - 1
+Box = tuple[float, float, float, float]
+LABEL_SPOTS = ("bottom center", "top center", "middle right", "middle left")  # tried in this order
+MUST_LABEL = 12  # the most connected nodes are named even over smaller discs (a label has a white ground)
 
 
-def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+def _label_box(p: tuple[float, float], text: str, radius: float, spot: str = "bottom center") -> Box:
+    """The pixel box (x0, y0, x1, y1; y up) of a label at `spot` of a node of that radius."""
+    w, h = len(text) * CHAR_PX, LABEL_FONT_PX + 2
+    if spot == "bottom center":
+        return p[0] - w / 2, p[1] - radius - 2 - h, p[0] + w / 2, p[1] - radius - 1
+    if spot == "top center":
+        return p[0] - w / 2, p[1] + radius + 1, p[0] + w / 2, p[1] + radius + 2 + h
+    if spot == "middle right":
+        return p[0] + radius + 2, p[1] - h / 2, p[0] + radius + 3 + w, p[1] + h / 2
+    return p[0] - radius - 3 - w, p[1] - h / 2, p[0] - radius - 2, p[1] + h / 2
+
+
+def _overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _disc_box(p: tuple[float, float], r: float) -> tuple[float, float, float, float]:
+def _disc_box(p: tuple[float, float], r: float) -> Box:
     return p[0] - r, p[1] - r, p[0] + r, p[1] + r
 
 
+class _Grid:
+    """Boxes bucketed on a grid, so checking a label against 10,000 boxes is not quadratic."""
+
+    def __init__(self, cell: float = 48.0):
+        self.cell, self.cells = cell, {}
+
+    def _keys(self, box: Box) -> Iterable[tuple[int, int]]:
+        for i in range(int(box[0] // self.cell), int(box[2] // self.cell) + 1):
+            for j in range(int(box[1] // self.cell), int(box[3] // self.cell) + 1):
+                yield i, j
+
+    def add(self, box: Box) -> None:
+        for k in self._keys(box):
+            self.cells.setdefault(k, []).append(box)
+
+    def hits(self, box: Box, ignore: Box | None = None) -> bool:
+        return any(_overlaps(box, b) for k in self._keys(box) for b in self.cells.get(k, ()) if b is not ignore)
+
+
 def fitting_labels(pos: Positions, names: dict[str, str], degree: dict[str, int],
-                   canvas: Canvas = Canvas(), always: Iterable[str] = ()) -> set[str]:
-    """Nodes whose label is printed: most connected first (then `always`, e.g. the focused node, first of
-    all), each only where its box overlaps no node disc and no label already placed."""
+                   canvas: Canvas = Canvas(), always: Iterable[str] = ()) -> dict[str, str]:
+    """{node: spot} of the labels to print: `always` (the focused node) first, then the most connected;
+    each at the first spot (under, over, right, left of its node) where it overlaps no label already
+    placed and no other node's disc. The `MUST_LABEL` most connected may cover smaller discs (never a
+    label): the hubs of a dense centre are named too."""
     px = {n: canvas.to_px(p) for n, p in pos.items()}
     radius = {n: node_size(degree.get(n, 0)) / 2 for n in pos}
     discs = {n: _disc_box(px[n], radius[n]) for n in pos}
-    cell = 48.0  # a grid of buckets, so a 10,000-node check is not quadratic
-    grid: dict[tuple[int, int], list[tuple[float, float, float, float]]] = {}
-
-    def cells(box: tuple[float, float, float, float]) -> Iterable[tuple[int, int]]:
-        for i in range(int(box[0] // cell), int(box[2] // cell) + 1):
-            for j in range(int(box[1] // cell), int(box[3] // cell) + 1):
-                yield i, j
-
-    def add(box: tuple[float, float, float, float]) -> None:
-        for c in cells(box):
-            grid.setdefault(c, []).append(box)
-
+    disc_grid, label_grid = _Grid(), _Grid()
     for b in discs.values():
-        add(b)
+        disc_grid.add(b)
     first = [n for n in always if n in pos]
     order = first + sorted((n for n in pos if n not in first), key=lambda n: (-degree.get(n, 0), str(n)))
-    chosen: set[str] = set()
-    for n in order:
-        box = _label_box(px[n], label_text(names.get(n, n)), radius[n])
-        if box[0] < 0 or box[2] > canvas.width or box[1] < 0:
-            continue
-        own = discs[n]
-        if any(_overlaps(box, b) for c in cells(box) for b in grid.get(c, ()) if b is not own):
-            continue
-        chosen.add(n)
-        add(box)
+    chosen: dict[str, str] = {}
+    for rank, n in enumerate(order):
+        text = label_text(names.get(n, n))
+        for spot in LABEL_SPOTS:
+            box = _label_box(px[n], text, radius[n], spot)
+            if box[0] < 0 or box[2] > canvas.width or box[1] < 0 or box[3] > canvas.height:
+                continue
+            if label_grid.hits(box) or (rank >= MUST_LABEL and disc_grid.hits(box, discs[n])):
+                continue
+            chosen[n] = spot
+            label_grid.add(box)
+            break
     return chosen
 
 

@@ -196,7 +196,9 @@ def _graph_view(s: Session, threshold: float) -> tuple[Update, str | None]:
     if s.view.focus in h:  # the focus and its direct neighbours first, then the most connected of the rest
         near = set(h.successors(s.view.focus)) | set(h.predecessors(s.view.focus))
         keep = [s.view.focus, *sorted(near, key=lambda n: (-h.degree(n), str(n)))]
-    shown, note = kg.top_degree_view(h, MAX_NODES_DRAWN, threshold, keep=keep, thresholded=True)
+    # an overview of a large graph ranks the entities: its images' "depicts" stars would crowd them out
+    kinds = (kg.ENTITY_KIND,) if h.number_of_nodes() > MAX_NODES_DRAWN and not s.view.types else None
+    shown, note = kg.top_degree_view(h, MAX_NODES_DRAWN, threshold, kinds=kinds, keep=keep, thresholded=True)
     described = s.view.describe()
     sub = "; ".join(x for x in ((f"Showing {described}" if described else ""), note or "") if x)
     fig, pos = kg.figure(shown, threshold, s.positions, highlight=s.view.focus or s.selected_node,

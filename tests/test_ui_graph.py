@@ -42,7 +42,8 @@ def warns(out, *words):
 
 
 def title(out) -> str:
-    return out[Output.GRAPH].layout.title.text
+    """The graph's title as read: its lines (wrapped with <br>) joined by spaces."""
+    return " ".join(re.sub(r"<[^>]+>", " ", out[Output.GRAPH].layout.title.text).split())
 
 
 def drawn_nodes(out) -> set[str]:

@@ -5,6 +5,7 @@ links apart."""
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from typing import Any
 
@@ -168,10 +169,11 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
               for n, spot in label_nodes.items()]
     n_entities = sum(1 for _, d in h.nodes(data=True) if d.get("kind") == ENTITY_KIND)
     fig.update_layout(
-        annotations=list(fig.layout.annotations) + arrows + labels, height=height, margin=dict(l=10, r=10, t=60, b=10),
+        annotations=list(fig.layout.annotations) + arrows + labels, height=height, margin=dict(l=10, r=10, t=80, b=10),
         title=dict(text=f"Knowledge graph — {n_entities} entities, {n_rel_edges} relations, {n_suggested} suggested "
                         f"link{'' if n_suggested == 1 else 's'} (threshold {threshold:.2f})"
-                        + (f"<br><sup>{title}</sup>" if title else ""), font=dict(size=14)),
+                        + "".join(f"<br><sup>{line}</sup>" for line in textwrap.wrap(title or "", 150)),
+                        font=dict(size=14)),
         xaxis=dict(visible=False, range=[-1.25, 1.25]), yaxis=dict(visible=False, range=[-1.25, 1.25]),
         plot_bgcolor="white", hovermode="closest", legend=dict(orientation="h", y=-0.02),
         dragmode="pan",

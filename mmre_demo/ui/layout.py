@@ -26,7 +26,11 @@ CSS = """
 #provenance, #suggestions, #relations, #graph-files {max-width: 100%; overflow-wrap: anywhere}
 #graph {min-height: 640px}
 #graph .js-plotly-plot, #graph .plot-container {width: 100% !important}
-@media (max-width: 640px) {#graph {min-height: 460px}}
+@media (max-width: 640px) {
+  /* a phone scrolls the drawing sideways inside its box: the names keep the room they were placed in */
+  #graph {overflow-x: auto}
+  #graph .js-plotly-plot, #graph .plot-container {min-width: 900px}
+}
 """
 
 # callbacks that run the model at the same time, all model events together: requests running together
@@ -53,11 +57,12 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         device_md = gr.Markdown(cb.device_text(ctl), elem_id="device")
         with gr.Row(elem_id="shared-row"):
             # one threshold for both tabs: the relations table, the graph, the status line and the exports
-            threshold = gr.Slider(0.0, 1.0, value=ctl.default_threshold(), step=0.05, scale=2,
+            threshold = gr.Slider(0.0, 1.0, value=ctl.default_threshold(), step=0.05, scale=2, min_width=320,
                                   label="Probability threshold (default: the model's, best end-to-end F1 on "
                                         "validation): the relations table, the graph and the exports",
                                   elem_id="threshold")
-            status = gr.Markdown("Ready.", elem_id="status")
+            with gr.Column(scale=3, min_width=320):
+                status = gr.Markdown("Ready.", elem_id="status")
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Extract", id="extract", elem_id="extract-tab"):
                 with gr.Row():

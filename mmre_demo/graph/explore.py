@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from mmre_demo.data.labels import short_name
+from mmre_demo.data.labels import ENTITY_TYPES, short_name
 from mmre_demo.graph.store import (
     ANNOTATED,
     DEPICTS,
@@ -30,7 +30,7 @@ from mmre_demo.graph.store import (
 
 READ_IN_IMAGE = "read in the image"  # the source of "shows text of" edges (OCR)
 SOURCE_CHOICES = (PREDICTED, ANNOTATED, SUGGESTED, READ_IN_IMAGE)
-TYPE_CHOICES = ("PER", "ORG", "LOC", "MISC", "IMAGE")
+TYPE_CHOICES = (*ENTITY_TYPES, "IMAGE")  # the entity types, and image nodes
 MAX_HOPS = 2
 MAX_EVIDENCE = 12  # posts listed per edge or node (the count says how many there are)
 

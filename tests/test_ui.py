@@ -18,7 +18,17 @@ from mmre_demo.annotations import AnnotationStore
 from mmre_demo.data.schema import Entity, InputError
 from mmre_demo.ui import callbacks as cb
 from mmre_demo.ui.controller import Controller, PipelineLoader, Session, examples
-from mmre_demo.ui.outputs import EVIDENCE, EXTRACTION, FROM_IMAGE, GRAPH_PANEL, PREVIEW, Choices, Output, Status
+from mmre_demo.ui.outputs import (
+    EVIDENCE,
+    EXTRACTION,
+    FROM_IMAGE,
+    GRAPH_PANEL,
+    GRAPH_TAB,
+    PREVIEW,
+    Choices,
+    Output,
+    Status,
+)
 from mmre_demo.ui.render import entity_segments, word_segments
 
 CAPTION = "Astronaut Eileen Collins of NASA poses at the Johnson Space Center in Houston."
@@ -391,9 +401,9 @@ def test_a_callback_cannot_return_an_output_it_does_not_declare(ctl):
 
 @pytest.mark.parametrize("name, group", [
     ("preview", PREVIEW), ("run", EXTRACTION), ("rerun", EXTRACTION), ("refilter", EXTRACTION),
-    ("explain", EVIDENCE), ("clear_graph", GRAPH_PANEL), ("export_graph", GRAPH_PANEL), ("suggest", GRAPH_PANEL),
-    ("add_suggestion", GRAPH_PANEL), ("refresh_embedding", GRAPH_PANEL), ("annotate", GRAPH_PANEL),
-    ("export_annotations", GRAPH_PANEL), ("load_graph", GRAPH_PANEL), ("add_from_image", FROM_IMAGE),
+    ("explain", EVIDENCE), ("clear_graph", GRAPH_TAB), ("export_graph", GRAPH_TAB), ("suggest", GRAPH_TAB),
+    ("add_suggestion", GRAPH_TAB), ("refresh_embedding", GRAPH_TAB), ("annotate", GRAPH_PANEL),
+    ("export_annotations", GRAPH_PANEL), ("load_graph", GRAPH_TAB), ("add_from_image", FROM_IMAGE),
 ])
 def test_every_callback_declares_its_output_group(name, group):
     assert getattr(cb, name).outputs == group

@@ -18,7 +18,7 @@ from mmre_demo.graph.synthetic import synthetic_extract
 from mmre_demo.kge.predict import fits_types
 from mmre_demo.ui import callbacks as cb
 from mmre_demo.ui.controller import Controller, Session, examples
-from mmre_demo.ui.outputs import GRAPH_PANEL, Output
+from mmre_demo.ui.outputs import GRAPH_TAB, Output
 
 
 class StubPipeline:
@@ -331,5 +331,5 @@ def test_a_bad_graph_file_is_refused_clearly_and_the_session_keeps_its_graph(stu
 
 
 @pytest.mark.parametrize("name", ["explore_graph", "whole_graph", "trace", "poll_suggestions"])
-def test_the_new_graph_callbacks_declare_the_graph_panel(name):
-    assert getattr(cb, name).outputs == GRAPH_PANEL
+def test_the_new_graph_callbacks_declare_the_graph_tab(name):
+    assert getattr(cb, name).outputs == GRAPH_TAB

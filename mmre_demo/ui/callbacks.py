@@ -38,6 +38,7 @@ from mmre_demo.ui.outputs import (
     EXTRACTION,
     FROM_IMAGE,
     GRAPH_PANEL,
+    GRAPH_TAB,
     PREVIEW,
     Choices,
     Output,
@@ -406,7 +407,7 @@ def _reset_filters() -> Update:
             Output.SOURCE_FILTER: [], Output.PROVENANCE: render.provenance_html(None)}
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
 def clear_graph(ctl: Controller, threshold: float, session: Session | None) -> Update:
     s = session or Session()
     _fresh_graph(s, kg.new_graph())
@@ -416,7 +417,7 @@ def clear_graph(ctl: Controller, threshold: float, session: Session | None) -> U
             **_reset_filters(), **_graph_view(s, threshold)[0]}
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
 def load_graph(ctl: Controller, path: str | None, threshold: float, session: Session | None) -> Update:
     """Make an exported graph (the app's or `mmre extract`'s graph.json / graph.graphml) this session's
     graph: suggestions, annotation and exports then work on it as on the session's own triples. A file
@@ -435,7 +436,7 @@ def load_graph(ctl: Controller, path: str | None, threshold: float, session: Ses
             Output.STATUS: Status.of("ok", lines), **_reset_filters(), **graph_out}
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
 def export_graph(ctl: Controller, threshold: float, session: Session | None) -> Update:
     s = session or Session()
     threshold = float(threshold)
@@ -507,7 +508,7 @@ def _provenance(ctl: Controller, s: Session, prov: Any) -> str:
     return render.provenance_html(prov, s.thumbnails, decisions)
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
 def explore_graph(ctl: Controller, node: str | None, hops: str | int | None, relations: Any, types: Any,
                   sources: Any, threshold: float, session: Session | None) -> Update:
     """Search / focus / filter: `node` (searched by name or id) is selected and traced; with 1 or 2 `hops`
@@ -532,7 +533,7 @@ def explore_graph(ctl: Controller, node: str | None, hops: str | int | None, rel
     return out
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
 def whole_graph(ctl: Controller, threshold: float, session: Session | None) -> Update:
     """Back to the whole graph: no focus, no filter (the threshold stays)."""
     s = session or Session()
@@ -542,7 +543,7 @@ def whole_graph(ctl: Controller, threshold: float, session: Session | None) -> U
             **out}
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
 def trace(ctl: Controller, which: str | None, session: Session | None) -> Update:
     """Provenance of an edge (its pick-list value) or a node (its id or name): the posts it came from."""
     s = session or Session()
@@ -580,7 +581,7 @@ def _suggestion_update(s: Session, sug: Any, threshold: float) -> Update:
             Output.STATUS: Status("info" if not s.suggestions else "ok", text), **_graph_view(s, threshold)[0]}
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
 def suggest(ctl: Controller, node: str | None, k: int, threshold: float, session: Session | None) -> Update:
     """Start embedding the graph in the background (when it changed) and show the suggestions for `node`
     as soon as they are ready: at once when the embedding is current, else by the poll timer."""
@@ -600,7 +601,7 @@ def suggest(ctl: Controller, node: str | None, k: int, threshold: float, session
     return _suggestion_update(s, sug, threshold)
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
 def poll_suggestions(ctl: Controller, threshold: float, session: Session | None) -> Update:
     """The poll timer's tick: progress while the embedding trains, the suggestions once it is ready."""
     s = session or Session()
@@ -610,7 +611,7 @@ def poll_suggestions(ctl: Controller, threshold: float, session: Session | None)
     return _suggestion_update(s, sug, threshold)
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
 def add_suggestion(ctl: Controller, which: str | int | None, threshold: float, session: Session | None) -> Update:
     s = session or Session()
     if not s.suggestions:
@@ -634,7 +635,7 @@ def add_suggestion(ctl: Controller, which: str | int | None, threshold: float, s
             **_graph_view(s, threshold)[0]}
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
 def refresh_embedding(ctl: Controller, session: Session | None) -> Update:
     s = session or Session()
     sug = ctl.suggester(s)

@@ -251,7 +251,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                 return gr.skip()
             return gr.update(value=str(number))
 
-        g_outs, g_conv = bind(cb.clear_graph)  # every graph-panel callback shares these outputs
+        g_outs, g_conv = bind(cb.clear_graph)  # every graph-tab callback shares these outputs
         pv_outs, pv_conv = bind(cb.preview)
 
         run_btn.click(do_predict, [image_file, caption, threshold, show_none, session, read_text], main_outs,
@@ -298,9 +298,10 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         trace_btn.click(lambda w, s: g_conv(cb.trace(ctl, w, s)), [node, session], g_outs, api_visibility="private")
         poll.tick(lambda thr, s: g_conv(cb.poll_suggestions(ctl, thr, s)), [threshold, session], g_outs,
                   api_visibility="private", show_progress="hidden")
-        annotate_btn.click(lambda p, d, nl, who, thr, s: g_conv(cb.annotate(ctl, p, d, nl, who, thr, s)),
-                           [pair, decision, new_label, annotator, threshold, session], g_outs, api_name="annotate")
-        export_ann_btn.click(lambda s: g_conv(cb.export_annotations(ctl, s)), [session], g_outs,
+        a_outs, a_conv = bind(cb.annotate)  # the annotator's outputs (GRAPH_PANEL): its API is unchanged
+        annotate_btn.click(lambda p, d, nl, who, thr, s: a_conv(cb.annotate(ctl, p, d, nl, who, thr, s)),
+                           [pair, decision, new_label, annotator, threshold, session], a_outs, api_name="annotate")
+        export_ann_btn.click(lambda s: a_conv(cb.export_annotations(ctl, s)), [session], a_outs,
                              api_name="export_annotations")
         demo.load(lambda: cb.device_text(ctl), None, device_md, api_visibility="private")
     demo.controller = ctl  # for tests and benchmarks

@@ -94,9 +94,12 @@ FROM_IMAGE: tuple[Output, ...] = (*EXTRACTION, Output.CAPTION)  # add names read
 EVIDENCE: tuple[Output, ...] = (  # explain
     Output.SESSION, Output.STATUS, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS,
 )
-GRAPH_PANEL: tuple[Output, ...] = (  # graph, suggestions, annotations
+GRAPH_PANEL: tuple[Output, ...] = (  # annotations (and what the graph tab's callbacks share with them)
     Output.SESSION, Output.STATUS, Output.GRAPH, Output.NODE, Output.FILES, Output.SUGGESTIONS_DF, Output.SUGGESTION,
-    Output.DECISIONS_DF, Output.ANNOTATIONS_FILE, Output.EDGE, Output.PROVENANCE, Output.POLL, Output.HOPS,
-    Output.RELATION_FILTER, Output.TYPE_FILTER, Output.SOURCE_FILTER,
+    Output.DECISIONS_DF, Output.ANNOTATIONS_FILE,
+)
+GRAPH_TAB: tuple[Output, ...] = (  # the graph tab: graph, search / focus / filters, provenance, suggestions
+    *GRAPH_PANEL, Output.EDGE, Output.PROVENANCE, Output.POLL, Output.HOPS, Output.RELATION_FILTER,
+    Output.TYPE_FILTER, Output.SOURCE_FILTER,
 )
 PREVIEW: tuple[Output, ...] = (Output.STATUS, Output.PREVIEW)  # upload

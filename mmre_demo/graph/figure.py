@@ -14,7 +14,15 @@ import numpy as np
 import plotly.graph_objects as go
 
 from mmre_demo.data.labels import short_name
-from mmre_demo.graph.placement import Canvas, fitting_labels, label_text, layout, node_size
+from mmre_demo.graph.placement import (
+    Canvas,
+    fitting_labels,
+    fitting_texts,
+    label_boxes,
+    label_text,
+    layout,
+    node_size,
+)
 from mmre_demo.graph.store import (
     ANNOTATED,
     DEPICTS,
@@ -83,6 +91,11 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
             h.add_edge(s["head"], s["tail"], key=s["relation"], relation=s["relation"], score=float(s["score"]),
                        source=SUGGESTED, count=0, captions=[], rank=s.get("rank"))
     pos = layout(h, positions)
+    degree = dict(h.degree())
+    node_names = {n: str(d.get("name", n)) for n, d in h.nodes(data=True)}
+    canvas = Canvas(height=height)
+    label_nodes = fitting_labels(pos, node_names, degree, canvas, always=[highlight] if highlight else [])
+    taken = label_boxes(pos, node_names, degree, label_nodes, canvas)  # edge names go only where they are free
     fig = go.Figure()
     n_nodes = h.number_of_nodes()
     if n_nodes == 0:
@@ -138,16 +151,15 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
         fig.add_trace(go.Scatter(
             x=[p[0][0] for p in items], y=[p[0][1] for p in items], mode="markers+text" if show_text else "markers",
             marker=dict(size=9, color=EDGE_STYLES[style][0], opacity=0.35, symbol="diamond"),
-            text=[short_name(d["relation"]) for *_, d in items], textposition="top center",
+            text=[short_name(d["relation"]) if fits else "" for fits, (*_, d) in
+                  zip(fitting_texts([p[0] for p in items], [short_name(d["relation"]) for *_, d in items], taken,
+                                    canvas), items)], textposition="top center",
             textfont=dict(size=10, color=EDGE_STYLES[style][0]), hovertext=hover, hoverinfo="text",
             showlegend=False, legendgroup=style, name=f"{style} edges"))
     # ---- nodes, one trace per type (legend)
     by_type: dict[str, list[str]] = defaultdict(list)
     for n, d in h.nodes(data=True):
         by_type["IMAGE" if d.get("kind") == IMAGE_KIND else d.get("type", "MISC")].append(n)
-    degree = dict(h.degree())
-    names = {n: str(d.get("name", n)) for n, d in h.nodes(data=True)}
-    label_nodes = fitting_labels(pos, names, degree, Canvas(height=height), always=[highlight] if highlight else [])
     for etype in sorted(by_type, key=lambda t: list(TYPE_COLOURS).index(t) if t in TYPE_COLOURS else 99):
         nodes = by_type[etype]
         hover = []
@@ -165,7 +177,7 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
                         line=dict(width=lines_w, color=["#d62728" if n == highlight else "white" for n in nodes])),
             hovertext=hover, hoverinfo="text",
             customdata=nodes, name=etype))
-    labels = [_label(pos[n], label_text(names[n]), node_size(degree[n]), spot, n == highlight)
+    labels = [_label(pos[n], label_text(node_names[n]), node_size(degree[n]), spot, n == highlight)
               for n, spot in label_nodes.items()]
     n_entities = sum(1 for _, d in h.nodes(data=True) if d.get("kind") == ENTITY_KIND)
     fig.update_layout(

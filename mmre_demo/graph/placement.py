@@ -304,6 +304,37 @@ def fitting_labels(pos: Positions, names: dict[str, str], degree: dict[str, int]
     return chosen
 
 
+def label_boxes(pos: Positions, names: dict[str, str], degree: dict[str, int], spots: dict[str, str],
+                canvas: Canvas = Canvas()) -> list[Box]:
+    """The pixel boxes of the printed names (`fitting_labels`' spots) and of every node's disc."""
+    out = []
+    for n, p in pos.items():
+        px, r = canvas.to_px(p), node_size(degree.get(n, 0)) / 2
+        out.append(_disc_box(px, r))
+        if n in spots:
+            out.append(_label_box(px, label_text(names.get(n, n)), r, spots[n]))
+    return out
+
+
+def fitting_texts(points: list[np.ndarray], texts: list[str], taken: list[Box], canvas: Canvas = Canvas(),
+                  font_px: float = 10.0) -> list[bool]:
+    """Which small texts (an edge's relation, printed over its midpoint) fit: each where it overlaps no
+    box of `taken` (names, discs) and no text kept before it."""
+    grid = _Grid()
+    for b in taken:
+        grid.add(b)
+    out = []
+    for p, text in zip(points, texts):
+        x, y = canvas.to_px(p)
+        w = len(text) * CHAR_PX * font_px / LABEL_FONT_PX
+        box = (x - w / 2, y + 3, x + w / 2, y + 4 + font_px)
+        fits = not grid.hits(box)
+        if fits:
+            grid.add(box)
+        out.append(fits)
+    return out
+
+
 def overlap_metrics(pos: Positions, names: dict[str, str], degree: dict[str, int],
                     canvas: Canvas = Canvas()) -> dict[str, float]:
     """How readable a layout is if every node were labelled: the share of node discs overlapping

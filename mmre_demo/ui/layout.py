@@ -23,13 +23,13 @@ CSS = """
 #status {min-height: 2.5em; padding: 0.4em 0.8em; border-radius: 8px; background: #f4f6fb;
          border-left: 4px solid #6366f1; font-size: 1.02em}
 #evidence img {object-fit: contain}
-#provenance, #suggestions, #relations, #graph-files {max-width: 100%; overflow-wrap: anywhere}
+#provenance, #graph-files {max-width: 100%; overflow-wrap: anywhere}
 #graph {min-height: 640px}
 #graph .js-plotly-plot, #graph .plot-container {width: 100% !important}
 @media (max-width: 640px) {
   /* a phone scrolls the drawing sideways inside its box: the names keep the room they were placed in */
   #graph {overflow-x: auto}
-  #graph .js-plotly-plot, #graph .plot-container {min-width: 900px}
+  #graph .js-plotly-plot, #graph .plot-container {min-width: 1300px}  /* graph/placement.py Canvas */
 }
 """
 
@@ -167,7 +167,8 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                     suggest_btn = gr.Button("Suggest links for the searched node", elem_id="suggest", scale=1)
                     refresh_btn = gr.Button("Refresh embedding", elem_id="refresh-embedding", scale=1)
                 suggestions_df = gr.Dataframe(headers=SUGGESTION_HEADERS, interactive=False, elem_id="suggestions",
-                                              label="Suggestions (dashed in the graph)", wrap=True)
+                                              label="Suggestions (dashed in the graph)", wrap=True,
+                                              column_widths=["8%", "24%", "24%", "24%", "20%"])
                 with gr.Row(equal_height=True):
                     suggestion = gr.Dropdown(label="Suggestion to add", choices=[], elem_id="suggestion",
                                              allow_custom_value=True, scale=3)

@@ -92,6 +92,7 @@ def test_one_threshold_filters_the_table_the_graph_the_status_and_the_export_ali
     n_pairs = sum(1 for p in s.prediction.pairs if p.is_shown(thr))
     n_graph = len(kg.triples(s.graph, thr))
     assert len(out[Output.RELATIONS_DF]) == n_pairs and all(r[4] >= thr for r in out[Output.RELATIONS_DF])
+    assert n_graph == n_pairs  # one caption: the table's relations are the graph's, at any threshold
     assert f"{n_graph} relation" in title(out) and f"threshold {thr:.2f}" in title(out)
     status = out[Output.STATUS].message
     assert f"{n_pairs} relation" in status and f"at ≥ {thr:.2f}" in status

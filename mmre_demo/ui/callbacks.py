@@ -288,8 +288,11 @@ def run(ctl: Controller, image_path: str | None, caption: str | None, threshold:
     s.image = fit(img, 448) if img is not None else None
     s.image_path = str(image_path) if img is not None else None
     s.image_id = image_id(image_path) if img is not None else None
+    # every pair's relation goes into the graph (min_score 0): the page's one threshold then filters the
+    # table and the graph alike, also below the model's own threshold
     kg.add_prediction(s.graph, pred, s.image_id, pred.image_feature,
-                      Path(str(image_path)).name if img is not None else None, post_id=_remember_post(s, img))
+                      Path(str(image_path)).name if img is not None else None, min_score=0.0,
+                      post_id=_remember_post(s, img))
     out = {**_prediction_outputs(s, threshold, show_none), **_graph_outputs(s, threshold),
            **render.image_text_view(pred, s.image)}
     msgs = list(pred.messages)
@@ -364,7 +367,7 @@ def add_from_image(ctl: Controller, chosen: list[str] | None, image_path: str | 
 def refilter(ctl: Controller, threshold: float, show_none: bool, session: Session | None) -> Update:
     """Threshold slider / None toggle: table, pair list and graph."""
     s = session or Session()
-    threshold = float(threshold)
+    threshold = s.threshold = float(threshold)
     out: Update = {Output.SESSION: s}
     lines = []
     if s.prediction is not None:
@@ -581,6 +584,12 @@ def _suggestion_update(s: Session, sug: Any, threshold: float) -> Update:
             Output.STATUS: Status("info" if not s.suggestions else "ok", text), **_graph_view(s, threshold)[0]}
 
 
+def _embedded(s: Session) -> Any:
+    """What the embedding learns from: the relations at the session's threshold (the last one a graph
+    callback saw; the graph holds every pair's relation, most of them below the model's threshold)."""
+    return kg.view(s.graph, s.threshold if s.threshold is not None else 0.0, include_suggested=False)
+
+
 @callback(GRAPH_TAB)
 def suggest(ctl: Controller, node: str | None, k: int, threshold: float, session: Session | None) -> Update:
     """Start embedding the graph in the background (when it changed) and show the suggestions for `node`
@@ -597,7 +606,8 @@ def suggest(ctl: Controller, node: str | None, k: int, threshold: float, session
                 Output.POLL: False, Output.STATUS: Status(
                     "info", "Link suggestions are not available in this installation (mmre_demo.kge is missing)."),
                 **_graph_view(s, threshold)[0]}
-    sug.refresh(s.graph)  # background; returns at once
+    s.threshold = float(threshold)
+    sug.refresh(_embedded(s))  # background; returns at once
     return _suggestion_update(s, sug, threshold)
 
 
@@ -641,7 +651,7 @@ def refresh_embedding(ctl: Controller, session: Session | None) -> Update:
     sug = ctl.suggester(s)
     if sug is None:
         raise InputError("Link suggestions are not available in this installation (mmre_demo.kge is missing).")
-    started = sug.refresh(s.graph)
+    started = sug.refresh(_embedded(s))
     st = sug.status()
     if st["state"] == "training":
         return {Output.SESSION: s, Output.POLL: bool(s.selected_node),

@@ -53,6 +53,7 @@ class Session:
     requests: int = 0
     view: ViewFilter = field(default_factory=ViewFilter)  # the graph tab's focus and filters
     suggest_k: int = 5
+    threshold: float | None = None  # the page's threshold as the graph callbacks last saw it
     thumbnails: dict[str, str] = field(default_factory=dict)  # post id -> small JPEG (data URI) for provenance
 
 

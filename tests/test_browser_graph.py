@@ -168,7 +168,7 @@ def test_explore_a_corpus_graph(browser, app_url, corpus_json):
     assert nx.is_directed(full)  # (the corpus read back is the one the page opened)
 
 
-def test_the_threshold_box_refilters_on_enter_and_on_tab(browser, app_url):
+def test_the_threshold_box_refilters_on_enter_and_on_tab_and_the_session_graph_traces(browser, app_url):
     from mmre_demo.ui import examples
 
     ex = examples()[0]
@@ -190,6 +190,14 @@ def test_the_threshold_box_refilters_on_enter_and_on_tab(browser, app_url):
     wait_text(page, "#status", "the graph:")
     assert page.locator("#relations tbody tr").count() >= high
     page.screenshot(path=str(SHOTS / "06_threshold_typed.png"), full_page=True)
+
+    # the session's own graph traces an edge to its submission: caption, thumbnail of its image
+    open_graph_tab(page)
+    page.locator("#edge input").first.click()
+    page.locator('[data-testid="dropdown-option"]:visible').first.click()
+    wait_text(page, "#provenance", "post submission 1")
+    page.wait_for_selector("#provenance img")
+    page.locator("#provenance").screenshot(path=str(SHOTS / "06b_session_edge_provenance.png"))
 
 
 @pytest.mark.parametrize("width", [1400, 390])

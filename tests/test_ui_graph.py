@@ -197,13 +197,36 @@ def test_an_edge_of_a_loaded_extract_graph_is_traced_to_its_posts(stub_ctl, corp
     assert "probability" in html and "predicted by the model" in html
 
 
-def test_provenance_of_the_session_graph_has_the_caption_thumbnail_and_decision(model_ctl, extracted):
+def test_provenance_of_the_session_graph_has_the_caption_and_thumbnail(model_ctl, extracted):
     s = extracted
+    listed = ok(cb.show_graph(model_ctl, 0.0, s))[Output.EDGE].choices  # opening the tab lists the edges
+    assert len(listed) == len(kg.relation_edges(s.graph, 0.0))
     u, v, d = next((u, v, d) for u, v, d in kg.relation_edges(s.graph, 0.0))
     html = ok(cb.trace(model_ctl, edge_key(u, d["relation"], v), s))[Output.PROVENANCE]
     assert "post submission 1" in html and "data:image/jpeg;base64," in html
     assert f"probability {d['post_scores'][0]:.2f}" in html
     assert s.prediction.caption.split()[0] in html
+
+
+class StubDecisions:
+    """The annotation store's table rows (render.DECISION_HEADERS order)."""
+
+    def rows(self):
+        return [["d2", "2026-12-01 10:00:00", "ana", "Ann", "/per/org/member_of", "Acme", "reject", "None", ""],
+                ["d1", "2026-12-01 09:00:00", "bo", "Ann", "/per/org/member_of", "Acme", "accept",
+                 "/per/org/member_of", ""],
+                ["d0", "2026-12-01 08:00:00", "cy", "Ann", "/per/per/peer", "Bob", "accept", "/per/per/peer", ""]]
+
+
+def test_provenance_shows_the_annotators_decisions_on_the_pair(stub_ctl):
+    stub_ctl.annotations = StubDecisions()
+    s = Session()
+    a, b = kg.add_entity(s.graph, "Ann", "PER"), kg.add_entity(s.graph, "Acme", "ORG")
+    kg.add_relation(s.graph, a, "/per/org/member_of", b, 1.0, kg.ANNOTATED, "Ann joined Acme.")
+    html = ok(cb.trace(stub_ctl, edge_key(a, "/per/org/member_of", b), s))[Output.PROVENANCE]
+    assert "reject by ana" in html and "accept by bo" in html and "by cy" not in html  # that one is Ann → Bob
+    assert "an annotator&#x27;s decision" in html or "an annotator's decision" in html
+    assert "Ann joined Acme." in re.sub(r"<[^>]+>", "", html)  # an edge without post ids: its caption
 
 
 def test_tracing_refuses_what_is_not_there(stub_ctl, corpus):
@@ -331,6 +354,6 @@ def test_a_bad_graph_file_is_refused_clearly_and_the_session_keeps_its_graph(stu
     assert s.graph is graph and kg.triples(s.graph) == before
 
 
-@pytest.mark.parametrize("name", ["explore_graph", "whole_graph", "trace", "poll_suggestions"])
+@pytest.mark.parametrize("name", ["explore_graph", "whole_graph", "trace", "poll_suggestions", "show_graph"])
 def test_the_new_graph_callbacks_declare_the_graph_tab(name):
     assert getattr(cb, name).outputs == GRAPH_TAB

@@ -537,6 +537,14 @@ def explore_graph(ctl: Controller, node: str | None, hops: str | int | None, rel
 
 
 @callback(GRAPH_TAB)
+def show_graph(ctl: Controller, threshold: float, session: Session | None) -> Update:
+    """Opening the graph tab: the drawing, the search box and the edges to trace, as the session is now
+    (the extraction tab's callbacks redraw the graph but not the trace list)."""
+    s = session or Session()
+    return {Output.SESSION: s, **_graph_view(s, threshold)[0]}
+
+
+@callback(GRAPH_TAB)
 def whole_graph(ctl: Controller, threshold: float, session: Session | None) -> Update:
     """Back to the whole graph: no focus, no filter (the threshold stays)."""
     s = session or Session()

@@ -134,7 +134,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                             export_ann_btn = gr.Button("Export decisions as MNRE lines", elem_id="export-annotations")
                             annotations_file = gr.File(label="MNRE export", interactive=False,
                                                        elem_id="annotations-file")
-            with gr.Tab("Knowledge graph", id="graph", elem_id="graph-tab"):
+            with gr.Tab("Knowledge graph", id="graph", elem_id="graph-tab") as graph_tab:
                 gr.Markdown("The session's knowledge graph (or a loaded corpus graph). Search a node, focus on its "
                             "neighbourhood, filter, and trace an edge to the posts it came from.")
                 with gr.Row(equal_height=True):
@@ -293,6 +293,8 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         node.input(do_explore, explore_inputs, g_outs, api_name="explore", trigger_mode="always_last")
         for control in (hops, relation_filter, type_filter, source_filter):
             control.input(do_explore, explore_inputs, g_outs, api_visibility="private", trigger_mode="always_last")
+        graph_tab.select(lambda thr, s: g_conv(cb.show_graph(ctl, thr, s)), [threshold, session], g_outs,
+                         api_visibility="private")
         whole_btn.click(lambda thr, s: g_conv(cb.whole_graph(ctl, thr, s)), [threshold, session], g_outs,
                         api_name="whole_graph")
         edge.input(lambda w, s: g_conv(cb.trace(ctl, w, s)), [edge, session], g_outs, api_name="provenance")

@@ -47,8 +47,14 @@ def page(app_url):
         browser.close()
 
 
+def show_tab(page, name: str) -> None:
+    """The page's tabs: "Extract", "Graph" (the knowledge graph) and "Review"."""
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
 def export_graph_json(page, target: Path) -> Path:
-    """Press "Export graph" and download its graph.json to `target`."""
+    """Press "Export graph" (in the graph's tab) and download its graph.json to `target`."""
+    show_tab(page, "Graph")
     page.click("#export-graph")
     link = page.locator('#graph-files tr:has(td[aria-label="mmre_graph.json"]) a[data-testid="download-link"]')
     link.wait_for()
@@ -74,7 +80,6 @@ def test_end_to_end(page, app_url, tmp_path):
     # relations table with at least one relation, and the plotly graph
     page.wait_for_function("document.querySelector('#relations') && "
                            "document.querySelector('#relations').innerText.includes('/per/')")
-    page.wait_for_selector("#graph .js-plotly-plot .main-svg")
     page.wait_for_selector("#evidence img", state="attached")
     page.locator("#evidence").scroll_into_view_if_needed()
     page.wait_for_selector("#evidence img")  # visible once scrolled to (lazy loading)
@@ -97,6 +102,7 @@ def test_end_to_end(page, app_url, tmp_path):
     # export: the JSON download holds the triples
     data = json.loads(export_graph_json(page, tmp_path / "graph.json").read_text())
     assert data["triples"] and any(t["head"] == "Eileen Collins" for t in data["triples"])
+    page.wait_for_selector("#graph .js-plotly-plot .main-svg")
     page.locator("#graph").screenshot(path=str(SHOTS / "04_graph.png"))
 
 
@@ -141,15 +147,17 @@ def test_text_in_the_image_grounds_an_entity_and_links_image_and_graph(page, app
     assert "Spotify read as" in page.inner_text("#image-text")
     page.wait_for_selector("#image-text-img img", state="attached")
     page.wait_for_function("document.querySelector('#evidence-text').innerText.includes('Read in the image')")
-    page.wait_for_function("document.querySelector('#graph .main-svg') && "
-                           "document.querySelector('#graph').innerText.includes('shows text of')")
     page.locator("#image-text-img").scroll_into_view_if_needed()
     page.wait_for_selector("#image-text-img img")
     page.screenshot(path=str(SHOTS / "06_text_in_the_image.png"), full_page=True)
     page.locator("#evidence").scroll_into_view_if_needed()
     page.wait_for_selector("#evidence img")
     page.locator("#evidence").screenshot(path=str(SHOTS / "06b_read_in_the_image_evidence.png"))
+    show_tab(page, "Graph")
+    page.wait_for_function("document.querySelector('#graph .main-svg') && "
+                           "document.querySelector('#graph').innerText.includes('shows text of')")
     page.locator("#graph").screenshot(path=str(SHOTS / "06c_graph_shows_text_of.png"))
+    show_tab(page, "Extract")
 
     # one click: the name found only in the image joins the entities and is classified with them
     page.locator("#also-in-image label:has-text('New York Stock Exchange')").click()

@@ -70,7 +70,7 @@ def test_files_records_and_the_apps_graph(corpus, tmp_path):
     g = kg.new_graph()
     for p in ok:
         kg.add_prediction(g, fake_prediction(p["caption"], p["has_image"]), p["image_id"], None,
-                          p["image"] and p["image"].split("/")[-1])
+                          p["image"] and p["image"].split("/")[-1], post_id=p["key"])  # post ids: provenance
     assert (out / "graph.json").read_text() == kg.to_json(g, 0.5)
     assert (out / "graph.graphml").read_text() == kg.to_graphml(g, 0.5)
     assert (out / "triples.csv").read_text() == kg.to_csv(g, 0.5)

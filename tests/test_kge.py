@@ -194,7 +194,7 @@ def test_suggester_trains_in_background_and_answers_fast():
     assert st["state"] == "ready" and st["features"] == "text+image", st
     rows, msg = s.suggest_with_message("PER:Person 0", k=5)
     assert msg == "" and len(rows) == 5
-    assert set(rows[0]) == {"head", "relation", "tail", "score"}
+    assert set(rows[0]) == {"rank", "head", "relation", "tail", "score"}
     existing = {(u, d["relation"], v) for u, v, d in g.edges(data=True) if d.get("source") != "suggested"}
     assert not any((r["head"], r["relation"], r["tail"]) in existing for r in rows)
     assert all("PER:Person 0" in (r["head"], r["tail"]) for r in rows)
@@ -285,3 +285,116 @@ def test_batched_lcwa_instances_match_pykeens_rows():
         assert torch.equal(a["pairs"], b["pairs"]) and torch.equal(a["target"], b["target"])
         n += a["pairs"].shape[0]
     assert n == len(plain.dataset) and n > 64
+
+
+# ------------------------------------------------------------------ type rule (issue 23)
+
+def typed_graph() -> nx.MultiDiGraph:
+    """People in clubs in cities, events held in cities, and one entity of unknown type."""
+    from mmre_demo import graph as kg
+
+    g = kg.new_graph()
+    people = [kg.add_entity(g, f"Person {i}", "PER", f"Person {i} plays") for i in range(12)]
+    clubs = [kg.add_entity(g, f"Club {i}", "ORG") for i in range(4)]
+    cities = [kg.add_entity(g, f"City {i}", "LOC") for i in range(3)]
+    events = [kg.add_entity(g, f"Cup {i}", "MISC") for i in range(3)]
+    for i, p in enumerate(people):
+        kg.add_relation(g, p, "/per/org/member_of", clubs[i % 4], 0.9)
+        kg.add_relation(g, p, "/per/per/peer", people[(i + 1) % 12], 0.8)
+        kg.add_relation(g, p, "/per/loc/place_of_residence", cities[i % 3], 0.7)
+    for i, c in enumerate(clubs):
+        kg.add_relation(g, c, "/org/loc/locate_at", cities[i % 3], 0.9)
+    for i, e in enumerate(events):
+        kg.add_relation(g, e, "/misc/loc/held_on", cities[i], 0.9)
+    g.add_node("Thing", kind="entity", name="Thing", type="", captions=[])  # no type in its id
+    g.add_edge("Thing", people[0], key="/per/per/peer", relation="/per/per/peer", score=0.6, source="predicted",
+               count=1, captions=[])
+    g.add_edge("Thing", clubs[0], key="related", relation="related", score=0.6, source="predicted", count=1,
+               captions=[])
+    return g
+
+
+@pytest.fixture(scope="module")
+def typed_run():
+    from mmre_demo.kge.datasets import dataset_from_graph
+
+    ds = dataset_from_graph(typed_graph())
+    return fit(ds, "complex", train_config=default_train_config("complex", sparse=True, max_epochs=15))
+
+
+def test_suggested_links_obey_the_relation_type_rule(typed_run):
+    from mmre_demo.kge.predict import fits_types
+
+    strict, loose = KgePredictor(typed_run), KgePredictor(typed_run, respect_types=False)
+    rows = [r for e in typed_run.entity_labels for r in strict.suggest_links(e, k=40)]
+    assert len(rows) > 100 and not [r for r in rows if not fits_types(r["head"], r["relation"], r["tail"])]
+    assert [r["rank"] for r in strict.suggest_links("PER:Person 0", k=3)] == [1, 2, 3]
+    # without the rule the same model suggests type-breaking triples: the check above can fail
+    loose_rows = [r for e in typed_run.entity_labels for r in loose.suggest_links(e, k=40)]
+    assert any(not fits_types(r["head"], r["relation"], r["tail"]) for r in loose_rows)
+
+
+def test_tail_head_and_relation_queries_obey_the_type_rule_too(typed_run):
+    from mmre_demo.kge.predict import fits_types
+
+    p = KgePredictor(typed_run)
+    tails = p.predict_tails("PER:Person 0", "/per/org/member_of", k=30)
+    assert tails and all(r["tail"].startswith("ORG:") for r in tails)
+    heads = p.predict_heads("/org/loc/locate_at", "LOC:City 0", k=30)
+    assert heads and all(r["head"].startswith("ORG:") for r in heads)
+    assert all(fits_types(r["head"], r["relation"], r["tail"]) for r in p.predict_relations("PER:Person 0",
+                                                                                             "LOC:City 1", k=20))
+    assert p.predict_tails("LOC:City 0", "/per/org/member_of") == []  # a city is no member of anything
+
+
+def test_an_entity_of_unknown_type_only_takes_untyped_relations(typed_run):
+    p = KgePredictor(typed_run)
+    for e in typed_run.entity_labels:
+        for r in p.suggest_links(e, k=40):
+            if "Thing" in (r["head"], r["tail"]):
+                assert r["relation"] == "related", r
+
+
+def test_cli_suggest_on_a_corpus_graph_breaks_no_type_rule(tmp_path, capsys):
+    from mmre_demo import graph as kg
+    from mmre_demo.cli import main
+    from mmre_demo.kge.predict import fits_types
+
+    path = next(p for p in kg.write_all(typed_graph(), tmp_path, 0.0) if p.endswith(".json"))
+    out = tmp_path / "run"
+    assert main(["kge", "train", "--dataset", f"graph:{path}", "--epochs", "10", "--out", str(out)]) == 0
+    capsys.readouterr()
+    bad = []
+    for e in ("PER:Person 0", "ORG:Club 1", "LOC:City 2", "MISC:Cup 0"):
+        assert main(["kge", "suggest", "--run", str(out), "--entity", e, "-k", "10", "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert len(rows) == 10
+        bad += [r for r in rows if not fits_types(r["head"], r["relation"], r["tail"])]
+    assert bad == []
+    assert main(["kge", "suggest", "--run", str(out), "--entity", "PER:Person 0", "-k", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "held-out quality of this run: MRR" in text and "#1  " in text and "not a probability" in text
+
+
+def test_suggester_says_a_graph_is_too_small_to_embed():
+    from mmre_demo import graph as kg
+
+    g = kg.new_graph()
+    kg.add_relation(g, kg.add_entity(g, "A", "PER"), "/per/per/peer", kg.add_entity(g, "B", "PER"), 0.9)
+    s = LinkSuggester(text_encoder=fake_encoder)
+    assert s.refresh(g) is False
+    st = s.status()
+    assert st["state"] == "small" and "too small to embed" in st["message"] and "1 relation " in st["message"]
+
+
+def test_suggester_reports_held_out_quality_and_ranks():
+    s = LinkSuggester(features="none", max_epochs=15, time_budget_s=30)
+    assert s.refresh(typed_graph()) is True
+    st = s.status()
+    assert st["state"] == "training" and st["budget_s"] == 30 and st["elapsed_s"] >= 0
+    assert s.wait(120)
+    st = s.status()
+    assert st["state"] == "ready" and 0 < st["mrr"] <= 1 and 0 <= st["hits@10"] <= 1 and st["held_out"] >= 1
+    assert "held-out MRR" in s.quality_text()
+    rows, msg = s.suggest_with_message("PER:Person 3", k=5)
+    assert msg == "" and [r["rank"] for r in rows] == [1, 2, 3, 4, 5]

@@ -19,7 +19,17 @@ from mmre_demo.data.labels import fitting_relations
 from mmre_demo.data.schema import Entity, InputError
 from mmre_demo.ui import callbacks as cb
 from mmre_demo.ui.controller import Controller, PipelineLoader, Session, examples
-from mmre_demo.ui.outputs import EVIDENCE, EXTRACTION, FROM_IMAGE, GRAPH_PANEL, PREVIEW, Choices, Output, Status
+from mmre_demo.ui.outputs import (
+    EVIDENCE,
+    EXTRACTION,
+    FROM_IMAGE,
+    GRAPH_PANEL,
+    GRAPH_TAB,
+    PREVIEW,
+    Choices,
+    Output,
+    Status,
+)
 from mmre_demo.ui.render import entity_segments, word_segments
 
 CAPTION = "Astronaut Eileen Collins of NASA poses at the Johnson Space Center in Houston."
@@ -394,9 +404,9 @@ def test_a_callback_cannot_return_an_output_it_does_not_declare(ctl):
 
 @pytest.mark.parametrize("name, group", [
     ("preview", PREVIEW), ("run", EXTRACTION), ("rerun", EXTRACTION), ("refilter", EXTRACTION),
-    ("explain", EVIDENCE), ("clear_graph", GRAPH_PANEL), ("export_graph", GRAPH_PANEL), ("suggest", GRAPH_PANEL),
-    ("add_suggestion", GRAPH_PANEL), ("refresh_embedding", GRAPH_PANEL), ("annotate", GRAPH_PANEL),
-    ("export_annotations", GRAPH_PANEL), ("load_graph", GRAPH_PANEL), ("add_from_image", FROM_IMAGE),
+    ("explain", EVIDENCE), ("clear_graph", GRAPH_TAB), ("export_graph", GRAPH_TAB), ("suggest", GRAPH_TAB),
+    ("add_suggestion", GRAPH_TAB), ("refresh_embedding", GRAPH_TAB), ("annotate", GRAPH_PANEL),
+    ("export_annotations", GRAPH_PANEL), ("load_graph", GRAPH_TAB), ("add_from_image", FROM_IMAGE),
 ])
 def test_every_callback_declares_its_output_group(name, group):
     assert getattr(cb, name).outputs == group
@@ -514,7 +524,7 @@ def test_an_exported_graph_loads_into_a_new_session(ctl, first, tmp_path):
             s = out[Output.SESSION]
             assert "Loaded" in out[Output.STATUS].message
             assert sorted(kg.triples(s.graph), key=str) == sorted(kg.triples(first[Output.SESSION].graph), key=str)
-            assert out[Output.NODE].choices == kg.entity_nodes(s.graph)
+            assert sorted(v for _, v in out[Output.NODE].choices) == kg.entity_nodes(s.graph)  # the search box
 
 
 def test_a_large_graph_is_drawn_as_its_most_connected_nodes_with_a_note(ctl, tmp_path):
@@ -526,7 +536,8 @@ def test_a_large_graph_is_drawn_as_its_most_connected_nodes_with_a_note(ctl, tmp
     out = ok(cb.load_graph(ctl, next(p for p in path if p.endswith(".json")), 0.0, None))
     assert "most connected" in out[Output.STATUS].message
     assert "most connected" in out[Output.GRAPH].layout.title.text
-    assert len(out[Output.NODE].choices) == cb.MAX_NODES_DRAWN
+    assert len(out[Output.NODE].choices) == 440  # every entity can be searched, drawn or not
+    assert len({n for tr in out[Output.GRAPH].data for n in (tr.customdata or [])}) == cb.MAX_NODES_DRAWN
     assert out[Output.SESSION].graph.number_of_nodes() == 440  # the session keeps the whole graph
 
 

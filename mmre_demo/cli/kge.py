@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--other", help="predict relations between --entity (head) and this tail")
     s.add_argument("--as", dest="role", choices=["head", "tail"], default="head")
     s.add_argument("-k", type=int, default=5)
+    s.add_argument("--ignore-types", action="store_true",
+                   help="also suggest triples that break the relation's type rule (/per/org/member_of: PER -> ORG)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(handler=cmd_suggest)
 
@@ -127,7 +129,8 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     from mmre_demo.kge.io import load_run
     from mmre_demo.kge.predict import KgePredictor
 
-    p = KgePredictor(load_run(args.run))
+    run = load_run(args.run)
+    p = KgePredictor(run, respect_types=not args.ignore_types)
     if args.other:
         rows = p.predict_relations(args.entity, args.other, args.k)
     elif args.relation:
@@ -138,6 +141,10 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
     else:
-        for r in rows:
-            print(f"{r['score']:.3f}  {r['head']}  --{r['relation']}-->  {r['tail']}")
+        test = run.info.get("test") or {}
+        print("held-out quality of this run: " + (f"MRR {test['mrr']:.3f}, Hits@10 {test['hits@10']:.3f}"
+                                                   if test else "not measured (no test split)")
+              + "; the score orders the candidates, it is not a probability")
+        for i, r in enumerate(rows, start=1):
+            print(f"#{i}  {r['head']}  --{r['relation']}-->  {r['tail']}  (score {r['score']:.3f})")
     return 0

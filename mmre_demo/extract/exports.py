@@ -37,7 +37,7 @@ def build_graph(folder: str | Path) -> nx.MultiDiGraph:
             pending = next(triples, None)
         image_id = post.get("image_id")
         label = Path(post["image"]).name if image_id and post.get("image") else None
-        kg.add_prediction(g, prediction_from_records(post, own), image_id, None, label)
+        kg.add_prediction(g, prediction_from_records(post, own), image_id, None, label, post_id=post["key"])
     if pending is not None:
         raise InputError(f"{folder / TRIPLES}: triple of post {pending.get('post_id')!r} is out of the order of "
                          f"{POSTS}; run again with --resume to repair the folder")

@@ -11,7 +11,7 @@ from typing import Any
 import networkx as nx
 
 from mmre_demo.data.schema import plain_value as _plain
-from mmre_demo.graph.store import triples, view
+from mmre_demo.graph.store import posts_table, triples, view
 
 CSV_FIELDS = ("head", "head_type", "relation", "tail", "tail_type", "score", "source", "count")
 
@@ -27,7 +27,7 @@ def to_json_dict(g: nx.MultiDiGraph, threshold: float = 0.0) -> dict[str, Any]:
     edges = [{"source": u, "target": v, **{k: _plain(x) for k, x in d.items()}, "head": u, "tail": v}
              for u, v, d in h.edges(data=True)]
     return {"format": "mmre_demo.graph/1", "threshold": threshold, "nodes": nodes, "edges": edges,
-            "triples": triples(g, threshold)}
+            "triples": triples(g, threshold), "posts": posts_table(g)}
 
 
 def to_json(g: nx.MultiDiGraph, threshold: float = 0.0) -> str:

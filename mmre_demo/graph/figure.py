@@ -1,9 +1,11 @@
-"""Draw the session graph with plotly: entity nodes coloured by type, directed labelled edges with the
-score on hover, image nodes linked by dotted `depicts` edges, suggested links dashed."""
+"""Draw the session graph with plotly: entity nodes coloured by type and sized by degree, labels where
+they fit (graph/placement.py), directed edges with relation, probability and source on hover, image nodes
+linked by dotted `depicts` edges, suggested links dashed. The title counts relations and suggested
+links apart."""
 
 from __future__ import annotations
 
-import math
+import textwrap
 from collections import defaultdict
 from typing import Any
 
@@ -12,6 +14,15 @@ import numpy as np
 import plotly.graph_objects as go
 
 from mmre_demo.data.labels import short_name
+from mmre_demo.graph.placement import (
+    Canvas,
+    fitting_labels,
+    fitting_texts,
+    label_boxes,
+    label_text,
+    layout,
+    node_size,
+)
 from mmre_demo.graph.store import (
     ANNOTATED,
     DEPICTS,
@@ -28,41 +39,15 @@ from mmre_demo.graph.store import (
 TYPE_COLOURS = {"PER": "#1f77b4", "ORG": "#ff7f0e", "LOC": "#2ca02c", "MISC": "#9467bd", "IMAGE": "#7f7f7f"}
 UNKNOWN_TYPE_COLOUR = "#8c8c8c"
 EDGE_STYLES = {  # source -> (colour, width, dash)
-    PREDICTED: ("#444444", 1.6, "solid"),
+    PREDICTED: ("rgba(68,68,68,0.5)", 1.4, "solid"),  # light: the names on top stay readable
     ANNOTATED: ("#0a8f3c", 2.6, "solid"),
     SUGGESTED: ("#d62728", 1.6, "dash"),
     DEPICTS: ("#b0b0b0", 1.0, "dot"),
     SHOWS_TEXT_OF: ("#e377c2", 2.0, "dot"),
 }
 MAX_ARROWS = 300
-MAX_EDGE_LABELS = 60
-MAX_NODE_LABELS = 60
-
-
-def layout(g: nx.Graph, previous: dict[str, tuple[float, float]] | None = None, seed: int = 7) -> dict[str, np.ndarray]:
-    """Spring layout readable from 1 to ~200 nodes; seeded from the previous positions so the picture
-    does not jump when triples are added."""
-    n = g.number_of_nodes()
-    if n == 0:
-        return {}
-    if n == 1:
-        return {next(iter(g)): np.zeros(2)}
-    und = nx.Graph(g.to_undirected()) if g.is_multigraph() else g.to_undirected()
-    init = None
-    if previous:
-        known = {k: np.asarray(v, dtype=float) for k, v in previous.items() if k in und}
-        if known:
-            rng = np.random.default_rng(seed)
-            centre = np.mean(list(known.values()), axis=0)
-            init = {k: known.get(k, centre + rng.normal(0, 0.3, 2)) for k in und}
-    k = 1.6 / math.sqrt(n)
-    pos = nx.spring_layout(und, k=k, pos=init, iterations=60 if n <= 100 else 40, seed=seed)
-    # spread components that spring_layout would pile up: rescale to [-1, 1]
-    arr = np.array(list(pos.values()))
-    span = np.ptp(arr, axis=0)
-    span[span == 0] = 1.0
-    arr = (arr - arr.min(axis=0)) / span * 2 - 1
-    return {node: arr[i] for i, node in enumerate(pos)}
+MAX_EDGE_LABELS = 30  # relation names printed on the edges up to this many edges (hover always has them)
+DEFAULT_HEIGHT = 640
 
 
 def _curve(p0: np.ndarray, p1: np.ndarray, offset: float, n: int = 14) -> np.ndarray:
@@ -76,19 +61,41 @@ def _curve(p0: np.ndarray, p1: np.ndarray, offset: float, n: int = 14) -> np.nda
     return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * ctrl + t ** 2 * p1
 
 
+_SPOT_ANCHORS = {  # label spot -> (xanchor, yanchor, x shift, y shift) from the node's centre
+    "bottom center": ("center", "top", 0, -1), "top center": ("center", "bottom", 0, 1),
+    "middle right": ("left", "middle", 1, 0), "middle left": ("right", "middle", -1, 0),
+}
+
+
+def _label(p: np.ndarray, text: str, size: float, spot: str, bold: bool) -> dict[str, Any]:
+    """A node's name as an annotation on a white ground (readable over the edges), at its spot."""
+    xa, ya, dx, dy = _SPOT_ANCHORS[spot]
+    gap = size / 2 + 2
+    return dict(x=float(p[0]), y=float(p[1]), xref="x", yref="y", text=f"<b>{text}</b>" if bold else text,
+                showarrow=False, xanchor=xa, yanchor=ya, xshift=dx * gap, yshift=dy * gap,
+                font=dict(size=11, color="#1f2937"), bgcolor="rgba(255,255,255,0.78)", borderpad=0)
+
+
 def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any] | None = None,
            highlight: str | None = None, suggestions: list[dict] | None = None,
-           title: str | None = None, height: int = 560) -> tuple[go.Figure, dict[str, np.ndarray]]:
-    """The plotly figure of the graph (threshold applied) and the positions used.
+           title: str | None = None, height: int = DEFAULT_HEIGHT,
+           thresholded: bool = False) -> tuple[go.Figure, dict[str, np.ndarray]]:
+    """The plotly figure of the graph (threshold applied unless `thresholded`) and the positions used.
 
     `suggestions` ([{head, relation, tail, score}]) are drawn as dashed edges without being added.
+    `title`: a note under the counts (what an overview or a filter leaves out).
     """
-    h = view(g, threshold, include_suggested=True)
+    h = g.copy() if thresholded else view(g, threshold, include_suggested=True)
     for s in suggestions or []:
         if s["head"] in h and s["tail"] in h and not h.has_edge(s["head"], s["tail"], key=s["relation"]):
             h.add_edge(s["head"], s["tail"], key=s["relation"], relation=s["relation"], score=float(s["score"]),
-                       source=SUGGESTED, count=0, captions=[])
+                       source=SUGGESTED, count=0, captions=[], rank=s.get("rank"))
     pos = layout(h, positions)
+    degree = dict(h.degree())
+    node_names = {n: str(d.get("name", n)) for n, d in h.nodes(data=True)}
+    canvas = Canvas(height=height)
+    label_nodes = fitting_labels(pos, node_names, degree, canvas, always=[highlight] if highlight else [])
+    taken = label_boxes(pos, node_names, degree, label_nodes, canvas)  # edge names go only where they are free
     fig = go.Figure()
     n_nodes = h.number_of_nodes()
     if n_nodes == 0:
@@ -101,7 +108,9 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
     lines: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     mids: dict[str, list] = defaultdict(list)
     arrows = []
-    n_rel_edges = sum(1 for *_, d in h.edges(data=True) if d.get("relation") not in IMAGE_RELATIONS)
+    n_rel_edges = sum(1 for *_, d in h.edges(data=True) if d.get("relation") not in IMAGE_RELATIONS
+                      and d.get("source") != SUGGESTED)
+    n_suggested = sum(1 for *_, d in h.edges(data=True) if d.get("source") == SUGGESTED)
     for edges in groups.values():
         m = len(edges)
         for i, (u, v, d) in enumerate(edges):
@@ -132,22 +141,25 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=width, dash=dash),
                                  hoverinfo="skip", name=names[style], legendgroup=style))
     for style, items in mids.items():
-        show_text = n_rel_edges <= MAX_EDGE_LABELS
+        show_text = n_rel_edges + n_suggested <= MAX_EDGE_LABELS
         hover = [f"<b>{h.nodes[u].get('name', u)}</b> → {d['relation']} → <b>{h.nodes[v].get('name', v)}</b>"
-                 f"<br>confidence {float(d.get('score', 0)):.2f} · {d.get('source')}"
-                 + (f" · seen {d.get('count')}×" if d.get("count") else "") for _, u, v, d in items]
+                 + (f"<br>suggested link (embedding rank {d.get('rank', '?')}; not a probability)"
+                    if d.get("source") == SUGGESTED else
+                    f"<br>probability {float(d.get('score', 0)):.2f} · {d.get('source')}"
+                    + (f" · from {d.get('count')} post(s)" if d.get("count") else ""))
+                 for _, u, v, d in items]
         fig.add_trace(go.Scatter(
             x=[p[0][0] for p in items], y=[p[0][1] for p in items], mode="markers+text" if show_text else "markers",
             marker=dict(size=9, color=EDGE_STYLES[style][0], opacity=0.35, symbol="diamond"),
-            text=[short_name(d["relation"]) for *_, d in items], textposition="top center",
+            text=[short_name(d["relation"]) if fits else "" for fits, (*_, d) in
+                  zip(fitting_texts([p[0] for p in items], [short_name(d["relation"]) for *_, d in items], taken,
+                                    canvas), items)], textposition="top center",
             textfont=dict(size=10, color=EDGE_STYLES[style][0]), hovertext=hover, hoverinfo="text",
             showlegend=False, legendgroup=style, name=f"{style} edges"))
     # ---- nodes, one trace per type (legend)
     by_type: dict[str, list[str]] = defaultdict(list)
     for n, d in h.nodes(data=True):
         by_type["IMAGE" if d.get("kind") == IMAGE_KIND else d.get("type", "MISC")].append(n)
-    degree = dict(h.degree())
-    label_nodes = set(h) if n_nodes <= MAX_NODE_LABELS else set(sorted(h, key=lambda x: -degree[x])[:MAX_NODE_LABELS])
     for etype in sorted(by_type, key=lambda t: list(TYPE_COLOURS).index(t) if t in TYPE_COLOURS else 99):
         nodes = by_type[etype]
         hover = []
@@ -156,21 +168,24 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
             caps = d.get("captions") or []
             hover.append(f"<b>{d.get('name', n)}</b> ({etype})<br>{degree[n]} edges"
                          + (f"<br>{len(caps)} caption(s): {caps[0][:80]}" if caps else "") + f"<br><i>{n}</i>")
-        sizes = [min(34, 14 + 3 * degree[n]) for n in nodes]
+        sizes = [node_size(degree[n]) for n in nodes]
         lines_w = [3.5 if n == highlight else 1 for n in nodes]
         fig.add_trace(go.Scatter(
-            x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text",
+            x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers",
             marker=dict(size=sizes, color=TYPE_COLOURS.get(etype, UNKNOWN_TYPE_COLOUR),
                         symbol="square" if etype == "IMAGE" else "circle",
                         line=dict(width=lines_w, color=["#d62728" if n == highlight else "white" for n in nodes])),
-            text=[(h.nodes[n].get("name", n)[:28] if n in label_nodes else "") for n in nodes],
-            textposition="bottom center", textfont=dict(size=11), hovertext=hover, hoverinfo="text",
+            hovertext=hover, hoverinfo="text",
             customdata=nodes, name=etype))
+    labels = [_label(pos[n], label_text(node_names[n]), node_size(degree[n]), spot, n == highlight)
+              for n, spot in label_nodes.items()]
     n_entities = sum(1 for _, d in h.nodes(data=True) if d.get("kind") == ENTITY_KIND)
     fig.update_layout(
-        annotations=list(fig.layout.annotations) + arrows, height=height, margin=dict(l=10, r=10, t=40, b=10),
-        title=dict(text=title or f"Knowledge graph — {n_entities} entities, {n_rel_edges} relations "
-                   f"(threshold {threshold:.2f})", font=dict(size=14)),
+        annotations=list(fig.layout.annotations) + arrows + labels, height=height, margin=dict(l=10, r=10, t=80, b=10),
+        title=dict(text=f"Knowledge graph — {n_entities} entities, {n_rel_edges} relations, {n_suggested} suggested "
+                        f"link{'' if n_suggested == 1 else 's'} (threshold {threshold:.2f})"
+                        + "".join(f"<br><sup>{line}</sup>" for line in textwrap.wrap(title or "", 150)),
+                        font=dict(size=14)),
         xaxis=dict(visible=False, range=[-1.25, 1.25]), yaxis=dict(visible=False, range=[-1.25, 1.25]),
         plot_bgcolor="white", hovermode="closest", legend=dict(orientation="h", y=-0.02),
         dragmode="pan",

@@ -16,11 +16,15 @@ from xml.etree.ElementTree import ParseError
 import networkx as nx
 
 from mmre_demo.data.schema import InputError
-from mmre_demo.graph.store import ENTITY_KIND, IMAGE_KIND, IMAGE_RELATIONS, SOURCES
+from mmre_demo.graph.store import ENTITY_KIND, IMAGE_KIND, IMAGE_RELATIONS, POST_SCORES, POSTS, SOURCES
 
 JSON_FORMAT = "mmre_demo.graph/1"
 LIST_SEP = " | "  # how export.to_graphml_graph joins lists
 MAX_BYTES = 2 * 1024**3
+# an app session holds the graph in memory and redraws views of it: a corpus of 100,000 posts has
+# ~150,000 edges; a file with more is refused before it is built (mmre kge reads big graphs offline)
+MAX_EDGES = 500_000
+MAX_NODES = 500_000
 
 
 def read_graph(path: str | Path) -> nx.MultiDiGraph:
@@ -44,6 +48,7 @@ def read_graph(path: str | Path) -> nx.MultiDiGraph:
                              "`mmre extract`") from None
         return graph_from_json_dict(data, str(p))
     if ext in (".graphml", ".xml"):
+        _check_size(_count_tags(p, b"<edge"), _count_tags(p, b"<node"), p.name)
         return graph_from_graphml(p)
     raise InputError(f"{p}: unknown graph file type {ext or '(none)'!r}; give the graph.json or graph.graphml export")
 
@@ -55,7 +60,9 @@ def graph_from_json_dict(data: Any, name: str = "graph.json") -> nx.MultiDiGraph
         raise InputError(f"{name}: not an mmre_demo graph export (format {got!r}, expected {JSON_FORMAT!r})")
     if not isinstance(data.get("nodes"), list) or not isinstance(data.get("edges"), list):
         raise InputError(f"{name}: 'nodes' and 'edges' must be lists")
+    _check_size(len(data["edges"]), len(data["nodes"]), name)
     g = nx.MultiDiGraph()
+    g.graph[POSTS] = _posts(data.get("posts"), name)
     for n in data["nodes"]:
         if not isinstance(n, dict) or "id" not in n:
             raise InputError(f"{name}: a node without an 'id': {str(n)[:120]}")
@@ -70,6 +77,35 @@ def graph_from_json_dict(data: Any, name: str = "graph.json") -> nx.MultiDiGraph
         _add_edge(g, str(e["head"]), str(e["tail"]),
                   {k: v for k, v in e.items() if k not in ("head", "tail", "target")}, name)
     return g
+
+
+def _check_size(n_edges: int, n_nodes: int, name: str) -> None:
+    if n_edges > MAX_EDGES or n_nodes > MAX_NODES:
+        raise InputError(f"{name}: {n_nodes:,} nodes and {n_edges:,} edges is more than a session opens "
+                         f"(at most {MAX_NODES:,} nodes and {MAX_EDGES:,} edges); export a higher threshold or "
+                         "train and query it offline with `mmre kge`")
+
+
+def _count_tags(path: Path, tag: bytes, chunk: int = 1 << 22) -> int:
+    """How often `tag` occurs in the file, read in chunks (a GraphML file is counted before it is parsed)."""
+    n, tail = 0, b""
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            data = tail + block
+            n += data.count(tag)
+            tail = data[-(len(tag) - 1):]
+            n -= tail.count(tag)  # a tag inside the kept tail is counted again with the next block
+    return n + tail.count(tag)
+
+
+def _posts(value: Any, name: str) -> dict[str, dict[str, Any]]:
+    """The export's posts table (absent in older exports and in GraphML: provenance then has captions only)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, dict) and isinstance(v.get("caption"), str)
+                                              for v in value.values()):
+        raise InputError(f"{name}: 'posts' must map each post id to a record with its 'caption'")
+    return {str(k): v for k, v in value.items()}
 
 
 def _edges_from_triples(data: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -103,6 +139,8 @@ def graph_from_graphml(path: str | Path) -> nx.MultiDiGraph:
     for u, v, d in raw.edges(data=True):
         attrs = dict(d)
         attrs["captions"] = _split(attrs.get("captions"))
+        if POSTS in attrs:
+            attrs[POSTS] = _split(attrs[POSTS])
         _add_edge(g, str(u), str(v), attrs, str(path))
     return g
 
@@ -142,4 +180,10 @@ def _add_edge(g: nx.MultiDiGraph, u: str, v: str, attrs: dict[str, Any], name: s
         raise InputError(f"{name}: edge {u!r} -{rel}-> {v!r} has a non-numeric score or count") from None
     attrs["source"] = source
     attrs.setdefault("captions", [])
+    if POST_SCORES in attrs:
+        try:
+            raw = attrs[POST_SCORES]
+            attrs[POST_SCORES] = [float(x) for x in (raw if isinstance(raw, list) else _split(raw))]
+        except (TypeError, ValueError):
+            raise InputError(f"{name}: edge {u!r} -{rel}-> {v!r} has non-numeric post_scores") from None
     g.add_edge(u, v, key=rel, **attrs)

@@ -8,7 +8,10 @@ Contract (the KGE code relies on it):
   edges with ``relation="depicts"``;
 * relation edges between entities: key = relation, ``relation``, ``score``, ``source``
   ("predicted" | "annotated" | "suggested"), ``count`` (how many submissions produced it),
-  ``captions``.
+  ``captions``, and where the post is known ``posts`` / ``post_scores`` (the id of every post that
+  produced it and the probability it had there, in the same order);
+* ``g.graph["posts"]``: post id -> {"caption", "image_id", "image", "entities": [[start, end, type], ...]},
+  so an edge or a node can be traced back to the posts it came from (provenance).
 
 No torch and no model here: plain networkx.
 """
@@ -21,7 +24,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from mmre_demo.data.labels import NONE_LABEL
+from mmre_demo.data.labels import ENTITY_TYPES, NONE_LABEL
 
 ENTITY_KIND, IMAGE_KIND = "entity", "image"
 DEPICTS = "depicts"  # image -> each entity of its caption
@@ -30,6 +33,8 @@ IMAGE_RELATIONS = (DEPICTS, SHOWS_TEXT_OF)  # edges from an image node: kept in 
 PREDICTED, ANNOTATED, SUGGESTED = "predicted", "annotated", "suggested"
 SOURCES = (PREDICTED, ANNOTATED, SUGGESTED)
 DEFAULT_TYPE = "MISC"
+POSTS = "posts"  # g.graph[POSTS]: the posts table; on an edge: the ids of its posts
+POST_SCORES = "post_scores"
 
 
 def new_graph() -> nx.MultiDiGraph:
@@ -44,6 +49,12 @@ def node_id(name: str, etype: str | None) -> str:
 def node_name(nid: str) -> str:
     """The name part of an entity node id (`PER:Bill Cosby` -> `Bill Cosby`); other labels unchanged."""
     return nid.split(":", 1)[-1]
+
+
+def node_type(nid: str) -> str:
+    """The entity type of a node id (`PER:Bill Cosby` -> `PER`); "" when the id carries no known type."""
+    head, sep, _ = str(nid).partition(":")
+    return head if sep and head in ENTITY_TYPES else ""
 
 
 def image_node_id(image_id: str) -> str:
@@ -75,9 +86,29 @@ def add_image(g: nx.MultiDiGraph, image_id: str, caption: str | None = None,
     return nid
 
 
+def add_post(g: nx.MultiDiGraph, post_id: str, caption: str, entities: Iterable[Any] = (),
+             image_id: str | None = None, image: str | None = None) -> None:
+    """Record a post in the posts table (its entities as [start, end, type] spans, for highlighting)."""
+    g.graph.setdefault(POSTS, {})[post_id] = {
+        "caption": caption, "image_id": image_id, "image": image,
+        "entities": [[int(e.start), int(e.end), str(e.type or "")] for e in entities]}
+
+
+def posts_table(g: nx.MultiDiGraph) -> dict[str, dict[str, Any]]:
+    return g.graph.get(POSTS) or {}
+
+
+def _note_post(d: dict[str, Any], post_id: str | None, score: float) -> None:
+    if post_id is None:
+        return
+    d.setdefault(POSTS, []).append(post_id)
+    d.setdefault(POST_SCORES, []).append(round(float(score), 6))
+
+
 def add_relation(g: nx.MultiDiGraph, head: str, relation: str, tail: str, score: float,
-                 source: str = PREDICTED, caption: str | None = None) -> bool:
-    """Add or update the edge (head, relation, tail); keeps the highest score. False for `None`/self-loops."""
+                 source: str = PREDICTED, caption: str | None = None, post_id: str | None = None) -> bool:
+    """Add or update the edge (head, relation, tail); keeps the highest score. False for `None`/self-loops.
+    `post_id`: the post it came from (see the posts table), kept with this post's score."""
     if relation == NONE_LABEL or head == tail:
         return False
     if source not in SOURCES:
@@ -94,9 +125,11 @@ def add_relation(g: nx.MultiDiGraph, head: str, relation: str, tail: str, score:
         d["count"] = int(d.get("count", 1)) + 1
         if caption and caption not in d["captions"]:
             d["captions"].append(caption)
+        _note_post(d, post_id, score)
         return True
     g.add_edge(head, tail, key=relation, relation=relation, score=float(score), source=source, count=1,
                captions=[caption] if caption else [])
+    _note_post(g.edges[head, tail, relation], post_id, score)
     return True
 
 
@@ -109,15 +142,18 @@ def remove_relation(g: nx.MultiDiGraph, head: str, relation: str, tail: str) -> 
 
 def add_prediction(g: nx.MultiDiGraph, prediction: Any, image_id: str | None = None,
                    image_feature: np.ndarray | None = None, image_label: str | None = None,
-                   min_score: float | None = None) -> dict[str, int]:
+                   min_score: float | None = None, post_id: str | None = None) -> dict[str, int]:
     """Merge one `Prediction` into the graph: every entity, and every pair whose relation reaches
     `min_score` (default: the prediction's threshold, i.e. the relations the model asserts).
 
     A higher threshold is applied when the graph is drawn or exported, so moving the slider up and
-    down never loses triples. Returns counts of what was added.
+    down never loses triples. `post_id` names the post in the posts table (provenance). Returns counts
+    of what was added.
     """
     floor = prediction.threshold if min_score is None else min_score
     caption = prediction.caption
+    if post_id is not None:
+        add_post(g, post_id, caption, prediction.entities, image_id if prediction.has_image else None, image_label)
     # edges are counted as they are added: g.number_of_edges() walks every edge of a MultiDiGraph,
     # which made merging a corpus quadratic (10,000 posts: minutes instead of seconds)
     before_nodes, edges_added = g.number_of_nodes(), 0
@@ -140,13 +176,14 @@ def add_prediction(g: nx.MultiDiGraph, prediction: Any, image_id: str | None = N
                 g.add_edge(img, nid, key=SHOWS_TEXT_OF, relation=SHOWS_TEXT_OF, score=float(gr.ocr_confidence),
                            source=PREDICTED, count=1, captions=[caption], read_text=gr.matched_text)
                 edges_added += 1
+            _note_post(g.edges[img, nid, SHOWS_TEXT_OF], post_id, gr.ocr_confidence)
     n_rel = 0
     for p in prediction.pairs:
         if p.label == NONE_LABEL or p.probability < floor:
             continue
         h, t = ids[(p.head.start, p.head.end)], ids[(p.tail.start, p.tail.end)]
         is_new = not g.has_edge(h, t, key=p.label)
-        added = add_relation(g, h, p.label, t, p.probability, PREDICTED, caption)
+        added = add_relation(g, h, p.label, t, p.probability, PREDICTED, caption, post_id)
         n_rel += added
         edges_added += added and is_new
     return {"nodes_added": g.number_of_nodes() - before_nodes, "edges_added": edges_added, "relations": n_rel}
@@ -170,6 +207,7 @@ def view(g: nx.MultiDiGraph, threshold: float = 0.0, include_suggested: bool = T
          keep_isolated: bool = True) -> nx.MultiDiGraph:
     """A copy of the graph with the threshold applied (image edges always kept)."""
     h = nx.MultiDiGraph()
+    h.graph.update(g.graph)  # the posts table travels with every view (shared, not copied)
     h.add_nodes_from(g.nodes(data=True))
     sources = SOURCES if include_suggested else (PREDICTED, ANNOTATED)
     for u, v, d in relation_edges(g, threshold, sources):

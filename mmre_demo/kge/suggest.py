@@ -5,17 +5,25 @@ Usage from the UI (no call here ever blocks on training)::
     suggester = LinkSuggester()                      # ComplEx + text (+ image, where known) features
     suggester.refresh(graph)                         # snapshot the graph, train in a daemon thread, return at once
     rows, message = suggester.suggest_with_message("PER:Bill Cosby", k=5)
-    # rows: [{"head": node_id, "relation": str, "tail": node_id, "score": float in [0, 1]}, ...]
-    #       best first; triples already in the graph and self-loops are left out.
+    # rows: [{"rank": 1, "head": node_id, "relation": str, "tail": node_id, "score": float}, ...]
+    #       best first; triples already in the graph, self-loops and triples that break the
+    #       relation's type rule (kge/predict.py) are left out. `score` orders, it is no probability:
+    #       the app shows the rank and the held-out quality (`status()["mrr"]`, `["hits@10"]`).
     # message: "" when rows come from a model trained on the current graph, otherwise why there
     #          are none / why they may be stale ("training on 12 triples…", "no model yet", ...).
     suggester.suggest(node_id, k=5)                  # the same rows without the message
-    suggester.status()                               # {"state": "empty"|"training"|"ready"|"error", ...}
+    suggester.status()                               # {"state": "empty"|"small"|"training"|"ready"|"error",
+                                                     #  "elapsed_s", "budget_s", "mrr", "hits@10", ...}
     suggester.wait(timeout=30)                       # tests / CLI: block until the current refresh ends
 
 A suggested edge should go into the graph with `source="suggested"` (drawn dashed); such edges are
 ignored by `refresh` so suggestions never train on themselves. While a refresh is running the
 previous model keeps answering; a newer `refresh` cancels an older one that has not finished.
+
+Quality: a graph of at least `MIN_TRIPLES_TO_MEASURE` relations is split like `mmre kge train`'s
+(80/10/10, whole entity pairs per split): the model trains on 80 %, stops early on 10 % and its
+filtered MRR / Hits@10 on the last 10 % is what the app shows beside the ranks. Fewer relations than
+`MIN_TRIPLES_TO_EMBED`: nothing is trained and the status says the graph is too small.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ from mmre_demo.kge.datasets import dataset_from_triples, triples_from_parts
 from mmre_demo.kge.features import TextEncoder
 from mmre_demo.kge.predict import KgePredictor
 from mmre_demo.kge.training import default_train_config
+
+MIN_TRIPLES_TO_EMBED = 5  # fewer relations than this: nothing to learn from, the status says so
+MIN_TRIPLES_TO_MEASURE = 10  # from here on a held-out tenth measures the embedding (dataset_from_triples)
 
 
 @dataclass
@@ -57,6 +68,7 @@ class LinkSuggester:
         self._thread: threading.Thread | None = None
         self._state, self._message = "empty", "No suggestions yet: the graph has not been embedded."
         self._info: dict[str, Any] = {}
+        self._started, self._n_relations = 0.0, 0
 
     # ------------------------------------------------------------------ training
     def refresh(self, graph: Any) -> bool:
@@ -75,16 +87,20 @@ class LinkSuggester:
                 return False
             if self._cancel is not None:
                 self._cancel.set()  # a newer graph supersedes an unfinished refresh
-            if not any(nodes.get(u, {}).get("kind") == ENTITY_KIND and nodes.get(v, {}).get("kind") == ENTITY_KIND
-                       and d.get("relation") and d.get("source") != SUGGESTED for u, v, d in edges):
+            n_rel = sum(1 for u, v, d in edges if nodes.get(u, {}).get("kind") == ENTITY_KIND
+                        and nodes.get(v, {}).get("kind") == ENTITY_KIND and d.get("relation")
+                        and d.get("source") != SUGGESTED)
+            if n_rel < MIN_TRIPLES_TO_EMBED:
                 self._predictor, self._trained_key, self._pending_key = None, snap.key, None
-                self._state = "empty"
-                self._message = "No suggestions: the graph has no relations between entities yet."
+                self._state, self._info = ("empty" if n_rel == 0 else "small"), {}
+                self._message = ("No suggestions: the graph has no relations between entities yet." if n_rel == 0
+                                 else f"The graph is too small to embed: {n_rel} relation{'s' if n_rel != 1 else ''}"
+                                      f" between entities; link suggestions need at least {MIN_TRIPLES_TO_EMBED}.")
                 return False
             cancel = threading.Event()
             self._cancel, self._pending_key = cancel, snap.key
-            self._state = "training"
-            self._message = f"Embedding the graph ({len(edges)} edges)…"
+            self._state, self._started, self._n_relations = "training", time.monotonic(), n_rel
+            self._message = f"Embedding the graph ({n_rel} relations)…"
             self._thread = threading.Thread(target=self._train, args=(snap, cancel), daemon=True,
                                             name="kge-refresh")
             self._thread.start()
@@ -98,12 +114,13 @@ class LinkSuggester:
         return self._encoder
 
     def _train(self, snap: _Snapshot, cancel: threading.Event) -> None:
-        from mmre_demo.kge.api import fit
+        from mmre_demo.kge.api import evaluate_run, fit
 
         start = time.monotonic()
         try:
             triples, info = triples_from_parts(snap.nodes, snap.edges)
-            ds = dataset_from_triples("graph", triples, info, holdout=False, seed=self.seed)
+            ds = dataset_from_triples("graph", triples, info, holdout=len(triples) >= MIN_TRIPLES_TO_MEASURE,
+                                      seed=self.seed)
             features = self.features
             if features != "none" and not any(i.captions or i.name for i in info.values()):
                 features = "none"
@@ -111,6 +128,11 @@ class LinkSuggester:
                                         batch_size=self.batch_size, time_budget_s=self.time_budget_s)
             run = fit(ds, self.model, features, embedding_dim=self.embedding_dim, train_config=tcfg,
                       text_encoder=self._text_encoder() if features != "none" else None, cancel=cancel)
+            quality = {}
+            if run.triples["testing"].shape[0]:
+                m = evaluate_run(run, "test")
+                quality = {"mrr": round(m["mrr"], 3), "hits@10": round(m["hits@10"], 3),
+                           "held_out": int(m["num_triples"])}
             predictor = KgePredictor(run)
         except Exception as exc:  # noqa: BLE001 - reported through status(), never raised into the UI
             with self._lock:
@@ -126,7 +148,7 @@ class LinkSuggester:
             tr = run.info["train"]
             self._info = {"triples": len(triples), "entities": len(run.entity_labels),
                           "epochs": tr["epochs"], "seconds": round(time.monotonic() - start, 2),
-                          "stopped_by": tr["stopped_by"], "features": run.model_config.features}
+                          "stopped_by": tr["stopped_by"], "features": run.model_config.features, **quality}
 
     # ------------------------------------------------------------------ queries
     def suggest_with_message(self, node_id: str, k: int = 5) -> tuple[list[dict], str]:
@@ -148,9 +170,24 @@ class LinkSuggester:
         return self.suggest_with_message(node_id, k)[0]
 
     def status(self) -> dict[str, Any]:
+        """The state, its message and, while training, the seconds spent of the time budget."""
         with self._lock:
-            return {"state": self._state, "message": self._message, "ready": self._predictor is not None,
-                    **self._info}
+            out = {"state": self._state, "message": self._message, "ready": self._predictor is not None,
+                   **self._info}
+            if self._state == "training":
+                out.update(elapsed_s=round(time.monotonic() - self._started, 1), budget_s=self.time_budget_s,
+                           relations=self._n_relations)
+            return out
+
+    def quality_text(self) -> str:
+        """The embedding's held-out quality in words, for beside the ranks ("" before a model is ready)."""
+        st = self.status()
+        if not st.get("ready"):
+            return ""
+        if "mrr" not in st:
+            return (f"quality not measured: {st.get('triples')} relations are too few to hold some out "
+                    f"(from {MIN_TRIPLES_TO_MEASURE})")
+        return f"held-out MRR {st['mrr']:.2f} · Hits@10 {st['hits@10']:.2f} ({st['held_out']} relations held out)"
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the running refresh ends (for tests and scripts); True if none is running."""

@@ -24,10 +24,12 @@ from mmre_demo import graph as kg
 from mmre_demo.annotations import DECISIONS, Candidate, Decision, Undo
 from mmre_demo.annotations.review import ReviewPost
 from mmre_demo.data.images import image_id, load_image
-from mmre_demo.data.labels import ENTITY_TYPES, NONE_LABEL, fitting_relations
+from mmre_demo.data.labels import ENTITY_TYPES, NONE_LABEL, RELATIONS, fitting_relations
 from mmre_demo.data.schema import Entity, InputError, check_caption
 from mmre_demo.data.text import CleanCaption, clean_caption
 from mmre_demo.explain.overlay import fit
+from mmre_demo.graph import explore
+from mmre_demo.graph.explore import SOURCE_CHOICES, TYPE_CHOICES, ViewFilter
 from mmre_demo.graph.overview import DEFAULT_TOP_N
 from mmre_demo.prediction import DEFAULT_TOP_K, MAX_PAIRS, PredictRequest, predict_one
 from mmre_demo.ui import render
@@ -37,6 +39,7 @@ from mmre_demo.ui.outputs import (
     EXTRACTION,
     FROM_IMAGE,
     GRAPH_PANEL,
+    GRAPH_TAB,
     PREVIEW,
     Choices,
     Output,
@@ -47,8 +50,11 @@ from mmre_demo.ui.outputs import (
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[..., Any] | None
+RELATION_CHOICES = [r for r in RELATIONS if r != NONE_LABEL]  # the graph's relation filter
 MAX_SESSION_POSTS = 200  # posts a tab keeps for "review this session" (the oldest dropped)
 MAX_NODES_DRAWN = DEFAULT_TOP_N  # a larger graph (a loaded corpus) is drawn as its most connected nodes
+MAX_SEARCH_CHOICES = 3000  # the search box lists the most connected entities; any other is found by its name
+HOPS_CHOICES = ("whole graph", "1 hop", "2 hops")
 IMAGE_NAMES_PREFIX = " [in the image: "  # how names read only in the image are appended to the caption
 
 
@@ -179,17 +185,47 @@ def pair_number(value: str | int, n_pairs: int) -> int:
 
 # ---- shared outputs ------------------------------------------------------------------------------
 def _graph_outputs(s: Session, threshold: float) -> Update:
-    return _graph_view(s, threshold)[0]
+    """The graph and the node search box (what the extraction callbacks redraw)."""
+    out = _graph_view(s, threshold)[0]
+    out.pop(Output.EDGE)
+    return out
 
 
 def _graph_view(s: Session, threshold: float) -> tuple[Update, str | None]:
-    """The graph's outputs, and the note saying what a large graph's drawing leaves out (None: nothing)."""
-    shown, note = kg.top_degree_view(s.graph, MAX_NODES_DRAWN, threshold)  # a corpus graph: its core, with a note
-    fig, pos = kg.figure(shown, threshold, s.positions, highlight=s.selected_node, suggestions=s.suggestions,
-                         title=note)
+    """The graph's outputs (the session's focus and filters applied, then its most connected nodes when it
+    is too large to draw) and the note saying what the drawing leaves out (None: nothing)."""
+    h = explore.filtered_view(s.graph, s.view, threshold)
+    keep = []
+    if s.view.focus in h:  # the focus and its direct neighbours first, then the most connected of the rest
+        near = set(h.successors(s.view.focus)) | set(h.predecessors(s.view.focus))
+        keep = [s.view.focus, *sorted(near, key=lambda n: (-h.degree(n), str(n)))]
+    # an overview of a large graph ranks the entities: its images' "depicts" stars would crowd them out
+    kinds = (kg.ENTITY_KIND,) if h.number_of_nodes() > MAX_NODES_DRAWN and not s.view.types else None
+    shown, note = kg.top_degree_view(h, MAX_NODES_DRAWN, threshold, kinds=kinds, keep=keep, thresholded=True)
+    described = s.view.describe()
+    sub = "; ".join(x for x in ((f"Showing {described}" if described else ""), note or "") if x)
+    fig, pos = kg.figure(shown, threshold, s.positions, highlight=s.view.focus or s.selected_node,
+                         suggestions=s.suggestions, title=sub or None, thresholded=True)
     s.positions = {k: tuple(float(x) for x in v) for k, v in pos.items()}
-    nodes = kg.entity_nodes(shown)
-    return {Output.GRAPH: fig, Output.NODE: Choices(nodes, s.selected_node if s.selected_node in nodes else None)}, note
+    choices = _search_choices(s.graph, s.selected_node)
+    return {Output.GRAPH: fig, Output.NODE: Choices(choices, s.selected_node if s.selected_node in s.graph else None),
+            Output.EDGE: Choices(explore.edge_choices(shown), None)}, note
+
+
+def _search_choices(g: Any, selected: str | None) -> list[tuple[str, str]]:
+    choices = explore.search_choices(g)
+    top = choices[:MAX_SEARCH_CHOICES]
+    if selected is not None and all(v != selected for _, v in top):
+        top += [c for c in choices if c[1] == selected]
+    return top
+
+
+def _graph_counts(s: Session, threshold: float) -> str:
+    """The status line's graph part: what the threshold leaves, relations and suggestions apart."""
+    n_rel = len(kg.relation_edges(s.graph, threshold, (kg.PREDICTED, kg.ANNOTATED)))
+    n_sug = len(kg.relation_edges(s.graph, threshold, (kg.SUGGESTED,))) + len(s.suggestions)
+    return (f"the graph: {n_rel:,} relation{'s' if n_rel != 1 else ''} at ≥ {threshold:.2f}"
+            + (f" and {n_sug} suggested link{'s' if n_sug != 1 else ''}" if n_sug else ""))
 
 
 def _prediction_outputs(s: Session, threshold: float, show_none: bool) -> Update:
@@ -263,9 +299,12 @@ def run(ctl: Controller, image_path: str | None, caption: str | None, threshold:
     s.image = fit(img, 448) if img is not None else None
     s.image_path = str(image_path) if img is not None else None
     s.image_id = image_id(image_path) if img is not None else None
+    # every pair's relation goes into the graph (min_score 0): the page's one threshold then filters the
+    # table and the graph alike, also below the model's own threshold
     kg.add_prediction(s.graph, pred, s.image_id, pred.image_feature,
-                      Path(str(image_path)).name if img is not None else None)
-    s.posts = [*s.posts, ReviewPost(f"request {s.requests}", pred, s.image_id, s.image_path)][-MAX_SESSION_POSTS:]
+                      Path(str(image_path)).name if img is not None else None, min_score=0.0,
+                      post_id=(post_id := _remember_post(s, img)))
+    s.posts = [*s.posts, ReviewPost(post_id, pred, s.image_id, s.image_path)][-MAX_SESSION_POSTS:]
     out = {**_prediction_outputs(s, threshold, show_none), **_graph_outputs(s, threshold),
            **render.image_text_view(pred, s.image)}
     msgs = list(pred.messages)
@@ -340,10 +379,16 @@ def add_from_image(ctl: Controller, chosen: list[str] | None, image_path: str | 
 def refilter(ctl: Controller, threshold: float, show_none: bool, session: Session | None) -> Update:
     """Threshold slider / None toggle: table, pair list and graph."""
     s = session or Session()
+    threshold = s.threshold = float(threshold)
     out: Update = {Output.SESSION: s}
+    lines = []
     if s.prediction is not None:
         out.update(_prediction_outputs(s, threshold, show_none))
+        n = sum(1 for p in s.prediction.pairs if p.is_shown(threshold))
+        lines.append(f"{n} relation{'s' if n != 1 else ''} at ≥ {threshold:.2f} in this caption;")
     out.update(_graph_outputs(s, threshold))
+    lines.append(_graph_counts(s, threshold) + ".")
+    out[Output.STATUS] = Status("info", " ".join(lines))
     return out
 
 
@@ -360,35 +405,57 @@ def explain(ctl: Controller, pair: str | int | None, session: Session | None) ->
 
 
 # ---- knowledge graph -----------------------------------------------------------------------------
-@callback(GRAPH_PANEL)
+def _remember_post(s: Session, image: Any) -> str:
+    """The post id of this submission in the session graph, and its image's thumbnail for provenance."""
+    pid = f"submission {s.requests}"  # run() counted this request already
+    if image is not None:
+        s.thumbnails[pid] = render.thumbnail_uri(image)
+    return pid
+
+
+def _fresh_graph(s: Session, g: Any) -> None:
+    """Make `g` the session's graph: no focus, no filter, no suggestion carried over from the old one."""
+    s.graph, s.positions, s.suggestions, s.selected_node, s.view = g, {}, [], None, ViewFilter()
+
+
+def _reset_filters() -> Update:
+    return {Output.HOPS: HOPS_CHOICES[0], Output.RELATION_FILTER: [], Output.TYPE_FILTER: [],
+            Output.SOURCE_FILTER: [], Output.PROVENANCE: render.provenance_html(None)}
+
+
+@callback(GRAPH_TAB)
 def clear_graph(ctl: Controller, threshold: float, session: Session | None) -> Update:
     s = session or Session()
-    s.graph, s.positions, s.suggestions, s.selected_node = kg.new_graph(), {}, [], None
-    return {Output.SESSION: s, Output.SUGGESTIONS_DF: [],
+    _fresh_graph(s, kg.new_graph())
+    s.thumbnails = {}
+    return {Output.SESSION: s, Output.SUGGESTIONS_DF: [], Output.POLL: False,
             Output.STATUS: Status("ok", "The knowledge graph was cleared."),
-            **_graph_outputs(s, threshold)}
+            **_reset_filters(), **_graph_view(s, threshold)[0]}
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
 def load_graph(ctl: Controller, path: str | None, threshold: float, session: Session | None) -> Update:
     """Make an exported graph (the app's or `mmre extract`'s graph.json / graph.graphml) this session's
-    graph: suggestions, annotation and exports then work on it as on the session's own triples."""
+    graph: suggestions, annotation and exports then work on it as on the session's own triples. A file
+    that cannot be read leaves the session's graph as it was."""
     s = session or Session()
     if not path:
         raise InputError("Choose a graph.json or graph.graphml file (exported by the app or `mmre extract`) first.")
-    g = kg.read_graph(path)
-    s.graph, s.positions, s.suggestions, s.selected_node = g, {}, [], None
+    g = kg.read_graph(path)  # an InputError here: nothing below runs, the old graph stays
+    _fresh_graph(s, g)
     n_ent, n_rel = len(kg.entity_nodes(g)), len(kg.relation_edges(g, 0.0, (kg.PREDICTED, kg.ANNOTATED)))
     graph_out, note = _graph_view(s, threshold)
-    lines = [f"Loaded {Path(path).name}: {n_ent:,} entities, {n_rel:,} relations; it replaces this session's graph.",
-             note or ""]
-    return {Output.SESSION: s, Output.SUGGESTIONS_DF: [], Output.SUGGESTION: Choices([], None),
-            Output.STATUS: Status.of("ok", lines), **graph_out}
+    n_posts = len(kg.posts_table(g))
+    lines = [f"Loaded {Path(path).name}: {n_ent:,} entities, {n_rel:,} relations"
+             + (f" from {n_posts:,} posts" if n_posts else "") + "; it replaces this session's graph.", note or ""]
+    return {Output.SESSION: s, Output.SUGGESTIONS_DF: [], Output.SUGGESTION: Choices([], None), Output.POLL: False,
+            Output.STATUS: Status.of("ok", lines), **_reset_filters(), **graph_out}
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
 def export_graph(ctl: Controller, threshold: float, session: Session | None) -> Update:
     s = session or Session()
+    threshold = float(threshold)
     folder = ctl.export_dir / s.sid / time.strftime("%Y%m%d-%H%M%S")
     paths = kg.write_all(s.graph, folder, threshold)
     n = len(kg.triples(s.graph, threshold))
@@ -396,31 +463,186 @@ def export_graph(ctl: Controller, threshold: float, session: Session | None) -> 
             Output.STATUS: Status("ok", f"Exported {n} triples (threshold {threshold:.2f}) as JSON, CSV and GraphML.")}
 
 
+# ---- exploring: search, focus, filters, provenance -------------------------------------------------
+def resolve_node(g: Any, value: str | None) -> str | None:
+    """The node a search box value names: a node id, or a name typed in full (any case; the most
+    connected node of that name)."""
+    if value in (None, ""):
+        return None
+    value = str(value).strip()
+    if value in g:
+        return value
+    low = value.lower()
+    named = [n for n, d in g.nodes(data=True) if str(d.get("name", "")).lower() == low]
+    if not named:
+        raise InputError(f"No node is called {value!r}: pick one of the search box's suggestions.")
+    return max(named, key=lambda n: (g.degree(n), str(n)))
+
+
+def _hops(value: str | int | None) -> int:
+    """0 for the whole graph, else 1 or 2 (the focus radio's choice, or a number)."""
+    if value in (None, "", HOPS_CHOICES[0]):
+        return 0
+    if value in HOPS_CHOICES:
+        return HOPS_CHOICES.index(value)
+    try:
+        n = int(str(value).split()[0])
+    except ValueError:
+        raise InputError(f"Unknown focus {value!r}: choose {', '.join(HOPS_CHOICES)}.") from None
+    if not 0 <= n <= explore.MAX_HOPS:
+        raise InputError(f"Focus on 1 or 2 hops (got {n}).")
+    return n
+
+
+def _picked(values: Any, allowed: tuple[str, ...] | list[str], what: str) -> tuple[str, ...]:
+    picked = tuple(str(v) for v in (values or []))
+    unknown = [v for v in picked if v not in allowed]
+    if unknown:
+        raise InputError(f"Unknown {what}: {', '.join(map(repr, unknown))}.")
+    return picked
+
+
+def _decisions(ctl: Controller, names: tuple[str, ...]) -> list[str]:
+    """Stored annotator decisions on the traced pair (both names) or node (its name), newest first."""
+    try:
+        rows = ctl.annotations.rows()
+    except Exception:  # noqa: BLE001 - provenance works without the store
+        log.warning("annotation store unreadable for provenance", exc_info=True)
+        return []
+    cols = {h: i for i, h in enumerate(render.DECISION_HEADERS)}
+    out = []
+    for r in rows:
+        head, tail = str(r[cols["head"]]), str(r[cols["tail"]])
+        if (len(names) == 2 and (head, tail) == names) or (len(names) == 1 and names[0] in (head, tail)):
+            out.append(f"{r[cols['decision']]} by {r[cols['annotator']]} on {r[cols['time']]}: {head} → "
+                       f"{r[cols['relation']]} → {tail}")
+    return out[:5]
+
+
+def _provenance(ctl: Controller, s: Session, prov: Any) -> str:
+    decisions = _decisions(ctl, prov.names) if prov is not None else []
+    return render.provenance_html(prov, s.thumbnails, decisions)
+
+
+@callback(GRAPH_TAB)
+def explore_graph(ctl: Controller, node: str | None, hops: str | int | None, relations: Any, types: Any,
+                  sources: Any, threshold: float, session: Session | None) -> Update:
+    """Search / focus / filter: `node` (searched by name or id) is selected and traced; with 1 or 2 `hops`
+    the graph shows its neighbourhood only; `relations`, `types`, `sources` narrow what is drawn (empty:
+    all). The threshold is the page's one threshold."""
+    s = session or Session()
+    n_hops = _hops(hops)
+    chosen = resolve_node(s.graph, node)
+    view = ViewFilter(chosen if n_hops else None, max(1, n_hops),
+                      _picked(relations, RELATION_CHOICES, "relation"), _picked(types, TYPE_CHOICES, "entity type"),
+                      _picked(sources, SOURCE_CHOICES, "source"))
+    if n_hops and chosen is None:
+        raise InputError("Search a node first, then focus on its neighbourhood.")
+    s.view, s.selected_node = view, chosen
+    out, note = _graph_view(s, threshold)
+    drawn = out[Output.GRAPH].layout.title.text.split("<br>")[0].replace("Knowledge graph — ", "")
+    lines = [f"Focused on {s.graph.nodes[chosen].get('name', chosen)} ({n_hops} hop{'s' if n_hops > 1 else ''})."
+             if view.focus else "", f"Drawn: {drawn}." if not view.is_whole else "The whole graph.", note or ""]
+    out.update({Output.SESSION: s, Output.STATUS: Status.of("ok", lines)})
+    if chosen is not None:
+        out[Output.PROVENANCE] = _provenance(ctl, s, explore.node_provenance(s.graph, chosen))
+    return out
+
+
+@callback(GRAPH_TAB)
+def show_graph(ctl: Controller, threshold: float, session: Session | None) -> Update:
+    """Opening the graph tab: the drawing, the search box and the edges to trace, as the session is now
+    (the extraction tab's callbacks redraw the graph but not the trace list)."""
+    s = session or Session()
+    return {Output.SESSION: s, **_graph_view(s, threshold)[0]}
+
+
+@callback(GRAPH_TAB)
+def whole_graph(ctl: Controller, threshold: float, session: Session | None) -> Update:
+    """Back to the whole graph: no focus, no filter (the threshold stays)."""
+    s = session or Session()
+    s.view = ViewFilter()
+    out, note = _graph_view(s, threshold)
+    return {Output.SESSION: s, Output.STATUS: Status.of("ok", ["The whole graph.", note or ""]), **_reset_filters(),
+            **out}
+
+
+@callback(GRAPH_TAB)
+def trace(ctl: Controller, which: str | None, session: Session | None) -> Update:
+    """Provenance of an edge (its pick-list value) or a node (its id or name): the posts it came from."""
+    s = session or Session()
+    if which in (None, ""):
+        raise InputError("Pick an edge (or search a node) to see the posts it came from.")
+    key = explore.parse_edge_key(str(which))
+    if key is not None:
+        prov = explore.edge_provenance(s.graph, *key)
+        if prov is None:
+            raise InputError("That edge is no longer in the graph (cleared or replaced); pick another one.")
+    else:
+        prov = explore.node_provenance(s.graph, resolve_node(s.graph, which))
+    return {Output.SESSION: s, Output.PROVENANCE: _provenance(ctl, s, prov),
+            Output.STATUS: Status("ok", f"{prov.title}: {prov.n_posts} post{'s' if prov.n_posts != 1 else ''}.")}
+
+
 # ---- suggested links -----------------------------------------------------------------------------
-@callback(GRAPH_PANEL)
+def _suggestion_update(s: Session, sug: Any, threshold: float) -> Update:
+    """What the suggestion panel shows now: the rows when the embedding is ready, else its progress (and
+    the poll timer on while it trains, so the rows appear by themselves)."""
+    st = sug.status()
+    node, k = s.selected_node, s.suggest_k
+    if st["state"] == "training":
+        s.suggestions = []
+        return {Output.SESSION: s, Output.SUGGESTIONS_DF: [], Output.SUGGESTION: Choices([], None),
+                Output.POLL: True, Output.STATUS: Status("info", render.training_text(st))}
+    rows, msg = sug.suggest_with_message(node, k) if node else ([], "Choose a node first.")
+    s.suggestions = [r for r in rows if r["head"] in s.graph and r["tail"] in s.graph]
+    quality = sug.quality_text()
+    text = msg or (f"{len(s.suggestions)} suggested links for {node}, ranked (dashed in the graph); "
+                   f"{quality}." if s.suggestions else f"No new link for {node} fits the relations' types.")
+    return {Output.SESSION: s, Output.POLL: False,
+            Output.SUGGESTIONS_DF: render.suggestion_rows(s.suggestions, quality),
+            Output.SUGGESTION: render.suggestion_choices(s.suggestions),
+            Output.STATUS: Status("info" if not s.suggestions else "ok", text), **_graph_view(s, threshold)[0]}
+
+
+def _embedded(s: Session) -> Any:
+    """What the embedding learns from: the relations at the session's threshold (the last one a graph
+    callback saw; the graph holds every pair's relation, most of them below the model's threshold)."""
+    return kg.view(s.graph, s.threshold if s.threshold is not None else 0.0, include_suggested=False)
+
+
+@callback(GRAPH_TAB)
 def suggest(ctl: Controller, node: str | None, k: int, threshold: float, session: Session | None) -> Update:
+    """Start embedding the graph in the background (when it changed) and show the suggestions for `node`
+    as soon as they are ready: at once when the embedding is current, else by the poll timer."""
     s = session or Session()
     if not node:
         raise InputError("Choose a node of the graph first.")
-    if node not in s.graph:
-        raise InputError(f"{node!r} is not in this session's graph.")
+    node = resolve_node(s.graph, node)
     sug = ctl.suggester(s)
-    s.selected_node = node
+    s.selected_node, s.suggest_k = node, max(1, int(k))
     if sug is None:
         s.suggestions = []
-        msg = "Link suggestions are not available in this installation (mmre_demo.kge is missing)."
-    else:
-        sug.refresh(s.graph)  # background; returns at once
-        rows, msg = sug.suggest_with_message(node, int(k))
-        s.suggestions = [r for r in rows if r["head"] in s.graph and r["tail"] in s.graph]
-    return {Output.SESSION: s, Output.SUGGESTIONS_DF: render.suggestion_rows(s.suggestions),
-            Output.SUGGESTION: render.suggestion_choices(s.suggestions),
-            Output.STATUS: Status("info" if not s.suggestions else "ok",
-                                  msg or f"{len(s.suggestions)} suggested links for {node} (dashed in the graph)."),
-            **_graph_outputs(s, threshold)}
+        return {Output.SESSION: s, Output.SUGGESTIONS_DF: [], Output.SUGGESTION: Choices([], None),
+                Output.POLL: False, Output.STATUS: Status(
+                    "info", "Link suggestions are not available in this installation (mmre_demo.kge is missing)."),
+                **_graph_view(s, threshold)[0]}
+    s.threshold = float(threshold)
+    sug.refresh(_embedded(s))  # background; returns at once
+    return _suggestion_update(s, sug, threshold)
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
+def poll_suggestions(ctl: Controller, threshold: float, session: Session | None) -> Update:
+    """The poll timer's tick: progress while the embedding trains, the suggestions once it is ready."""
+    s = session or Session()
+    sug = ctl.suggester(s) if s.selected_node else None
+    if sug is None:
+        return {Output.POLL: False}
+    return _suggestion_update(s, sug, threshold)
+
+
+@callback(GRAPH_TAB)
 def add_suggestion(ctl: Controller, which: str | int | None, threshold: float, session: Session | None) -> Update:
     s = session or Session()
     if not s.suggestions:
@@ -433,34 +655,43 @@ def add_suggestion(ctl: Controller, which: str | int | None, threshold: float, s
         raise InputError(f"Suggestion {idx + 1} does not exist.")
     r = s.suggestions.pop(idx)
     kg.add_relation(s.graph, r["head"], r["relation"], r["tail"], float(r["score"]), kg.SUGGESTED)
+    if s.graph.has_edge(r["head"], r["tail"], key=r["relation"]):
+        s.graph.edges[r["head"], r["tail"], r["relation"]].setdefault("rank", r.get("rank"))
+    sug = ctl.suggester(s)
     return {Output.SESSION: s,
             Output.STATUS: Status("ok", f"Added {r['head']} → {r['relation']} → {r['tail']} "
                                         "as a suggested (dashed) edge."),
-            Output.SUGGESTIONS_DF: render.suggestion_rows(s.suggestions),
+            Output.SUGGESTIONS_DF: render.suggestion_rows(s.suggestions, sug.quality_text() if sug else ""),
             Output.SUGGESTION: render.suggestion_choices(s.suggestions, with_score=False),
-            **_graph_outputs(s, threshold)}
+            **_graph_view(s, threshold)[0]}
 
 
-@callback(GRAPH_PANEL)
+@callback(GRAPH_TAB)
 def refresh_embedding(ctl: Controller, session: Session | None) -> Update:
     s = session or Session()
     sug = ctl.suggester(s)
     if sug is None:
         raise InputError("Link suggestions are not available in this installation (mmre_demo.kge is missing).")
-    started = sug.refresh(s.graph)
+    started = sug.refresh(_embedded(s))
     st = sug.status()
+    if st["state"] == "training":
+        return {Output.SESSION: s, Output.POLL: bool(s.selected_node),
+                Output.STATUS: Status("info", ("Started: " if started else "") + render.training_text(st))}
     text = st.get("message") or ("Embedding ready" + (f": {st.get('triples')} triples, {st.get('epochs')} epochs, "
-                                                      f"{st.get('seconds')} s." if st.get("triples") else "."))
-    return {Output.SESSION: s, Output.STATUS: Status("info", ("Started: " if started else "") + text)}
+                                                      f"{st.get('seconds')} s; {sug.quality_text()}."
+                                                      if st.get("triples") else "."))
+    return {Output.SESSION: s, Output.STATUS: Status("info", text)}
 
 
 # ---- annotator mode ------------------------------------------------------------------------------
 def show_decision(g: Any, d: Decision) -> None:
     """The graph after a decision: it replaces what stood on the pair before (the annotator's earlier
-    decision, or the prediction), so a relabel twice leaves one edge."""
+    decision, the model's relations for the pair at any probability), so a relabel twice leaves one edge."""
     c = d.candidate
     h, t = kg.add_entity(g, c.head.text, c.head.type), kg.add_entity(g, c.tail.text, c.tail.type)
-    for stood in {c.predicted, d.replaces.relation if d.replaces else NONE_LABEL} - {d.relation, NONE_LABEL}:
+    predicted = [rel for rel, e in (g[h][t].items() if g.has_edge(h, t) else []) if e["source"] == kg.PREDICTED]
+    earlier = d.replaces.relation if d.replaces else NONE_LABEL
+    for stood in {c.predicted, *predicted, earlier} - {d.relation, NONE_LABEL}:
         kg.remove_relation(g, h, stood, t)
     if d.relation != NONE_LABEL:
         kg.add_relation(g, h, d.relation, t, 1.0, kg.ANNOTATED, c.caption)

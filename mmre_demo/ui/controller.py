@@ -24,6 +24,7 @@ from mmre_demo import tuning
 from mmre_demo.annotations import AnnotationStore
 from mmre_demo.annotations.review import ReviewPost, ReviewQueues
 from mmre_demo.data.schema import InputError
+from mmre_demo.graph.explore import ViewFilter
 from mmre_demo.prediction import Prediction, Predictor
 from mmre_demo.ui.login import AnnotatorLogin
 
@@ -51,6 +52,10 @@ class Session:
     selected_node: str | None = None
     suggestions: list[dict] = field(default_factory=list)
     requests: int = 0
+    view: ViewFilter = field(default_factory=ViewFilter)  # the graph tab's focus and filters
+    suggest_k: int = 5
+    threshold: float | None = None  # the page's threshold as the graph callbacks last saw it
+    thumbnails: dict[str, str] = field(default_factory=dict)  # post id -> small JPEG (data URI) for provenance
     posts: list[ReviewPost] = field(default_factory=list)  # what this tab classified (a review queue's source)
     signed_in: str | None = None  # the annotator signed in with a password (login mode)
     review_queue: str | None = None  # the review queue open in this tab and the item it shows

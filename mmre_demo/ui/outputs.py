@@ -42,6 +42,13 @@ class Output(str, Enum):
     SUGGESTION = "suggestion"  # `Choices` of the suggestion to add
     DECISIONS_DF = "decisions_df"  # stored annotator decisions
     ANNOTATIONS_FILE = "annotations_file"  # the MNRE export of the decisions
+    EDGE = "edge"  # `Choices` of the drawn edges, to trace one to its posts
+    PROVENANCE = "provenance"  # HTML: the posts a node or an edge came from
+    POLL = "poll"  # bool: the timer that fetches suggestions while the embedding trains runs
+    HOPS = "hops"  # the focus radio ("whole graph", "1 hop", "2 hops")
+    RELATION_FILTER = "relation_filter"  # the graph's filters (reset by "back to the whole graph")
+    TYPE_FILTER = "type_filter"
+    SOURCE_FILTER = "source_filter"
     NEW_LABEL = "new_label"  # `Choices` of the relations a relabel of the chosen pair may pick (none chosen)
     ANNOTATOR_NAME = "annotator_name"  # the annotator's name (set by signing in)
     REVIEW_QUEUES = "review_queues"  # `Choices` of the review queues in the store
@@ -99,9 +106,13 @@ FROM_IMAGE: tuple[Output, ...] = (*EXTRACTION, Output.CAPTION)  # add names read
 EVIDENCE: tuple[Output, ...] = (  # explain
     Output.SESSION, Output.STATUS, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS, Output.NEW_LABEL,
 )
-GRAPH_PANEL: tuple[Output, ...] = (  # graph, suggestions, annotations
+GRAPH_PANEL: tuple[Output, ...] = (  # annotations (and what the graph tab's callbacks share with them)
     Output.SESSION, Output.STATUS, Output.GRAPH, Output.NODE, Output.FILES, Output.SUGGESTIONS_DF, Output.SUGGESTION,
     Output.DECISIONS_DF, Output.ANNOTATIONS_FILE,
+)
+GRAPH_TAB: tuple[Output, ...] = (  # the graph tab: graph, search / focus / filters, provenance, suggestions
+    *GRAPH_PANEL, Output.EDGE, Output.PROVENANCE, Output.POLL, Output.HOPS, Output.RELATION_FILTER,
+    Output.TYPE_FILTER, Output.SOURCE_FILTER,
 )
 PREVIEW: tuple[Output, ...] = (Output.STATUS, Output.PREVIEW)  # upload
 REVIEW: tuple[Output, ...] = (  # the review queue, the decisions and agreement tables, signing in

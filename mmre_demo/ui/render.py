@@ -17,7 +17,7 @@ from mmre_demo.ui.outputs import Choices, Output, Update
 
 ENTITY_HEADERS = ["text", "type", "start", "end"]
 RELATION_HEADERS = ["#", "head", "relation", "tail", "probability", "top-3 alternatives", "image influence"]
-SUGGESTION_HEADERS = ["head", "relation", "tail", "score"]
+SUGGESTION_HEADERS = ["rank", "head", "relation", "tail", "embedding quality (held out)"]
 DECISION_HEADERS = ["id", "time", "annotator", "head", "predicted", "tail", "decision", "relation", "caption", "img_id"]
 ALTERNATIVE_HEADERS = ["key", "relation", "probability"]
 # entity highlighting: the graph's colours of the four entity types, "?" for an entity without a type
@@ -180,17 +180,112 @@ def image_text_view(pred: Prediction | None, image: Image.Image | None) -> Updat
 
 
 # ---- suggested links ---------------------------------------------------------------------------
-def suggestion_rows(suggestions: list[dict]) -> list[list[Any]]:
-    return [[r["head"], r["relation"], r["tail"], round(float(r["score"]), 3)] for r in suggestions]
+def suggestion_rows(suggestions: list[dict], quality: str = "") -> list[list[Any]]:
+    """Rank, triple and the embedding's held-out quality: the KGE score orders the candidates but is no
+    probability (a model of a few dozen triples gives 0.99 to nonsense), so it is not shown."""
+    return [[r.get("rank", i + 1), r["head"], r["relation"], r["tail"], quality] for i, r in enumerate(suggestions)]
 
 
 def suggestion_choices(suggestions: list[dict], with_score: bool = True) -> Choices:
     """The 'suggestion to add' dropdown, valued by 1-based number; the first one chosen."""
-    def label(r: dict) -> str:
+    def label(r: dict, i: int) -> str:
         text = f"{r['head']} → {short_name(r['relation'])} → {r['tail']}"
-        return f"{text} ({r['score']:.2f})" if with_score else text
+        return f"#{r.get('rank', i + 1)} {text}" if with_score else text
 
-    return Choices([(label(r), str(i + 1)) for i, r in enumerate(suggestions)], "1" if suggestions else None)
+    return Choices([(label(r, i), str(i + 1)) for i, r in enumerate(suggestions)], "1" if suggestions else None)
+
+
+def training_text(status: dict[str, Any]) -> str:
+    """The suggester's progress while it trains, in words."""
+    elapsed, budget = status.get("elapsed_s", 0.0), status.get("budget_s")
+    of = f" of at most {budget:.0f} s" if budget else ""
+    return (f"Embedding the graph ({status.get('relations', '?')} relations): {elapsed:.0f} s{of}… "
+            "the suggestions appear here when it is done.")
+
+
+# ---- provenance --------------------------------------------------------------------------------
+def thumbnail_uri(image: Image.Image, longest: int = 160) -> str:
+    """A small JPEG of the image as a data URI (kept per post in the session, shown in provenance)."""
+    import base64
+    import io
+
+    small = image.convert("RGB")
+    small.thumbnail((longest, longest))
+    buf = io.BytesIO()
+    small.save(buf, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _highlighted(caption: str, spans: tuple[tuple[int, int, str], ...], names: tuple[str, ...]) -> str:
+    """The caption as HTML with its entities marked in their type colours (the traced ones bold)."""
+    from html import escape
+
+    if not spans:  # no recorded spans: mark the traced names where they occur
+        found = []
+        for name in names:
+            i = caption.find(name) if name else -1
+            if i >= 0:
+                found.append((i, i + len(name), ""))
+        spans = tuple(sorted(found))
+    out, pos = [], 0
+    for a, b, t in sorted(spans):
+        if a < pos or b > len(caption):
+            continue
+        text = caption[a:b]
+        colour = TYPE_COLOURS.get(t, UNKNOWN_TYPE_COLOUR)
+        weight = "700" if text in names else "400"
+        out.append(escape(caption[pos:a]))
+        out.append(f'<mark style="background:{colour}33;border-bottom:2px solid {colour};font-weight:{weight}">'
+                   f"{escape(text)}<sup>{escape(t)}</sup></mark>")
+        pos = b
+    out.append(escape(caption[pos:]))
+    return "".join(out)
+
+
+def provenance_html(prov: Any, thumbnails: dict[str, str] | None = None, decisions: list[str] | None = None) -> str:
+    """Where a node or an edge came from: each post's caption with the entities highlighted, its image
+    thumbnail when the session has one (else the image's name), the probability there, and any
+    annotator decisions on the pair."""
+    from html import escape
+
+    if prov is None:
+        return "<p>Pick an edge or search a node to see the posts it came from.</p>"
+    thumbnails = thumbnails or {}
+    head = f"<h4 style='margin:0.2em 0'>{escape(prov.title)}</h4>"
+    facts = []
+    if prov.kind == "edge":
+        what = ("an annotator's decision" if prov.source == "annotated" else
+                "a suggested link (knowledge-graph embedding, not read in any post)" if prov.source == "suggested"
+                else "read in the image (OCR)" if prov.source == "read in the image" else "predicted by the model")
+        facts.append(f"source: {what}")
+        if prov.source != "suggested" and prov.score is not None:
+            facts.append(f"probability {prov.score:.2f} (the highest of its posts)")
+    else:
+        facts.append(f"{prov.count} edge{'s' if prov.count != 1 else ''}")
+    facts.append(f"{prov.n_posts} post{'s' if prov.n_posts != 1 else ''}"
+                 + (f", the first {len(prov.evidence)} listed" if prov.n_posts > len(prov.evidence) else ""))
+    parts = [head, f"<p style='margin:0.2em 0;color:#555'>{escape(' · '.join(facts))}</p>"]
+    for d in decisions or []:
+        parts.append(f"<p style='margin:0.2em 0'>🖊️ {escape(d)}</p>")
+    rows = []
+    for ev in prov.evidence:
+        thumb = thumbnails.get(ev.post_id or "")
+        img = (f"<img src='{thumb}' alt='image of the post' style='max-width:120px;max-height:120px;"
+               "border-radius:4px'>" if thumb else
+               f"<span style='color:#777'>image: {escape(ev.image)}</span>" if ev.image else
+               "<span style='color:#777'>no image</span>")
+        meta = " · ".join(x for x in (f"post {escape(ev.post_id)}" if ev.post_id else "",
+                                       f"probability {ev.probability:.2f}" if ev.probability is not None else "")
+                          if x)
+        rows.append("<div class='prov-post' style='display:flex;gap:0.8em;align-items:flex-start;padding:0.4em 0;"
+                    "border-top:1px solid #e5e7eb;flex-wrap:wrap'>"
+                    f"<div style='flex:0 0 auto'>{img}</div><div style='flex:1 1 220px;min-width:0;"
+                    f"overflow-wrap:anywhere'>{_highlighted(ev.caption, ev.spans, prov.names)}"
+                    f"<br><small style='color:#666'>{meta}</small></div></div>")
+    if not rows:
+        rows.append("<p style='color:#777'>No post recorded for it (a suggested link, or an export without "
+                    "captions).</p>")
+    return "<div id='provenance-body'>" + "".join(parts + rows) + "</div>"
 
 
 # ---- device --------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def pipeline(shipped_relation_dir):
     return Pipeline.load(device="cpu")
 
 
-def launch_test_app(pipeline, folder):
+def launch_test_app(pipeline, folder, suggester_factory=None):
     """Build the app around `pipeline` (annotations and exports under `folder`), serve it on a free
     127.0.0.1 port; returns (url, demo). Call `demo.close()` when done."""
     import socket
@@ -45,7 +45,7 @@ def launch_test_app(pipeline, folder):
     from mmre_demo.ui import Controller, build, launch_kwargs
 
     ctl = Controller(pipeline=pipeline, annotations=AnnotationStore(folder / "ann.sqlite3"), export_dir=folder / "exp",
-                     suggester_factory=None)
+                     suggester_factory=suggester_factory)
     demo = build(ctl)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

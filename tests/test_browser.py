@@ -5,23 +5,15 @@ Screenshots go to ci-artifacts/screenshots/ (kept by the CI run)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.browser import SHOTS, chromium, new_page, require_chromium
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = os.environ.get("MMRE_CHROMIUM", "/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[1] / "ci-artifacts" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-
-if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-    pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium; .ci/run does it)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+require_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +28,8 @@ def app_url(pipeline, tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(app_url):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    exe = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=ARGS)
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        pg = ctx.new_page()
-        pg.set_default_timeout(90_000)
-        yield pg
-        ctx.close()
-        browser.close()
+    with chromium() as browser:
+        yield new_page(browser, accept_downloads=True)
 
 
 def show_tab(page, name: str) -> None:

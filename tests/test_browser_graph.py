@@ -10,23 +10,17 @@ ci-artifacts/screenshots/graph/ (docs/screenshots/ holds the ones looked at for 
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.browser import SHOTS as BROWSER_SHOTS
+from tests.browser import chromium, new_page, require_chromium
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = os.environ.get("MMRE_CHROMIUM", "/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[1] / "ci-artifacts" / "screenshots" / "graph"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-
-if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-    pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+SHOTS = BROWSER_SHOTS / "graph"
+require_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -41,40 +35,21 @@ def corpus_json(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def app_url(pipeline, tmp_path_factory):
-    import socket
-
-    from mmre_demo.annotations import AnnotationStore
     from mmre_demo.kge.suggest import LinkSuggester
-    from mmre_demo.ui import Controller, build, launch_kwargs
+    from tests.conftest import launch_test_app
 
-    folder = tmp_path_factory.mktemp("browser_graph")
-    ctl = Controller(pipeline=pipeline, annotations=AnnotationStore(folder / "ann.sqlite3"), export_dir=folder / "exp",
-                     suggester_factory=lambda: LinkSuggester(features="none", max_epochs=15, time_budget_s=15))
-    demo = build(ctl)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port,
-                                                   prevent_thread_lock=True, quiet=True, **launch_kwargs())
-    yield f"http://127.0.0.1:{port}/"
+    url, demo = launch_test_app(pipeline, tmp_path_factory.mktemp("browser_graph"),
+                                suggester_factory=lambda: LinkSuggester(features="none", max_epochs=15,
+                                                                        time_budget_s=15))
+    yield url
     demo.close()
 
 
 @pytest.fixture(scope="module")
 def browser():
     SHOTS.mkdir(parents=True, exist_ok=True)
-    exe = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
-
-
-def new_page(browser, width: int = 1400, height: int = 1000):
-    ctx = browser.new_context(viewport={"width": width, "height": height})
-    page = ctx.new_page()
-    page.set_default_timeout(90_000)
-    return page
 
 
 def wait_text(page, selector: str, text: str) -> None:

@@ -6,16 +6,14 @@ continues where the annotator stopped. Screenshots in ci-artifacts/screenshots/r
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
 from mmre_demo.data.labels import relation_fits
-from tests.test_browser import ARGS, CHROMIUM, SHOTS
+from tests.browser import SHOTS, chromium, new_page, require_chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+require_chromium()
 
 KEYS = "ar1ar2aar1arasaar1ara"  # 20 decisions, one skip (s) on the way
 HEADER = re.compile(r"\((\w+|\?)\) → \S+ → .+ \((\w+|\?)\)")
@@ -24,15 +22,8 @@ HEADER = re.compile(r"\((\w+|\?)\) → \S+ → .+ \((\w+|\?)\)")
 @pytest.fixture(scope="module")
 def page(review_app):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    exe = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=ARGS)
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-        pg = ctx.new_page()
-        pg.set_default_timeout(90_000)
-        yield pg
-        ctx.close()
-        browser.close()
+    with chromium() as browser:
+        yield new_page(browser)
 
 
 def shot(page, name: str) -> None:

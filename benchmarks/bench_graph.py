@@ -114,7 +114,7 @@ def main() -> None:
         out.update(cb.load_graph(ctl, str(path), 0.5, None))
 
     results["open_10k_s"] = round(median_s(open_corpus, args.repeats), 3)
-    s = out[cb.Output.SESSION]
+    s = out[cb.Output.TAB]
     results["session_keeps"] = {"nodes": s.graph.number_of_nodes(), "edges": s.graph.number_of_edges()}
     results["status"] = out[cb.Output.STATUS].message
     if args.screenshot:

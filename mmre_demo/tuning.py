@@ -42,7 +42,7 @@ SERVING_THREADS = Measured(
     "2.7 req/s with the libraries' default thread pools, 4.2 with torch on one thread and one OCR engine per "
     "core: each concurrent request gets a core instead of every call's pool fighting for all of them")
 
-# onnxruntime intra-op threads per OCR session (detector, orientation, recogniser), non-spinning
+# onnxruntime intra-op threads per OCR InferenceSession (detector, orientation, recogniser), non-spinning
 OCR_THREADS = Measured(
     2, "python benchmarks/bench_ocr.py --stages (34 MNRE sample images, idle)",
     "2 threads: 116-132 ms median per image against 194 ms for 1 (211-239 against 204 ms of CPU); spinning "

@@ -71,7 +71,7 @@ def test_durable_across_store_and_controller_recreation(tmp_path, pipeline):
     ex = examples()[0]
     ctl = Controller(pipeline=pipeline, annotations=AnnotationStore(db), export_dir=tmp_path / "exp")
     out = cb.run(ctl, ex["path"], ex["caption"], 0.5, False, None)
-    s = out[Output.SESSION]
+    s = out[Output.TAB]
     out = cb.annotate(ctl, "1", "accept", None, "alice", 0.5, s)
     assert out[Output.STATUS].kind == "ok", out[Output.STATUS]
     out = cb.annotate(ctl, "2", "relabel", "/per/loc/place_of_residence", "alice", 0.5, s)

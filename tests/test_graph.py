@@ -1,4 +1,4 @@
-"""Session graph: accumulation, threshold, contract, exports, layout for 1..200 nodes (no model, no torch)."""
+"""TabState graph: accumulation, threshold, contract, exports, layout for 1..200 nodes (no model, no torch)."""
 
 from __future__ import annotations
 

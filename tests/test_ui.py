@@ -18,7 +18,7 @@ from mmre_demo.annotations import AnnotationStore
 from mmre_demo.data.labels import fitting_relations
 from mmre_demo.data.schema import Entity, InputError
 from mmre_demo.ui import callbacks as cb
-from mmre_demo.ui.controller import Controller, PipelineLoader, Session, examples
+from mmre_demo.ui.controller import Controller, PipelineLoader, TabState, examples
 from mmre_demo.ui.outputs import (
     EVIDENCE,
     EXTRACTION,
@@ -51,7 +51,7 @@ def _first_run(ctl):
 @pytest.fixture()
 def first(_first_run):
     """The first example's outputs with a session of its own: a test may change it freely."""
-    return {**_first_run, Output.SESSION: copy.deepcopy(_first_run[Output.SESSION])}
+    return {**_first_run, Output.TAB: copy.deepcopy(_first_run[Output.TAB])}
 
 
 def ok(out):
@@ -83,7 +83,7 @@ def test_examples_are_complete():
 def test_run_fills_every_extraction_output(first):
     out = ok(first)
     assert set(out) == set(EXTRACTION) and out[Output.STATUS].kind == "ok"
-    assert isinstance(out[Output.SESSION], Session) and out[Output.SESSION].prediction is not None
+    assert isinstance(out[Output.TAB], TabState) and out[Output.TAB].prediction is not None
     assert any(t for _, t in out[Output.ENTITIES_HL])  # some highlighted entity
     assert out[Output.ENTITIES_DF] and out[Output.ENTITIES_DF][0][1] in ("PER", "ORG", "LOC", "MISC")
     assert out[Output.EVIDENCE_IMG] is not None and out[Output.EVIDENCE_IMG].size[0] > 300
@@ -93,7 +93,7 @@ def test_run_fills_every_extraction_output(first):
 
 
 def test_relation_rows_are_numbered_by_pair_and_match_the_pair_choices(first):
-    rows, pairs = first[Output.RELATIONS_DF], first[Output.SESSION].prediction.pairs
+    rows, pairs = first[Output.RELATIONS_DF], first[Output.TAB].prediction.pairs
     assert rows, "the astronaut example has relations above 0.5"
     for number, head, label, tail, probability, _alternatives, influence in rows:
         pair = pairs[number - 1]  # the # column is the pair's 1-based number
@@ -106,7 +106,7 @@ def test_relation_rows_are_numbered_by_pair_and_match_the_pair_choices(first):
 
 
 def test_run_adds_the_image_with_its_feature_to_the_graph(first):
-    s = first[Output.SESSION]
+    s = first[Output.TAB]
     assert isinstance(s.graph, nx.MultiDiGraph)
     images = [(n, d) for n, d in s.graph.nodes(data=True) if d["kind"] == "image"]
     assert len(images) == 1 and images[0][0] == f"image:{s.image_id}"
@@ -120,7 +120,7 @@ def test_run_adds_the_image_with_its_feature_to_the_graph(first):
 
 
 def test_graph_and_annotation_store_name_an_upload_alike(ctl, first):
-    s = first[Output.SESSION]
+    s = first[Output.TAB]
     assert ctl.annotations.store_image(s.image_path) == s.image_id
 
 
@@ -128,7 +128,7 @@ def test_every_example_runs(ctl):
     s = None
     for e in examples():
         out = ok(cb.run(ctl, e["path"], e["caption"], 0.5, False, s))
-        s = out[Output.SESSION]
+        s = out[Output.TAB]
         if e["path"] is None:
             assert "caption alone" in out[Output.STATUS].message
     assert s.requests == len(examples())
@@ -138,7 +138,7 @@ def test_every_example_runs(ctl):
 
 
 def test_toggle_none_and_threshold(ctl, first):
-    s = first[Output.SESSION]
+    s = first[Output.TAB]
     hidden = ok(cb.refilter(ctl, 0.5, False, s))
     shown = ok(cb.refilter(ctl, 0.5, True, s))
     assert len(shown[Output.RELATIONS_DF]) > len(hidden[Output.RELATIONS_DF])
@@ -149,22 +149,22 @@ def test_toggle_none_and_threshold(ctl, first):
 
 
 def test_explain_pair(ctl, first):
-    s = first[Output.SESSION]
+    s = first[Output.TAB]
     out = ok(cb.explain(ctl, "2", s))
     assert out[Output.EVIDENCE_IMG] is not None and "probability" in out[Output.EVIDENCE_MD]
     assert s.pair_index == 1
-    assert set(out) == {Output.SESSION, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS, Output.NEW_LABEL}
+    assert set(out) == {Output.TAB, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS, Output.NEW_LABEL}
 
 
 @pytest.mark.parametrize("pair, words", [("999", ["#999 does not exist"]), ("abc", ["unknown pair"]),
                                          ("#", ["unknown pair"])])
 def test_explain_refuses_unknown_pairs(ctl, first, pair, words):
-    warns(cb.explain(ctl, pair, first[Output.SESSION]), *words)
+    warns(cb.explain(ctl, pair, first[Output.TAB]), *words)
 
 
 @pytest.mark.parametrize("pair, words", [("999", ["#999 does not exist"]), ("abc", ["unknown pair"])])
 def test_annotate_refuses_unknown_pairs_like_explain(ctl, first, pair, words):
-    warns(cb.annotate(ctl, pair, "accept", None, "bob", 0.5, first[Output.SESSION]), *words)
+    warns(cb.annotate(ctl, pair, "accept", None, "bob", 0.5, first[Output.TAB]), *words)
 
 
 def test_rerun_with_edited_entities(ctl):
@@ -178,8 +178,8 @@ def test_rerun_with_edited_entities(ctl):
     # retype: Berlin as an ORG
     rows2 = [r[:] for r in out[Output.ENTITIES_DF]]
     rows2[2][1] = "ORG"
-    out2 = ok(cb.rerun(ctl, None, cap, rows2, 0.0, True, out[Output.SESSION]))
-    assert "ORG:Berlin" in out2[Output.SESSION].graph
+    out2 = ok(cb.rerun(ctl, None, cap, rows2, 0.0, True, out[Output.TAB]))
+    assert "ORG:Berlin" in out2[Output.TAB].graph
 
 
 @pytest.mark.parametrize("rows,words", [
@@ -289,7 +289,7 @@ def test_thirty_entities_are_capped(ctl):
     rows = [[n, "PER", None, None] for n in names]
     out = ok(cb.rerun(ctl, None, cap, rows, 0.0, True, None))
     assert "435 entity pairs" in out[Output.STATUS].message and "15 pairs" in out[Output.STATUS].message
-    assert len(out[Output.SESSION].prediction.pairs) == 15
+    assert len(out[Output.TAB].prediction.pairs) == 15
 
 
 def test_entity_segments_cover_the_caption_in_order():
@@ -305,7 +305,7 @@ def test_word_segments_without_weights_are_the_plain_caption():
 def test_graph_accumulates_clears_and_exports(ctl, tmp_path):
     ex = examples()
     out = ok(cb.run(ctl, ex[0]["path"], ex[0]["caption"], 0.5, False, None))
-    s = out[Output.SESSION]
+    s = out[Output.TAB]
     n1 = s.graph.number_of_nodes()
     out = ok(cb.run(ctl, ex[0]["path"], ex[0]["caption"], 0.5, False, s))
     assert s.graph.number_of_nodes() == n1  # same entity text + type = same node
@@ -319,7 +319,7 @@ def test_graph_accumulates_clears_and_exports(ctl, tmp_path):
 
 
 def test_annotate_updates_graph_and_store(ctl, first):
-    s = first[Output.SESSION]
+    s = first[Output.TAB]
     threshold = s.prediction.threshold  # the slider's start: the relation the annotator saw
     i = next(i for i, p in enumerate(s.prediction.pairs)  # a shown relation that another relation could replace
              if p.is_shown(threshold) and len(fitting_relations(p.head.type, p.tail.type)) > 1)
@@ -338,17 +338,17 @@ def test_annotate_updates_graph_and_store(ctl, first):
     ("1", "approve", None, ["accept, reject or relabel"]),
 ])
 def test_annotate_refuses_incomplete_decisions(ctl, first, pair, decision, new_label, words):
-    warns(cb.annotate(ctl, pair, decision, new_label, "bob", 0.5, first[Output.SESSION]), *words)
+    warns(cb.annotate(ctl, pair, decision, new_label, "bob", 0.5, first[Output.TAB]), *words)
 
 
 def test_export_annotations_writes_mnre_lines(ctl, first):
-    ok(cb.annotate(ctl, "1", "accept", None, "bob", 0.5, first[Output.SESSION]))
+    ok(cb.annotate(ctl, "1", "accept", None, "bob", 0.5, first[Output.TAB]))
     out = ok(cb.export_annotations(ctl))
     assert Path(out[Output.ANNOTATIONS_FILE]).read_text().strip()
 
 
 def test_suggestions_say_they_are_not_available_without_the_kge(ctl, first):
-    s = first[Output.SESSION]
+    s = first[Output.TAB]
     node = next(n for n, d in s.graph.nodes(data=True) if d["kind"] == "entity")
     out = ok(cb.suggest(ctl, node, 5, 0.5, s))
     assert "not available" in out[Output.STATUS].message and out[Output.SUGGESTIONS_DF] == []
@@ -356,7 +356,7 @@ def test_suggestions_say_they_are_not_available_without_the_kge(ctl, first):
 
 
 def test_suggestion_callbacks_refuse_missing_choices(ctl, first):
-    s = first[Output.SESSION]
+    s = first[Output.TAB]
     warns(cb.suggest(ctl, None, 5, 0.5, s), "choose a node")
     warns(cb.add_suggestion(ctl, "1", 0.5, s), "no suggestions")
 
@@ -367,7 +367,7 @@ def test_suggested_links_with_the_kge(pipeline, tmp_path):
                      suggester_factory=lambda: suggest.LinkSuggester(features="none", time_budget_s=5, max_epochs=30))
     s = None
     for e in examples()[:4]:
-        s = ok(cb.run(ctl, e["path"], e["caption"], 0.0, False, s))[Output.SESSION]
+        s = ok(cb.run(ctl, e["path"], e["caption"], 0.0, False, s))[Output.TAB]
     node = next(n for n in s.graph if n.startswith("PER:"))
     ok(cb.refresh_embedding(ctl, s))
     assert ctl.suggester(s).wait(120)
@@ -464,7 +464,7 @@ def _spotify_run(ctl, text_png):
 
 @pytest.fixture()
 def spotify(_spotify_run):
-    return {**_spotify_run, Output.SESSION: copy.deepcopy(_spotify_run[Output.SESSION])}
+    return {**_spotify_run, Output.TAB: copy.deepcopy(_spotify_run[Output.TAB])}
 
 
 def test_text_in_the_image_is_listed_boxed_and_grounds_the_caption_entity(spotify):
@@ -472,13 +472,13 @@ def test_text_in_the_image_is_listed_boxed_and_grounds_the_caption_entity(spotif
     assert "“SPOTIFY”" in out[Output.IMAGE_TEXT_MD] and "**Spotify** read as" in out[Output.IMAGE_TEXT_MD]
     assert isinstance(out[Output.IMAGE_TEXT_IMG], Image.Image)
     assert "text in the image: 2 lines" in out[Output.STATUS].message
-    g = out[Output.SESSION].graph
+    g = out[Output.TAB].graph
     shows = [(u, v) for u, v, k in g.edges(keys=True) if k == "shows text of"]
     assert shows == [(next(n for n in g if n.startswith("image:")), "ORG:Spotify")]
 
 
 def test_a_pair_with_a_grounded_entity_shows_its_box_labelled_read_in_the_image(ctl, spotify):
-    s = spotify[Output.SESSION]
+    s = spotify[Output.TAB]
     idx = next(i for i, p in enumerate(s.prediction.pairs) if "Spotify" in (p.head.text, p.tail.text))
     out = ok(cb.explain(ctl, str(idx + 1), s))
     assert "**Read in the image** (grounded evidence" in out[Output.EVIDENCE_MD]
@@ -491,15 +491,15 @@ def test_reading_the_text_can_be_switched_off(ctl, text_png):
     out = ok(cb.run(ctl, text_png, SPOTIFY_CAPTION, None, False, None, read_text=False))
     assert out[Output.IMAGE_TEXT_MD] == "Reading the text in the image is switched off."
     assert out[Output.IMAGE_TEXT_IMG] is None and out[Output.ALSO_IN_IMAGE].choices == []
-    assert not any(k == "shows text of" for *_, k in out[Output.SESSION].graph.edges(keys=True))
+    assert not any(k == "shows text of" for *_, k in out[Output.TAB].graph.edges(keys=True))
 
 
 def test_a_name_only_in_the_image_is_added_with_one_click_and_classified(ctl, spotify, text_png):
     names = spotify[Output.ALSO_IN_IMAGE].choices
     assert names == [("New York Stock Exchange (ORG)", "0")]
-    out = ok(cb.add_from_image(ctl, ["0"], text_png, None, False, spotify[Output.SESSION]))
+    out = ok(cb.add_from_image(ctl, ["0"], text_png, None, False, spotify[Output.TAB]))
     assert out[Output.CAPTION] == SPOTIFY_CAPTION + " [in the image: New York Stock Exchange]"
-    pred = out[Output.SESSION].prediction
+    pred = out[Output.TAB].prediction
     assert [e.text for e in pred.entities] == ["Spotify", "Daniel Ek", "New York Stock Exchange"]
     assert any("New York Stock Exchange" in (p.head.text, p.tail.text) for p in pred.pairs)
     assert out[Output.ALSO_IN_IMAGE].choices == []  # now a caption entity, grounded like the others
@@ -508,22 +508,22 @@ def test_a_name_only_in_the_image_is_added_with_one_click_and_classified(ctl, sp
 
 @pytest.mark.parametrize("chosen, words", [([], ["tick"]), (["7"], ["unknown choice"])])
 def test_adding_names_from_the_image_refuses_empty_or_unknown_choices(ctl, spotify, text_png, chosen, words):
-    warns(cb.add_from_image(ctl, chosen, text_png, None, False, spotify[Output.SESSION]), *words)
+    warns(cb.add_from_image(ctl, chosen, text_png, None, False, spotify[Output.TAB]), *words)
 
 
 def test_adding_names_from_the_image_needs_some(ctl, first):
-    warns(cb.add_from_image(ctl, ["0"], None, 0.5, False, first[Output.SESSION]), "no names")
+    warns(cb.add_from_image(ctl, ["0"], None, 0.5, False, first[Output.TAB]), "no names")
 
 
 # ---- load graph (issue 15) -------------------------------------------------------------------------
 def test_an_exported_graph_loads_into_a_new_session(ctl, first, tmp_path):
-    files = ok(cb.export_graph(ctl, 0.0, first[Output.SESSION]))[Output.FILES]
+    files = ok(cb.export_graph(ctl, 0.0, first[Output.TAB]))[Output.FILES]
     for f in files:
         if f.endswith((".json", ".graphml")):
             out = ok(cb.load_graph(ctl, f, 0.0, None))
-            s = out[Output.SESSION]
+            s = out[Output.TAB]
             assert "Loaded" in out[Output.STATUS].message
-            assert sorted(kg.triples(s.graph), key=str) == sorted(kg.triples(first[Output.SESSION].graph), key=str)
+            assert sorted(kg.triples(s.graph), key=str) == sorted(kg.triples(first[Output.TAB].graph), key=str)
             assert sorted(v for _, v in out[Output.NODE].choices) == kg.entity_nodes(s.graph)  # the search box
 
 
@@ -538,7 +538,7 @@ def test_a_large_graph_is_drawn_as_its_most_connected_nodes_with_a_note(ctl, tmp
     assert "most connected" in out[Output.GRAPH].layout.title.text
     assert len(out[Output.NODE].choices) == 440  # every entity can be searched, drawn or not
     assert len({n for tr in out[Output.GRAPH].data for n in (tr.customdata or [])}) == cb.MAX_NODES_DRAWN
-    assert out[Output.SESSION].graph.number_of_nodes() == 440  # the session keeps the whole graph
+    assert out[Output.TAB].graph.number_of_nodes() == 440  # the session keeps the whole graph
 
 
 @pytest.mark.parametrize("content, words", [(None, ["choose a graph"]), ("not json", ["not valid json"]),
@@ -559,9 +559,9 @@ def test_status_messages_never_show_server_paths(ctl, first, tmp_path):
     msg = warns(cb.load_graph(ctl, str(bad), 0.0, None), "notes.txt")[Output.STATUS].message
     assert str(bad.parent) not in msg
     pair = first[Output.PAIR].choices[0][1]
-    p = first[Output.SESSION].prediction.pairs[int(pair) - 1]
+    p = first[Output.TAB].prediction.pairs[int(pair) - 1]
     label = fitting_relations(p.head.type, p.tail.type)[0]
-    saved = ok(cb.annotate(ctl, pair, "relabel", label, "ann", 0.0, first[Output.SESSION]))
+    saved = ok(cb.annotate(ctl, pair, "relabel", label, "ann", 0.0, first[Output.TAB]))
     msg = saved[Output.STATUS].message
     assert label in msg and str(ctl.annotations.path.parent) not in msg
     assert cb.hide_server_paths(f"{tmp_path}/a.png and /per/loc/place_of_birth") == "a.png and /per/loc/place_of_birth"
@@ -573,7 +573,7 @@ def test_a_caption_with_zero_width_characters_runs_and_reruns_with_its_table(ctl
     rows = out[Output.ENTITIES_DF]
     assert {r[0] for r in rows} >= {"Trump", "Kim Jong Un"}
     assert "".join(t for t, _ in out[Output.ENTITIES_HL]) == cap  # highlights cover the typed caption
-    again = ok(cb.rerun(ctl, None, cap, rows, 0.0, False, out[Output.SESSION]))
+    again = ok(cb.rerun(ctl, None, cap, rows, 0.0, False, out[Output.TAB]))
     assert again[Output.ENTITIES_DF] == rows
     typed_only = [["Trump", "PER", None, None], ["Kim Jong Un", "PER", None, None]]  # no offsets: found in the text
     found = ok(cb.rerun(ctl, None, cap, typed_only, 0.0, False, None))

@@ -46,7 +46,7 @@ def status(out):
 
 
 def test_the_relabel_list_holds_only_relations_that_fit_the_pair_and_chooses_none(ctl, ran):
-    s = ran[Output.SESSION]
+    s = ran[Output.TAB]
     number, p = per_loc_pair(s)
     choices = cb.explain(ctl, number, s)[Output.NEW_LABEL]
     assert choices.value is None  # a relabel is always an explicit choice
@@ -56,22 +56,22 @@ def test_the_relabel_list_holds_only_relations_that_fit_the_pair_and_chooses_non
 
 
 def test_relabel_without_a_label_stores_nothing(ctl, ran):
-    number, _ = per_loc_pair(ran[Output.SESSION])
-    out = cb.annotate(ctl, number, "relabel", None, "ann", 0.0, ran[Output.SESSION])
+    number, _ = per_loc_pair(ran[Output.TAB])
+    out = cb.annotate(ctl, number, "relabel", None, "ann", 0.0, ran[Output.TAB])
     assert status(out).kind == "warn" and "choose it from the list" in status(out).message
     assert ctl.annotations.count() == 0
 
 
 def test_a_type_breaking_relabel_is_refused_with_both_types_named(ctl, ran):
-    number, p = per_loc_pair(ran[Output.SESSION])
-    out = cb.annotate(ctl, number, "relabel", "/per/org/member_of", "ann", 0.0, ran[Output.SESSION])
+    number, p = per_loc_pair(ran[Output.TAB])
+    out = cb.annotate(ctl, number, "relabel", "/per/org/member_of", "ann", 0.0, ran[Output.TAB])
     msg = status(out).message
     assert status(out).kind == "warn" and "needs a PER head and a ORG tail" in msg and f"{p.tail.text} is LOC" in msg
     assert ctl.annotations.count() == 0
 
 
 def test_a_later_decision_replaces_the_earlier_one_in_graph_exports_and_table(ctl, ran):
-    s = ran[Output.SESSION]
+    s = ran[Output.TAB]
     number, p = per_loc_pair(s)
     first, second = fitting_relations("PER", "LOC")[:2]
     cb.annotate(ctl, number, "relabel", first, "ann", 0.0, s)
@@ -91,7 +91,7 @@ def test_a_later_decision_replaces_the_earlier_one_in_graph_exports_and_table(ct
 
 
 def test_undo_brings_back_the_earlier_decision_then_the_prediction(ctl, ran):
-    s = ran[Output.SESSION]
+    s = ran[Output.TAB]
     number, p = per_loc_pair(s)
     shown = p.shown(0.0)[0]
     first, second = fitting_relations("PER", "LOC")[:2]
@@ -108,7 +108,7 @@ def test_undo_brings_back_the_earlier_decision_then_the_prediction(ctl, ran):
 
 
 def test_the_decisions_table_shows_the_annotators_own_by_default(ctl, ran):
-    s = ran[Output.SESSION]
+    s = ran[Output.TAB]
     cb.annotate(ctl, "1", "accept", None, "alice", 0.0, s)
     cb.annotate(ctl, "1", "reject", None, "bob", 0.0, s)
     mine = rv.refresh(ctl, "alice", False, s)[Output.DECISIONS_DF]
@@ -123,7 +123,7 @@ def test_with_a_login_required_nobody_writes_without_signing_in(pipeline, tmp_pa
     c = Controller(pipeline=pipeline, annotations=AnnotationStore(tmp_path / "a.sqlite3"), export_dir=tmp_path,
                    suggester_factory=None, login=login)
     run = cb.run(c, None, CAPTION, 0.0, True, None)
-    s = run[Output.SESSION]
+    s = run[Output.TAB]
     assert run[Output.RELATIONS_DF]  # visitors still see the predictions
     refused = cb.annotate(c, "1", "accept", None, "mallory", 0.0, s)
     assert status(refused).kind == "warn" and "needs a login" in status(refused).message
@@ -137,7 +137,7 @@ def test_with_a_login_required_nobody_writes_without_signing_in(pipeline, tmp_pa
 
 def test_without_the_login_setting_anyone_writes_under_their_name(ctl, ran):
     assert not ctl.login.required
-    cb.annotate(ctl, "1", "accept", None, "  carol ", 0.0, ran[Output.SESSION])
+    cb.annotate(ctl, "1", "accept", None, "  carol ", 0.0, ran[Output.TAB])
     assert [d.annotator for d in ctl.annotations.current()] == ["carol"]
 
 
@@ -147,7 +147,7 @@ def test_on_a_space_the_oauth_name_is_the_annotator(pipeline, tmp_path, monkeypa
     c = Controller(pipeline=pipeline, annotations=AnnotationStore(tmp_path / "a.sqlite3"), export_dir=tmp_path,
                    suggester_factory=None)
     assert c.login.mode is LoginMode.HUGGINGFACE
-    s = cb.run(c, None, CAPTION, 0.0, True, None)[Output.SESSION]
+    s = cb.run(c, None, CAPTION, 0.0, True, None)[Output.TAB]
     assert "Hugging Face" in status(cb.annotate(c, "1", "accept", None, "x", 0.0, s)).message
     cb.annotate(c, "1", "accept", None, "x", 0.0, s, oauth_name="hf-user")
     assert [d.annotator for d in c.annotations.current()] == ["hf-user"]
@@ -164,9 +164,9 @@ def test_the_login_setting_reads_its_annotators_from_the_environment(monkeypatch
 
 
 def test_review_this_tabs_posts_by_keys_with_progress(ctl, ran):
-    s = ran[Output.SESSION]
+    s = ran[Output.TAB]
     cb.run(ctl, None, "Eileen Collins of NASA poses in Houston.", 0.0, True, s)
-    out = rv.open_session_posts(ctl, "rita", s)
+    out = rv.open_tab_posts(ctl, "rita", s)
     assert status(out).kind == "ok", status(out)
     total = ctl.queues.info(s.review_queue).items
     assert out[Output.REVIEW_PROGRESS].startswith(f"**0 of {total} reviewed")
@@ -187,5 +187,5 @@ def test_review_this_tabs_posts_by_keys_with_progress(ctl, ran):
 
 
 def test_a_review_queue_needs_a_name(ctl, ran):
-    out = rv.open_session_posts(ctl, "", ran[Output.SESSION])
+    out = rv.open_tab_posts(ctl, "", ran[Output.TAB])
     assert status(out).kind == "warn" and "annotator name" in status(out).message

@@ -17,7 +17,7 @@ from mmre_demo.graph.explore import edge_key
 from mmre_demo.graph.synthetic import synthetic_extract
 from mmre_demo.kge.predict import fits_types
 from mmre_demo.ui import callbacks as cb
-from mmre_demo.ui.controller import Controller, Session, examples
+from mmre_demo.ui.controller import Controller, TabState, examples
 from mmre_demo.ui.outputs import GRAPH_TAB, Output
 
 
@@ -66,7 +66,7 @@ def corpus_json(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def corpus(stub_ctl, corpus_json):
-    return ok(cb.load_graph(stub_ctl, str(corpus_json), 0.0, None))[Output.SESSION]
+    return ok(cb.load_graph(stub_ctl, str(corpus_json), 0.0, None))[Output.TAB]
 
 
 # ---- one threshold ----------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def model_ctl(pipeline, tmp_path_factory):
 @pytest.fixture(scope="module")
 def extracted(model_ctl):
     ex = examples()[0]
-    return ok(cb.run(model_ctl, ex["path"], ex["caption"], 0.0, False, None))[Output.SESSION]
+    return ok(cb.run(model_ctl, ex["path"], ex["caption"], 0.0, False, None))[Output.TAB]
 
 
 @pytest.mark.parametrize("thresholds", [(0.8, 0.45), (0.45, 0.9), (0.0, 0.6, 0.3)])
@@ -115,7 +115,7 @@ def test_the_threshold_refilters_on_every_change_not_only_on_release(stub_ctl):
 
 
 def test_the_title_counts_relations_and_suggestions_apart(stub_ctl):
-    s = Session()
+    s = TabState()
     a, b, c = (kg.add_entity(s.graph, n, "PER") for n in ("A", "B", "C"))
     kg.add_relation(s.graph, a, "/per/per/peer", b, 0.9)
     kg.add_relation(s.graph, b, "/per/per/peer", c, 0.8, kg.SUGGESTED)
@@ -128,7 +128,7 @@ def test_the_title_counts_relations_and_suggestions_apart(stub_ctl):
 # ---- search, focus, filters -------------------------------------------------------------------------
 def test_a_corpus_graph_opens_as_an_overview_and_the_session_keeps_all_of_it(stub_ctl, corpus_json):
     out = ok(cb.load_graph(stub_ctl, str(corpus_json), 0.0, None))
-    s = out[Output.SESSION]
+    s = out[Output.TAB]
     full = kg.read_graph(corpus_json)
     assert s.graph.number_of_nodes() == full.number_of_nodes() > cb.MAX_NODES_DRAWN
     assert len(drawn_nodes(out)) == cb.MAX_NODES_DRAWN
@@ -220,7 +220,7 @@ class StubDecisions:
 
 def test_provenance_shows_the_annotators_decisions_on_the_pair(stub_ctl):
     stub_ctl.annotations = StubDecisions()
-    s = Session()
+    s = TabState()
     a, b = kg.add_entity(s.graph, "Ann", "PER"), kg.add_entity(s.graph, "Acme", "ORG")
     kg.add_relation(s.graph, a, "/per/org/member_of", b, 1.0, kg.ANNOTATED, "Ann joined Acme.")
     html = ok(cb.trace(stub_ctl, edge_key(a, "/per/org/member_of", b), s))[Output.PROVENANCE]
@@ -261,7 +261,7 @@ def test_suggestions_appear_by_themselves_when_the_embedding_is_ready(tmp_path):
     sug = ControlledSuggester()
     ctl = Controller(pipeline=StubPipeline(), annotations=AnnotationStore(tmp_path / "a.sqlite3"),
                      export_dir=tmp_path, suggester_factory=lambda: sug)
-    s = Session()
+    s = TabState()
     a, b = kg.add_entity(s.graph, "A", "PER"), kg.add_entity(s.graph, "B", "PER")
     kg.add_relation(s.graph, a, "/per/per/couple", b, 0.9)
     first = ok(cb.suggest(ctl, "A", 5, 0.5, s))  # a name typed in the search box
@@ -274,7 +274,7 @@ def test_suggestions_appear_by_themselves_when_the_embedding_is_ready(tmp_path):
     assert done[Output.SUGGESTIONS_DF] == [[1, "PER:A", "/per/per/peer", "PER:B", sug.quality_text()]]
     assert "0.998" not in str(done[Output.SUGGESTIONS_DF]) and "#1 PER:A" in done[Output.SUGGESTION].choices[0][0]
     assert "1 suggested link" in title(done) and "held-out MRR 0.41" in done[Output.STATUS].message
-    assert ok(cb.poll_suggestions(ctl, 0.5, Session()))[Output.POLL] is False  # nothing asked: the timer stops
+    assert ok(cb.poll_suggestions(ctl, 0.5, TabState()))[Output.POLL] is False  # nothing asked: the timer stops
 
 
 def test_the_apps_suggestions_respect_the_relation_types(tmp_path):
@@ -285,7 +285,7 @@ def test_the_apps_suggestions_respect_the_relation_types(tmp_path):
     sug = LinkSuggester(features="none", max_epochs=15, time_budget_s=30)
     ctl = Controller(pipeline=StubPipeline(), annotations=AnnotationStore(tmp_path / "a.sqlite3"),
                      export_dir=tmp_path, suggester_factory=lambda: sug)
-    s = ok(cb.load_graph(ctl, path, 0.0, None))[Output.SESSION]
+    s = ok(cb.load_graph(ctl, path, 0.0, None))[Output.TAB]
     out = ok(cb.suggest(ctl, "PER:Person 0", 10, 0.0, s))
     if out[Output.POLL]:
         assert sug.wait(120)
@@ -306,7 +306,7 @@ def test_a_graph_too_small_to_embed_says_so(tmp_path):
 
     ctl = Controller(pipeline=StubPipeline(), annotations=AnnotationStore(tmp_path / "a.sqlite3"),
                      export_dir=tmp_path, suggester_factory=lambda: LinkSuggester(features="none"))
-    s = Session()
+    s = TabState()
     kg.add_relation(s.graph, kg.add_entity(s.graph, "A", "PER"), "/per/per/peer", kg.add_entity(s.graph, "B", "PER"),
                     0.9)
     out = ok(cb.suggest(ctl, "PER:A", 5, 0.0, s))
@@ -343,7 +343,7 @@ def _big_graphml(path: Path, n_edges: int) -> Path:
     (lambda p: _big_graphml(p / "million.graphml", 1_000_000), ["1,000,000 edges", "at most 500,000"]),
 ])
 def test_a_bad_graph_file_is_refused_clearly_and_the_session_keeps_its_graph(stub_ctl, tmp_path, make, words):
-    s = Session()
+    s = TabState()
     kg.add_relation(s.graph, kg.add_entity(s.graph, "Keep", "PER"), "/per/per/peer",
                     kg.add_entity(s.graph, "Me", "PER"), 0.9)
     before, graph = kg.triples(s.graph), s.graph

@@ -1,6 +1,6 @@
 """What a review queue is built from: an `mmre extract` output folder (its posts classified again with
 their stored entities, so every pair comes back with both directions, not only the relations
-`triples.jsonl` kept) or the posts a session classified."""
+`triples.jsonl` kept) or the posts a browser tab classified."""
 
 from __future__ import annotations
 

@@ -62,8 +62,8 @@ DEFAULT_MAX_LINES = 60
 DEFAULT_MAX_TEXT_UNITS = tuning.OCR_MAX_TEXT_UNITS.value
 DEFAULT_CACHE_SIZE = 64
 MAX_UPSCALE = 2.0  # small images are enlarged for reading, at most this much
-# onnxruntime intra-op threads per session (detector, orientation, recogniser), which do not spin
-# (SPIN_THREADS): each of the three sessions keeps its own pool, and spinning workers fight for the cores.
+# onnxruntime intra-op threads per InferenceSession (detector, orientation, recogniser), which do not spin
+# (SPIN_THREADS): each of the three InferenceSessions keeps its own pool, and spinning workers fight for the cores.
 # Measured: mmre_demo.tuning.OCR_THREADS; never more than the machine's cores.
 DEFAULT_THREADS = min(tuning.OCR_THREADS.value, os.cpu_count() or 1)
 SPIN_THREADS = False
@@ -136,7 +136,7 @@ class RapidEngine:
     The models, box post-processing, orientation and recognition are RapidOCR's (which is why the
     package is pinned to 1.4.4). What differs from running RapidOCR's own steps is speed, not the
     result (same texts and confidences: tests/test_ocr.py; docs/image_text.md, "Speed"): its three
-    onnxruntime sessions are rebuilt with `_session_options` (memory arena on, threads that do not
+    onnxruntime InferenceSessions are rebuilt with `ort_options` (memory arena on, threads that do not
     spin); the detector's input is normalised with a lookup table (RapidOCR computes the same
     float32 values in float64: 18 ms); crops are cut from the RGB image and flipped to BGR one by
     one instead of flipping the whole image. Recognition pads crops to REC_MIN_WIDTH, not 320.
@@ -147,14 +147,14 @@ class RapidEngine:
         from rapidocr_onnxruntime import RapidOCR
 
         n = threads or DEFAULT_THREADS
-        # its own sessions are replaced below, so they are built with one thread (no idle pools)
+        # its own InferenceSessions are replaced below, so they are built with one thread (no idle pools)
         self.ocr = RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1, text_score=0.0,
                             det_limit_type="max", det_limit_side_len=max_side, print_verbose=False,
                             rec_img_shape=[3, 48, REC_MIN_WIDTH])
         paths = _model_paths()
-        self.ocr.text_det.infer.session = _session(paths["Det"], n)
-        self.ocr.text_cls.infer.session = _session(paths["Cls"], n)
-        self.ocr.text_rec.session.session = _session(paths["Rec"], n)
+        self.ocr.text_det.infer.session = _onnx_model(paths["Det"], n)
+        self.ocr.text_cls.infer.session = _onnx_model(paths["Cls"], n)
+        self.ocr.text_rec.session.session = _onnx_model(paths["Rec"], n)
         self._det_lut = _normalise_table(self.ocr.text_det.mean, self.ocr.text_det.std)
         self.last_stages: dict[str, float] = {}
 
@@ -247,8 +247,8 @@ def _model_paths() -> dict[str, str]:
     return {stage: config[stage]["model_path"] for stage in ("Det", "Cls", "Rec")}
 
 
-def _session_options(threads: int) -> Any:
-    """onnxruntime options for the three OCR sessions (RapidOCR's own turn the memory arena off)."""
+def ort_options(threads: int) -> Any:
+    """onnxruntime options for the three OCR InferenceSessions (RapidOCR's own turn the memory arena off)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -261,10 +261,10 @@ def _session_options(threads: int) -> Any:
     return opts
 
 
-def _session(model_path: str, threads: int) -> Any:
+def _onnx_model(model_path: str, threads: int) -> Any:
     import onnxruntime as ort
 
-    return ort.InferenceSession(model_path, sess_options=_session_options(threads),
+    return ort.InferenceSession(model_path, sess_options=ort_options(threads),
                                 providers=["CPUExecutionProvider"])
 
 

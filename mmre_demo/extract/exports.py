@@ -21,7 +21,7 @@ GRAPH_JSON, GRAPH_GRAPHML, TRIPLES_CSV, SUMMARY = "graph.json", "graph.graphml",
 
 
 def build_graph(folder: str | Path) -> nx.MultiDiGraph:
-    """The session-graph contract of `graph/store.py` over every committed post of the folder."""
+    """The app-graph contract of `graph/store.py` over every committed post of the folder."""
     from mmre_demo import graph as kg
 
     folder = Path(folder)

@@ -1,4 +1,4 @@
-"""Export the session graph: JSON (node-link + triples), CSV (triples), GraphML (nodes + edges)."""
+"""Export the app's graph: JSON (node-link + triples), CSV (triples), GraphML (nodes + edges)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Draw the session graph with plotly: entity nodes coloured by type and sized by degree, labels where
+"""Draw the app's graph with plotly: entity nodes coloured by type and sized by degree, labels where
 they fit (graph/placement.py), directed edges with relation, probability and source on hover, image nodes
 linked by dotted `depicts` edges, suggested links dashed. The title counts relations and suggested
 links apart."""

@@ -1,5 +1,5 @@
 """Read an exported graph (`graph.json` or `.graphml`, from the app or from `mmre extract`) back into the
-session-graph contract of `graph/store.py`, so it can be browsed, completed and trained on.
+app-graph contract of `graph/store.py`, so it can be browsed, completed and trained on.
 
 What the exports do not carry cannot come back: image features (JSON keeps only
 `has_image_feature`), and GraphML joins list attributes with " | " (a caption that itself contains
@@ -21,7 +21,7 @@ from mmre_demo.graph.store import ENTITY_KIND, IMAGE_KIND, IMAGE_RELATIONS, POST
 JSON_FORMAT = "mmre_demo.graph/1"
 LIST_SEP = " | "  # how export.to_graphml_graph joins lists
 MAX_BYTES = 2 * 1024**3
-# an app session holds the graph in memory and redraws views of it: a corpus of 100,000 posts has
+# an app's tab holds the graph in memory and redraws views of it: a corpus of 100,000 posts has
 # ~150,000 edges; a file with more is refused before it is built (mmre kge reads big graphs offline)
 MAX_EDGES = 500_000
 MAX_NODES = 500_000
@@ -81,7 +81,7 @@ def graph_from_json_dict(data: Any, name: str = "graph.json") -> nx.MultiDiGraph
 
 def _check_size(n_edges: int, n_nodes: int, name: str) -> None:
     if n_edges > MAX_EDGES or n_nodes > MAX_NODES:
-        raise InputError(f"{name}: {n_nodes:,} nodes and {n_edges:,} edges is more than a session opens "
+        raise InputError(f"{name}: {n_nodes:,} nodes and {n_edges:,} edges is more than the app opens "
                          f"(at most {MAX_NODES:,} nodes and {MAX_EDGES:,} edges); export a higher threshold or "
                          "train and query it offline with `mmre kge`")
 

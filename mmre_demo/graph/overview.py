@@ -37,5 +37,5 @@ def top_degree_view(g: nx.MultiDiGraph, top_n: int = DEFAULT_TOP_N, threshold: f
     hidden_edges = h.number_of_edges() - sub.number_of_edges()
     note = (f"Overview: the {len(ranked):,} most connected of {h.number_of_nodes():,} nodes and the "
             f"{sub.number_of_edges():,} edges among them; hidden: {hidden_nodes:,} nodes, {hidden_edges:,} edges "
-            "(search a name or filter to see them; the session and the exports keep them all).")
+            "(search a name or filter to see them; the tab and the exports keep them all).")
     return sub, note

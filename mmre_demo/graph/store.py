@@ -1,4 +1,4 @@
-"""The session knowledge graph: a `networkx.MultiDiGraph` that accumulates triples across submissions.
+"""The app's knowledge graph: a `networkx.MultiDiGraph` that accumulates triples across submissions.
 
 Contract (the KGE code relies on it):
 

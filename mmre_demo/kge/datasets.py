@@ -1,4 +1,4 @@
-"""Knowledge-graph datasets: PyKEEN's bundled ones, MNRE files, and the app's session graph.
+"""Knowledge-graph datasets: PyKEEN's bundled ones, MNRE files, and the app's graph.
 
 Everything ends as a `KgDataset`: labelled triples split into training / validation / testing
 `TriplesFactory`s sharing one entity and relation id map (with inverse triples, which the 1-vs-all
@@ -138,7 +138,7 @@ def split_triples(triples: list[Triple], ratios: tuple[float, float, float] = (0
 
 def dataset_from_triples(name: str, triples: Iterable[Triple], entity_info: dict[str, EntityInfo] | None = None,
                          holdout: bool = True, seed: int = 0) -> KgDataset:
-    """Build a KgDataset; `holdout=False` trains on everything (the app's session graph)."""
+    """Build a KgDataset; `holdout=False` trains on everything (the app's graph)."""
     triples = check_triples(triples)
     e2id, r2id = id_maps(triples)
     info = entity_info or {}
@@ -235,7 +235,7 @@ def triples_from_parts(nodes: dict[Any, dict],
 
 
 def dataset_from_graph(graph: Any, holdout: bool = False, seed: int = 0) -> KgDataset:
-    """The session graph as a KgDataset (by default no held-out split: the app trains on all of it)."""
+    """The app's graph as a KgDataset (by default no held-out split: the app trains on all of it)."""
     triples, info = graph_triples(graph)
     if not triples:
         raise InputError("the graph has no relation edges between entities yet: extract or add some "

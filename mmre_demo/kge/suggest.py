@@ -1,4 +1,4 @@
-"""`LinkSuggester`: the app's "suggested links" — trains on the session graph in the background.
+"""`LinkSuggester`: the app's "suggested links" — trains on the app's graph in the background.
 
 Usage from the UI (no call here ever blocks on training)::
 
@@ -18,7 +18,7 @@ Usage from the UI (no call here ever blocks on training)::
 
 A suggested edge should go into the graph with `source="suggested"` (drawn dashed); such edges are
 ignored by `refresh` so suggestions never train on themselves. While a refresh is running the
-previous model keeps answering; a newer `refresh` cancels an older one that has not finished.
+model trained before keeps answering; a newer `refresh` cancels an older one that has not finished.
 
 Quality: a graph of at least `MIN_TRIPLES_TO_MEASURE` relations is split like `mmre kge train`'s
 (80/10/10, whole entity pairs per split): the model trains on 80 %, stops early on 10 % and its
@@ -52,7 +52,7 @@ class _Snapshot:
 
 
 class LinkSuggester:
-    """Background-trained KGE over the app's session graph; see the module docstring for the API."""
+    """Background-trained KGE over the app's graph; see the module docstring for the API."""
 
     def __init__(self, model: str = "complex", features: str = "text+image", *, embedding_dim: int = 64,
                  batch_size: int = 512, max_epochs: int = 30, time_budget_s: float = 20.0, seed: int = 0,

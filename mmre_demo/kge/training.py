@@ -49,7 +49,7 @@ def default_train_config(model: str, sparse: bool = False, **overrides: Any) -> 
     """Defaults per model and kind of graph; `overrides` that are not None win.
 
     Dense benchmark graphs (UMLS, Nations): TransE scores are <= 0, so it trains with softmax
-    cross-entropy; the bilinear models with BCE. `sparse=True` is for MNRE and the app's session
+    cross-entropy; the bilinear models with BCE. `sparse=True` is for MNRE and the app's
     graphs (thousands of entities, about one triple each): softmax cross-entropy over all entities
     for every model, batch 512, at most 60 epochs, validation every 2. Measured on the MNRE KG
     (ComplEx, text features, docs/kge.md): BCE's validation MRR crawled to 0.042 in 60 epochs

@@ -1,6 +1,6 @@
 """The app's callbacks as plain functions (no browser, no server needed to test them).
 
-Each callback takes the shared resources (`Controller`), its inputs and the tab's `Session` (None on the
+Each callback takes the shared resources (`Controller`), its inputs and the tab's `TabState` (None on the
 first call), and returns an `Update` (`{Output: value}`, see `mmre_demo.ui.outputs`) with only the
 outputs it changes. Each declares the outputs it may change (`@callback(GROUP)`); the layout binds it
 to exactly those components. Bad input never raises: a `Status("warn", ...)` says what was wrong and
@@ -33,7 +33,7 @@ from mmre_demo.graph.explore import SOURCE_CHOICES, TYPE_CHOICES, ViewFilter
 from mmre_demo.graph.overview import DEFAULT_TOP_N
 from mmre_demo.prediction import DEFAULT_TOP_K, MAX_PAIRS, PredictRequest, predict_one
 from mmre_demo.ui import render
-from mmre_demo.ui.controller import Controller, Session
+from mmre_demo.ui.controller import Controller, TabState
 from mmre_demo.ui.outputs import (
     EVIDENCE,
     EXTRACTION,
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[..., Any] | None
 RELATION_CHOICES = [r for r in RELATIONS if r != NONE_LABEL]  # the graph's relation filter
-MAX_SESSION_POSTS = 200  # posts a tab keeps for "review this session" (the oldest dropped)
+MAX_TAB_POSTS = 200  # posts a tab keeps for "review this tab's posts" (the oldest dropped)
 MAX_NODES_DRAWN = DEFAULT_TOP_N  # a larger graph (a loaded corpus) is drawn as its most connected nodes
 MAX_SEARCH_CHOICES = 3000  # the search box lists the most connected entities; any other is found by its name
 HOPS_CHOICES = ("whole graph", "1 hop", "2 hops")
@@ -184,15 +184,15 @@ def pair_number(value: str | int, n_pairs: int) -> int:
 
 
 # ---- shared outputs ------------------------------------------------------------------------------
-def _graph_outputs(s: Session, threshold: float) -> Update:
+def _graph_outputs(s: TabState, threshold: float) -> Update:
     """The graph and the node search box (what the extraction callbacks redraw)."""
     out = _graph_view(s, threshold)[0]
     out.pop(Output.EDGE)
     return out
 
 
-def _graph_view(s: Session, threshold: float) -> tuple[Update, str | None]:
-    """The graph's outputs (the session's focus and filters applied, then its most connected nodes when it
+def _graph_view(s: TabState, threshold: float) -> tuple[Update, str | None]:
+    """The graph's outputs (the tab's focus and filters applied, then its most connected nodes when it
     is too large to draw) and the note saying what the drawing leaves out (None: nothing)."""
     h = explore.filtered_view(s.graph, s.view, threshold)
     keep = []
@@ -220,7 +220,7 @@ def _search_choices(g: Any, selected: str | None) -> list[tuple[str, str]]:
     return top
 
 
-def _graph_counts(s: Session, threshold: float) -> str:
+def _graph_counts(s: TabState, threshold: float) -> str:
     """The status line's graph part: what the threshold leaves, relations and suggestions apart."""
     n_rel = len(kg.relation_edges(s.graph, threshold, (kg.PREDICTED, kg.ANNOTATED)))
     n_sug = len(kg.relation_edges(s.graph, threshold, (kg.SUGGESTED,))) + len(s.suggestions)
@@ -228,7 +228,7 @@ def _graph_counts(s: Session, threshold: float) -> str:
             + (f" and {n_sug} suggested link{'s' if n_sug != 1 else ''}" if n_sug else ""))
 
 
-def _prediction_outputs(s: Session, threshold: float, show_none: bool) -> Update:
+def _prediction_outputs(s: TabState, threshold: float, show_none: bool) -> Update:
     pred = s.prediction
     vis = render.visible_pairs(pred, threshold, show_none)
     if s.pair_index is None or all(i != s.pair_index for i, _ in vis):
@@ -244,7 +244,7 @@ def _prediction_outputs(s: Session, threshold: float, show_none: bool) -> Update
     }
 
 
-def _relabel_choices(s: Session) -> Choices:
+def _relabel_choices(s: TabState) -> Choices:
     """The relations the chosen pair may be relabelled to (its types' rule), none chosen."""
     if s.prediction is None or s.pair_index is None or not 0 <= s.pair_index < len(s.prediction.pairs):
         return Choices([], None)
@@ -270,13 +270,13 @@ def preview(ctl: Controller, image_path: str | None) -> Update:
 
 @callback(EXTRACTION)
 def run(ctl: Controller, image_path: str | None, caption: str | None, threshold: float | None = None,
-        show_none: bool = False, session: Session | None = None, entity_rows_in: Any = None,
+        show_none: bool = False, tab: TabState | None = None, entity_rows_in: Any = None,
         progress: ProgressFn = None, read_text: bool = True) -> Update:
     """Extract: entities (detected, or the table's when `entity_rows_in` is given), relations, evidence,
-    the text in the image (unless `read_text` is off), and merge the triples into the session graph.
+    the text in the image (unless `read_text` is off), and merge the triples into the tab's graph.
     `threshold` None = the model's own."""
     t0 = time.perf_counter()
-    s = session or Session()
+    s = tab or TabState()
     step = progress or (lambda *a, **k: None)
     step(0.05, desc="Checking the caption")
     caption = check_caption(caption)
@@ -304,7 +304,7 @@ def run(ctl: Controller, image_path: str | None, caption: str | None, threshold:
     kg.add_prediction(s.graph, pred, s.image_id, pred.image_feature,
                       Path(str(image_path)).name if img is not None else None, min_score=0.0,
                       post_id=(post_id := _remember_post(s, img)))
-    s.posts = [*s.posts, ReviewPost(post_id, pred, s.image_id, s.image_path)][-MAX_SESSION_POSTS:]
+    s.posts = [*s.posts, ReviewPost(post_id, pred, s.image_id, s.image_path)][-MAX_TAB_POSTS:]
     out = {**_prediction_outputs(s, threshold, show_none), **_graph_outputs(s, threshold),
            **render.image_text_view(pred, s.image)}
     msgs = list(pred.messages)
@@ -317,7 +317,7 @@ def run(ctl: Controller, image_path: str | None, caption: str | None, threshold:
                 f"{n_rel} relations at ≥ {threshold:.2f}; done in {(time.perf_counter() - t0) * 1000:.0f} ms "
                 f"on {pred.device}{_ocr_note(pred)}.")
     out[Output.STATUS] = Status.of("warn" if (pred.messages or not ents) else "ok", msgs)
-    out[Output.SESSION] = s
+    out[Output.TAB] = s
     step(1.0, desc="Done")
     return out
 
@@ -332,21 +332,21 @@ def _ocr_note(pred: Any) -> str:
 
 @callback(EXTRACTION)
 def rerun(ctl: Controller, image_path: str | None, caption: str | None, rows: Any, threshold: float | None = None,
-          show_none: bool = False, session: Session | None = None, progress: ProgressFn = None,
+          show_none: bool = False, tab: TabState | None = None, progress: ProgressFn = None,
           read_text: bool = True) -> Update:
     """Re-run with the user's entity table (add / remove / retype rows)."""
-    return run(ctl, image_path, caption, threshold, show_none, session,
+    return run(ctl, image_path, caption, threshold, show_none, tab,
                entity_rows_in=rows if rows is not None else [], progress=progress, read_text=read_text)
 
 
 @callback(FROM_IMAGE)
 def add_from_image(ctl: Controller, chosen: list[str] | None, image_path: str | None, threshold: float | None = None,
-                   show_none: bool = False, session: Session | None = None, progress: ProgressFn = None,
+                   show_none: bool = False, tab: TabState | None = None, progress: ProgressFn = None,
                    read_text: bool = True) -> Update:
     """Add names read only in the image to the entities and classify them with the caption's: the text
     model reads text, so the names are appended to the caption (" [in the image: A; B]") and become
     entities there; the caption's own entities stay as they were."""
-    s = session or Session()
+    s = tab or TabState()
     pred = s.prediction
     if pred is None or not pred.also_in_image:
         raise InputError("No names were found only in the image: run an extraction on an image with text first.")
@@ -366,7 +366,7 @@ def add_from_image(ctl: Controller, chosen: list[str] | None, image_path: str | 
     rows = render.entity_rows(ents)
     out = run(ctl, image_path, caption, threshold, show_none, s, entity_rows_in=rows, progress=progress,
               read_text=read_text)
-    if Output.SESSION in out:  # done (not refused): show the caption the model read
+    if Output.TAB in out:  # done (not refused): show the caption the model read
         out[Output.CAPTION] = caption
         status = out.get(Output.STATUS)
         note = (f"Added {', '.join(e.text for e in picked)} from the image (appended to the caption so the "
@@ -376,11 +376,11 @@ def add_from_image(ctl: Controller, chosen: list[str] | None, image_path: str | 
 
 
 @callback(EXTRACTION)
-def refilter(ctl: Controller, threshold: float, show_none: bool, session: Session | None) -> Update:
+def refilter(ctl: Controller, threshold: float, show_none: bool, tab: TabState | None) -> Update:
     """Threshold slider / None toggle: table, pair list and graph."""
-    s = session or Session()
+    s = tab or TabState()
     threshold = s.threshold = float(threshold)
-    out: Update = {Output.SESSION: s}
+    out: Update = {Output.TAB: s}
     lines = []
     if s.prediction is not None:
         out.update(_prediction_outputs(s, threshold, show_none))
@@ -393,28 +393,28 @@ def refilter(ctl: Controller, threshold: float, show_none: bool, session: Sessio
 
 
 @callback(EVIDENCE)
-def explain(ctl: Controller, pair: str | int | None, session: Session | None) -> Update:
+def explain(ctl: Controller, pair: str | int | None, tab: TabState | None) -> Update:
     """Evidence for one pair (its 1-based number, as in the table's # column)."""
-    s = session or Session()
+    s = tab or TabState()
     if s.prediction is None:
         raise InputError("Run an extraction first.")
     if pair not in (None, ""):
         s.pair_index = pair_number(pair, len(s.prediction.pairs))
-    return {Output.SESSION: s, Output.NEW_LABEL: _relabel_choices(s),
+    return {Output.TAB: s, Output.NEW_LABEL: _relabel_choices(s),
             **render.evidence(s.prediction, s.pair_index, s.image)}
 
 
 # ---- knowledge graph -----------------------------------------------------------------------------
-def _remember_post(s: Session, image: Any) -> str:
-    """The post id of this submission in the session graph, and its image's thumbnail for provenance."""
+def _remember_post(s: TabState, image: Any) -> str:
+    """The post id of this submission in the tab's graph, and its image's thumbnail for provenance."""
     pid = f"submission {s.requests}"  # run() counted this request already
     if image is not None:
         s.thumbnails[pid] = render.thumbnail_uri(image)
     return pid
 
 
-def _fresh_graph(s: Session, g: Any) -> None:
-    """Make `g` the session's graph: no focus, no filter, no suggestion carried over from the old one."""
+def _fresh_graph(s: TabState, g: Any) -> None:
+    """Make `g` the tab's graph: no focus, no filter, no suggestion carried over from the old one."""
     s.graph, s.positions, s.suggestions, s.selected_node, s.view = g, {}, [], None, ViewFilter()
 
 
@@ -424,21 +424,21 @@ def _reset_filters() -> Update:
 
 
 @callback(GRAPH_TAB)
-def clear_graph(ctl: Controller, threshold: float, session: Session | None) -> Update:
-    s = session or Session()
+def clear_graph(ctl: Controller, threshold: float, tab: TabState | None) -> Update:
+    s = tab or TabState()
     _fresh_graph(s, kg.new_graph())
     s.thumbnails = {}
-    return {Output.SESSION: s, Output.SUGGESTIONS_DF: [], Output.POLL: False,
+    return {Output.TAB: s, Output.SUGGESTIONS_DF: [], Output.POLL: False,
             Output.STATUS: Status("ok", "The knowledge graph was cleared."),
             **_reset_filters(), **_graph_view(s, threshold)[0]}
 
 
 @callback(GRAPH_TAB)
-def load_graph(ctl: Controller, path: str | None, threshold: float, session: Session | None) -> Update:
-    """Make an exported graph (the app's or `mmre extract`'s graph.json / graph.graphml) this session's
-    graph: suggestions, annotation and exports then work on it as on the session's own triples. A file
-    that cannot be read leaves the session's graph as it was."""
-    s = session or Session()
+def load_graph(ctl: Controller, path: str | None, threshold: float, tab: TabState | None) -> Update:
+    """Make an exported graph (the app's or `mmre extract`'s graph.json / graph.graphml) this tab's
+    graph: suggestions, annotation and exports then work on it as on the tab's own triples. A file
+    that cannot be read leaves the tab's graph as it was."""
+    s = tab or TabState()
     if not path:
         raise InputError("Choose a graph.json or graph.graphml file (exported by the app or `mmre extract`) first.")
     g = kg.read_graph(path)  # an InputError here: nothing below runs, the old graph stays
@@ -447,19 +447,19 @@ def load_graph(ctl: Controller, path: str | None, threshold: float, session: Ses
     graph_out, note = _graph_view(s, threshold)
     n_posts = len(kg.posts_table(g))
     lines = [f"Loaded {Path(path).name}: {n_ent:,} entities, {n_rel:,} relations"
-             + (f" from {n_posts:,} posts" if n_posts else "") + "; it replaces this session's graph.", note or ""]
-    return {Output.SESSION: s, Output.SUGGESTIONS_DF: [], Output.SUGGESTION: Choices([], None), Output.POLL: False,
+             + (f" from {n_posts:,} posts" if n_posts else "") + "; it replaces this tab's graph.", note or ""]
+    return {Output.TAB: s, Output.SUGGESTIONS_DF: [], Output.SUGGESTION: Choices([], None), Output.POLL: False,
             Output.STATUS: Status.of("ok", lines), **_reset_filters(), **graph_out}
 
 
 @callback(GRAPH_TAB)
-def export_graph(ctl: Controller, threshold: float, session: Session | None) -> Update:
-    s = session or Session()
+def export_graph(ctl: Controller, threshold: float, tab: TabState | None) -> Update:
+    s = tab or TabState()
     threshold = float(threshold)
     folder = ctl.export_dir / s.sid / time.strftime("%Y%m%d-%H%M%S")
     paths = kg.write_all(s.graph, folder, threshold)
     n = len(kg.triples(s.graph, threshold))
-    return {Output.SESSION: s, Output.FILES: paths,
+    return {Output.TAB: s, Output.FILES: paths,
             Output.STATUS: Status("ok", f"Exported {n} triples (threshold {threshold:.2f}) as JSON, CSV and GraphML.")}
 
 
@@ -519,18 +519,18 @@ def _decisions(ctl: Controller, names: tuple[str, ...]) -> list[str]:
     return out[:5]
 
 
-def _provenance(ctl: Controller, s: Session, prov: Any) -> str:
+def _provenance(ctl: Controller, s: TabState, prov: Any) -> str:
     decisions = _decisions(ctl, prov.names) if prov is not None else []
     return render.provenance_html(prov, s.thumbnails, decisions)
 
 
 @callback(GRAPH_TAB)
 def explore_graph(ctl: Controller, node: str | None, hops: str | int | None, relations: Any, types: Any,
-                  sources: Any, threshold: float, session: Session | None) -> Update:
+                  sources: Any, threshold: float, tab: TabState | None) -> Update:
     """Search / focus / filter: `node` (searched by name or id) is selected and traced; with 1 or 2 `hops`
     the graph shows its neighbourhood only; `relations`, `types`, `sources` narrow what is drawn (empty:
     all). The threshold is the page's one threshold."""
-    s = session or Session()
+    s = tab or TabState()
     n_hops = _hops(hops)
     chosen = resolve_node(s.graph, node)
     view = ViewFilter(chosen if n_hops else None, max(1, n_hops),
@@ -543,34 +543,34 @@ def explore_graph(ctl: Controller, node: str | None, hops: str | int | None, rel
     drawn = out[Output.GRAPH].layout.title.text.split("<br>")[0].replace("Knowledge graph — ", "")
     lines = [f"Focused on {s.graph.nodes[chosen].get('name', chosen)} ({n_hops} hop{'s' if n_hops > 1 else ''})."
              if view.focus else "", f"Drawn: {drawn}." if not view.is_whole else "The whole graph.", note or ""]
-    out.update({Output.SESSION: s, Output.STATUS: Status.of("ok", lines)})
+    out.update({Output.TAB: s, Output.STATUS: Status.of("ok", lines)})
     if chosen is not None:
         out[Output.PROVENANCE] = _provenance(ctl, s, explore.node_provenance(s.graph, chosen))
     return out
 
 
 @callback(GRAPH_TAB)
-def show_graph(ctl: Controller, threshold: float, session: Session | None) -> Update:
-    """Opening the graph tab: the drawing, the search box and the edges to trace, as the session is now
+def show_graph(ctl: Controller, threshold: float, tab: TabState | None) -> Update:
+    """Opening the graph tab: the drawing, the search box and the edges to trace, as the tab is now
     (the extraction tab's callbacks redraw the graph but not the trace list)."""
-    s = session or Session()
-    return {Output.SESSION: s, **_graph_view(s, threshold)[0]}
+    s = tab or TabState()
+    return {Output.TAB: s, **_graph_view(s, threshold)[0]}
 
 
 @callback(GRAPH_TAB)
-def whole_graph(ctl: Controller, threshold: float, session: Session | None) -> Update:
+def whole_graph(ctl: Controller, threshold: float, tab: TabState | None) -> Update:
     """Back to the whole graph: no focus, no filter (the threshold stays)."""
-    s = session or Session()
+    s = tab or TabState()
     s.view = ViewFilter()
     out, note = _graph_view(s, threshold)
-    return {Output.SESSION: s, Output.STATUS: Status.of("ok", ["The whole graph.", note or ""]), **_reset_filters(),
+    return {Output.TAB: s, Output.STATUS: Status.of("ok", ["The whole graph.", note or ""]), **_reset_filters(),
             **out}
 
 
 @callback(GRAPH_TAB)
-def trace(ctl: Controller, which: str | None, session: Session | None) -> Update:
+def trace(ctl: Controller, which: str | None, tab: TabState | None) -> Update:
     """Provenance of an edge (its pick-list value) or a node (its id or name): the posts it came from."""
-    s = session or Session()
+    s = tab or TabState()
     if which in (None, ""):
         raise InputError("Pick an edge (or search a node) to see the posts it came from.")
     key = explore.parse_edge_key(str(which))
@@ -580,42 +580,42 @@ def trace(ctl: Controller, which: str | None, session: Session | None) -> Update
             raise InputError("That edge is no longer in the graph (cleared or replaced); pick another one.")
     else:
         prov = explore.node_provenance(s.graph, resolve_node(s.graph, which))
-    return {Output.SESSION: s, Output.PROVENANCE: _provenance(ctl, s, prov),
+    return {Output.TAB: s, Output.PROVENANCE: _provenance(ctl, s, prov),
             Output.STATUS: Status("ok", f"{prov.title}: {prov.n_posts} post{'s' if prov.n_posts != 1 else ''}.")}
 
 
 # ---- suggested links -----------------------------------------------------------------------------
-def _suggestion_update(s: Session, sug: Any, threshold: float) -> Update:
+def _suggestion_update(s: TabState, sug: Any, threshold: float) -> Update:
     """What the suggestion panel shows now: the rows when the embedding is ready, else its progress (and
     the poll timer on while it trains, so the rows appear by themselves)."""
     st = sug.status()
     node, k = s.selected_node, s.suggest_k
     if st["state"] == "training":
         s.suggestions = []
-        return {Output.SESSION: s, Output.SUGGESTIONS_DF: [], Output.SUGGESTION: Choices([], None),
+        return {Output.TAB: s, Output.SUGGESTIONS_DF: [], Output.SUGGESTION: Choices([], None),
                 Output.POLL: True, Output.STATUS: Status("info", render.training_text(st))}
     rows, msg = sug.suggest_with_message(node, k) if node else ([], "Choose a node first.")
     s.suggestions = [r for r in rows if r["head"] in s.graph and r["tail"] in s.graph]
     quality = sug.quality_text()
     text = msg or (f"{len(s.suggestions)} suggested links for {node}, ranked (dashed in the graph); "
                    f"{quality}." if s.suggestions else f"No new link for {node} fits the relations' types.")
-    return {Output.SESSION: s, Output.POLL: False,
+    return {Output.TAB: s, Output.POLL: False,
             Output.SUGGESTIONS_DF: render.suggestion_rows(s.suggestions, quality),
             Output.SUGGESTION: render.suggestion_choices(s.suggestions),
             Output.STATUS: Status("info" if not s.suggestions else "ok", text), **_graph_view(s, threshold)[0]}
 
 
-def _embedded(s: Session) -> Any:
-    """What the embedding learns from: the relations at the session's threshold (the last one a graph
+def _embedded(s: TabState) -> Any:
+    """What the embedding learns from: the relations at the tab's threshold (the last one a graph
     callback saw; the graph holds every pair's relation, most of them below the model's threshold)."""
     return kg.view(s.graph, s.threshold if s.threshold is not None else 0.0, include_suggested=False)
 
 
 @callback(GRAPH_TAB)
-def suggest(ctl: Controller, node: str | None, k: int, threshold: float, session: Session | None) -> Update:
+def suggest(ctl: Controller, node: str | None, k: int, threshold: float, tab: TabState | None) -> Update:
     """Start embedding the graph in the background (when it changed) and show the suggestions for `node`
     as soon as they are ready: at once when the embedding is current, else by the poll timer."""
-    s = session or Session()
+    s = tab or TabState()
     if not node:
         raise InputError("Choose a node of the graph first.")
     node = resolve_node(s.graph, node)
@@ -623,7 +623,7 @@ def suggest(ctl: Controller, node: str | None, k: int, threshold: float, session
     s.selected_node, s.suggest_k = node, max(1, int(k))
     if sug is None:
         s.suggestions = []
-        return {Output.SESSION: s, Output.SUGGESTIONS_DF: [], Output.SUGGESTION: Choices([], None),
+        return {Output.TAB: s, Output.SUGGESTIONS_DF: [], Output.SUGGESTION: Choices([], None),
                 Output.POLL: False, Output.STATUS: Status(
                     "info", "Link suggestions are not available in this installation (mmre_demo.kge is missing)."),
                 **_graph_view(s, threshold)[0]}
@@ -633,9 +633,9 @@ def suggest(ctl: Controller, node: str | None, k: int, threshold: float, session
 
 
 @callback(GRAPH_TAB)
-def poll_suggestions(ctl: Controller, threshold: float, session: Session | None) -> Update:
+def poll_suggestions(ctl: Controller, threshold: float, tab: TabState | None) -> Update:
     """The poll timer's tick: progress while the embedding trains, the suggestions once it is ready."""
-    s = session or Session()
+    s = tab or TabState()
     sug = ctl.suggester(s) if s.selected_node else None
     if sug is None:
         return {Output.POLL: False}
@@ -643,8 +643,8 @@ def poll_suggestions(ctl: Controller, threshold: float, session: Session | None)
 
 
 @callback(GRAPH_TAB)
-def add_suggestion(ctl: Controller, which: str | int | None, threshold: float, session: Session | None) -> Update:
-    s = session or Session()
+def add_suggestion(ctl: Controller, which: str | int | None, threshold: float, tab: TabState | None) -> Update:
+    s = tab or TabState()
     if not s.suggestions:
         raise InputError("No suggestions to add: choose a node and press “Suggest links”.")
     try:
@@ -658,7 +658,7 @@ def add_suggestion(ctl: Controller, which: str | int | None, threshold: float, s
     if s.graph.has_edge(r["head"], r["tail"], key=r["relation"]):
         s.graph.edges[r["head"], r["tail"], r["relation"]].setdefault("rank", r.get("rank"))
     sug = ctl.suggester(s)
-    return {Output.SESSION: s,
+    return {Output.TAB: s,
             Output.STATUS: Status("ok", f"Added {r['head']} → {r['relation']} → {r['tail']} "
                                         "as a suggested (dashed) edge."),
             Output.SUGGESTIONS_DF: render.suggestion_rows(s.suggestions, sug.quality_text() if sug else ""),
@@ -667,20 +667,20 @@ def add_suggestion(ctl: Controller, which: str | int | None, threshold: float, s
 
 
 @callback(GRAPH_TAB)
-def refresh_embedding(ctl: Controller, session: Session | None) -> Update:
-    s = session or Session()
+def refresh_embedding(ctl: Controller, tab: TabState | None) -> Update:
+    s = tab or TabState()
     sug = ctl.suggester(s)
     if sug is None:
         raise InputError("Link suggestions are not available in this installation (mmre_demo.kge is missing).")
     started = sug.refresh(_embedded(s))
     st = sug.status()
     if st["state"] == "training":
-        return {Output.SESSION: s, Output.POLL: bool(s.selected_node),
+        return {Output.TAB: s, Output.POLL: bool(s.selected_node),
                 Output.STATUS: Status("info", ("Started: " if started else "") + render.training_text(st))}
     text = st.get("message") or ("Embedding ready" + (f": {st.get('triples')} triples, {st.get('epochs')} epochs, "
                                                       f"{st.get('seconds')} s; {sug.quality_text()}."
                                                       if st.get("triples") else "."))
-    return {Output.SESSION: s, Output.STATUS: Status("info", text)}
+    return {Output.TAB: s, Output.STATUS: Status("info", text)}
 
 
 # ---- annotator mode ------------------------------------------------------------------------------
@@ -710,17 +710,17 @@ def take_back(g: Any, undo: Undo) -> None:
         kg.add_relation(g, h, c.predicted, t, float(c.probability or 0.0), kg.PREDICTED, c.caption)
 
 
-def annotator_of(ctl: Controller, typed_name: str | None, s: Session, oauth_name: str | None = None) -> str:
+def annotator_of(ctl: Controller, typed_name: str | None, s: TabState, oauth_name: str | None = None) -> str:
     """Who a decision is stored under (the login's name when the server requires one)."""
     return ctl.login.identity(typed_name, s.signed_in, oauth_name)
 
 
 @callback(GRAPH_PANEL)
 def annotate(ctl: Controller, pair: str | int | None, decision: str, new_label: str | None, annotator: str | None,
-             threshold: float, session: Session | None, oauth_name: str | None = None) -> Update:
+             threshold: float, tab: TabState | None, oauth_name: str | None = None) -> Update:
     """Judge the chosen pair as the page shows it at `threshold`; the decision replaces the annotator's
     earlier one on the pair in the graph and the exports."""
-    s = session or Session()
+    s = tab or TabState()
     who = annotator_of(ctl, annotator, s, oauth_name)
     if s.prediction is None:
         raise InputError("Run an extraction first, then judge its triples.")
@@ -735,7 +735,7 @@ def annotate(ctl: Controller, pair: str | int | None, decision: str, new_label: 
     d = ctl.annotations.add(candidate, decision, new_label, annotator=who)
     show_decision(s.graph, d)
     replaced = f" (replaces your earlier {d.replaces.relation})" if d.replaces else ""
-    return {Output.SESSION: s, Output.DECISIONS_DF: ctl.annotations.rows(who),
+    return {Output.TAB: s, Output.DECISIONS_DF: ctl.annotations.rows(who),
             Output.STATUS: Status("ok", f"Saved decision {d.id} by {who}: {decision} → {p.head.text} {d.relation} "
                                         f"{p.tail.text}{replaced}. {ctl.annotations.count(who)} decisions of yours "
                                         "in the store."),
@@ -743,24 +743,24 @@ def annotate(ctl: Controller, pair: str | int | None, decision: str, new_label: 
 
 
 @callback(GRAPH_PANEL)
-def undo_annotation(ctl: Controller, annotator: str | None, threshold: float, session: Session | None,
+def undo_annotation(ctl: Controller, annotator: str | None, threshold: float, tab: TabState | None,
                     oauth_name: str | None = None) -> Update:
     """Take back one's last decision (the store keeps it, marked undone); the graph shows what stood before."""
-    s = session or Session()
+    s = tab or TabState()
     who = annotator_of(ctl, annotator, s, oauth_name)
     undo = ctl.annotations.undo_last(who)
     take_back(s.graph, undo)
     d = undo.undone
     back = (f"{undo.restored.relation} (your earlier decision) stands again" if undo.restored
             else "the pair is undecided again")
-    return {Output.SESSION: s, Output.DECISIONS_DF: ctl.annotations.rows(who),
+    return {Output.TAB: s, Output.DECISIONS_DF: ctl.annotations.rows(who),
             Output.STATUS: Status("ok", f"Undid decision {d.id} ({d.decision} → {d.candidate.head.text} {d.relation} "
                                         f"{d.candidate.tail.text}): {back}."),
             **_graph_outputs(s, threshold)}
 
 
 @callback(GRAPH_PANEL)
-def export_annotations(ctl: Controller, session: Session | None = None) -> Update:
+def export_annotations(ctl: Controller, tab: TabState | None = None) -> Update:
     path = ctl.export_dir / f"annotations_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}.txt"
     text = ctl.annotations.export_mnre(path)
     n = text.count("\n")

@@ -1,5 +1,5 @@
 """What the app holds: shared resources (`Controller`: the model, the annotation store, the export
-folder, the link suggesters) and each tab's state (`Session`). The callbacks that use them are plain
+folder, the link suggesters) and each tab's state (`TabState`). The callbacks that use them are plain
 functions in `mmre_demo.ui.callbacks`."""
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ from mmre_demo.ui.login import AnnotatorLogin
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
-MAX_SESSIONS_WITH_SUGGESTER = 32
+MAX_TABS_WITH_SUGGESTER = 32
 # CPU threads per model call and per image read while serving, with one OCR engine per core (measured:
 # mmre_demo.tuning)
 SERVING_THREADS = tuning.SERVING_THREADS.value
 
 
 @dataclass
-class Session:
+class TabState:
     """Everything one browser tab (or one gradio_client) accumulates."""
 
     sid: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -110,7 +110,7 @@ class PipelineLoader:
 
 class Controller:
     """The app's shared resources: the pipeline (loaded in the background unless given), the annotation
-    store, the export folder and one link suggester per session (least recently used dropped)."""
+    store, the export folder and one link suggester per tab (least recently used dropped)."""
 
     def __init__(self, pipeline: Any = None, pipeline_factory: Callable[[], Any] | None = None,
                  annotations: AnnotationStore | None = None, export_dir: str | Path | None = None,
@@ -161,8 +161,8 @@ class Controller:
 
         return RelationConfig.saved_threshold(WeightsLayout.find().relation_config)
 
-    def suggester(self, session: Session) -> Any | None:
-        """This session's LinkSuggester, or None when mmre_demo.kge is missing / broken."""
+    def suggester(self, tab: TabState) -> Any | None:
+        """This tab's LinkSuggester, or None when mmre_demo.kge is missing / broken."""
         factory = self._suggester_factory
         if factory == "auto":
             try:
@@ -175,11 +175,11 @@ class Controller:
         if factory is None:
             return None
         with self._suggesters_lock:
-            s = self._suggesters.get(session.sid)
+            s = self._suggesters.get(tab.sid)
             if s is None:
                 s = factory()
-                self._suggesters[session.sid] = s
-                while len(self._suggesters) > MAX_SESSIONS_WITH_SUGGESTER:
+                self._suggesters[tab.sid] = s
+                while len(self._suggesters) > MAX_TABS_WITH_SUGGESTER:
                     self._suggesters.popitem(last=False)
-            self._suggesters.move_to_end(session.sid)
+            self._suggesters.move_to_end(tab.sid)
             return s

@@ -52,7 +52,7 @@ MODEL_EVENTS = dict(concurrency_limit=MODEL_CONCURRENCY, concurrency_id="model")
 API_NAMES = ("predict", "rerun", "explain", "filter", "clear_graph", "export_graph", "suggest_links",
              "add_suggestion", "refresh_embedding", "annotate", "undo_annotation", "export_annotations", "preview",
              "add_from_image", "load_graph", "explore", "whole_graph", "provenance", "review_accept", "review_reject",
-             "review_relabel", "review_skip", "review_undo", "review_next", "review_open", "review_session",
+             "review_relabel", "review_skip", "review_undo", "review_next", "review_open", "review_tab_posts",
              "review_folder", "decisions")
 
 
@@ -61,7 +61,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
     ctl = controller or Controller()
     ex = examples()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        session = gr.State(None)
+        tab = gr.State(None)
         gr.Markdown(f"## {TITLE}\nUpload an image and its caption (or pick an example). The app finds the entities, "
                     "classifies both directions of every pair and keeps the more probable one, shows where the "
                     "model looked, and grows a knowledge graph "
@@ -147,7 +147,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                                 annotate_btn = gr.Button("Save decision", elem_id="annotate")
                                 undo_btn = gr.Button("Undo my last decision", elem_id="undo-annotation")
             with gr.Tab("Graph", id="graph", elem_id="graph-tab") as graph_tab:
-                gr.Markdown("The session's knowledge graph (or a loaded corpus graph). Search a node, focus on its "
+                gr.Markdown("The tab's knowledge graph (or a loaded corpus graph). Search a node, focus on its "
                             "neighbourhood, filter, and trace an edge to the posts it came from.")
                 with gr.Row(equal_height=True):
                     node = gr.Dropdown(label="Search a node (type to filter; most connected first)", choices=[],
@@ -196,7 +196,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                                   "or an export)", open=False, elem_id="load-graph-box"):
                     graph_file = gr.File(label="graph.json or graph.graphml", type="filepath",
                                          file_types=[".json", ".graphml", ".xml"], elem_id="graph-file")
-                    load_btn = gr.Button("Load graph (replaces this session's graph)", elem_id="load-graph")
+                    load_btn = gr.Button("Load graph (replaces this tab's graph)", elem_id="load-graph")
 
             with gr.Tab("Review", elem_id="review-tab") as review_tab:
                 gr.Markdown("### Review queue: a corpus's pairs one at a time, the most uncertain first\n"
@@ -218,7 +218,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                     queue_dd = gr.Dropdown([], label="Stored review queues", elem_id="review-queue", scale=2,
                                            allow_custom_value=True)
                     open_queue_btn = gr.Button("Continue this queue", elem_id="open-queue", scale=1)
-                    open_session_btn = gr.Button("Review this tab's posts", elem_id="review-session", scale=1)
+                    open_tab_posts_btn = gr.Button("Review this tab's posts", elem_id="review-tab-posts", scale=1)
                 with gr.Accordion("Open an `mmre extract` output folder", open=False, elem_id="review-upload-box"):
                     review_files = gr.File(label="posts.jsonl (and the images it names)", file_count="multiple",
                                            type="filepath", elem_id="review-files")
@@ -267,7 +267,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         name_state = gr.BrowserState("", storage_key="mmre_annotator")
         queue_state = gr.BrowserState("", storage_key="mmre_review_queue")
         components: dict[Output, Any] = {
-            Output.SESSION: session, Output.STATUS: status, Output.PREVIEW: preview, Output.ENTITIES_HL: entities_hl,
+            Output.TAB: tab, Output.STATUS: status, Output.PREVIEW: preview, Output.ENTITIES_HL: entities_hl,
             Output.ENTITIES_DF: entities_df, Output.RELATIONS_DF: relations_df, Output.PAIR: pair,
             Output.EVIDENCE_IMG: evidence_img, Output.EVIDENCE_MD: evidence_md, Output.WORDS: words,
             Output.CONCEPTS: concepts, Output.GRAPH: graph, Output.NODE: node, Output.FILES: files,
@@ -341,37 +341,37 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         g_outs, g_conv = bind(cb.clear_graph)  # every graph-tab callback shares these outputs
         pv_outs, pv_conv = bind(cb.preview)
 
-        run_btn.click(do_predict, [image_file, caption, threshold, show_none, session, read_text], main_outs,
+        run_btn.click(do_predict, [image_file, caption, threshold, show_none, tab, read_text], main_outs,
                       api_name="predict", **MODEL_EVENTS)
-        caption.submit(do_predict, [image_file, caption, threshold, show_none, session, read_text], main_outs,
+        caption.submit(do_predict, [image_file, caption, threshold, show_none, tab, read_text], main_outs,
                        api_visibility="private", **MODEL_EVENTS)
-        rerun_btn.click(do_rerun, [image_file, caption, entities_df, threshold, show_none, session, read_text],
+        rerun_btn.click(do_rerun, [image_file, caption, entities_df, threshold, show_none, tab, read_text],
                         main_outs, api_name="rerun", **MODEL_EVENTS)
-        add_image_btn.click(do_add_from_image, [also_in_image, image_file, threshold, show_none, session, read_text],
+        add_image_btn.click(do_add_from_image, [also_in_image, image_file, threshold, show_none, tab, read_text],
                             img_outs, api_name="add_from_image", **MODEL_EVENTS)
-        load_btn.click(lambda p, thr, s: g_conv(cb.load_graph(ctl, p, thr, s)), [graph_file, threshold, session],
+        load_btn.click(lambda p, thr, s: g_conv(cb.load_graph(ctl, p, thr, s)), [graph_file, threshold, tab],
                        g_outs, api_name="load_graph")
         # every way the threshold changes (dragging, typing + Enter or Tab in its number box) refilters; only the
         # last of a burst of changes runs
-        threshold.change(do_filter, [threshold, show_none, session], main_outs, api_name="filter",
+        threshold.change(do_filter, [threshold, show_none, tab], main_outs, api_name="filter",
                          trigger_mode="always_last")
-        show_none.input(do_filter, [threshold, show_none, session], main_outs, api_visibility="private")
-        pair.input(do_explain, [pair, session], ev_outs, api_name="explain")
-        relations_df.select(on_select, [session], pair, api_visibility="private").then(
-            do_explain, [pair, session], ev_outs, api_visibility="private")
+        show_none.input(do_filter, [threshold, show_none, tab], main_outs, api_visibility="private")
+        pair.input(do_explain, [pair, tab], ev_outs, api_name="explain")
+        relations_df.select(on_select, [tab], pair, api_visibility="private").then(
+            do_explain, [pair, tab], ev_outs, api_visibility="private")
         image_file.change(lambda p: pv_conv(cb.preview(ctl, p)), [image_file], pv_outs, api_name="preview",
                           show_progress="minimal")
-        clear_btn.click(lambda thr, s: g_conv(cb.clear_graph(ctl, thr, s)), [threshold, session], g_outs,
+        clear_btn.click(lambda thr, s: g_conv(cb.clear_graph(ctl, thr, s)), [threshold, tab], g_outs,
                         api_name="clear_graph")
-        export_btn.click(lambda thr, s: g_conv(cb.export_graph(ctl, thr, s)), [threshold, session], g_outs,
+        export_btn.click(lambda thr, s: g_conv(cb.export_graph(ctl, thr, s)), [threshold, tab], g_outs,
                          api_name="export_graph")
-        suggest_btn.click(lambda n, kk, thr, s: g_conv(cb.suggest(ctl, n, kk, thr, s)), [node, k, threshold, session],
+        suggest_btn.click(lambda n, kk, thr, s: g_conv(cb.suggest(ctl, n, kk, thr, s)), [node, k, threshold, tab],
                           g_outs, api_name="suggest_links")
-        add_btn.click(lambda w, thr, s: g_conv(cb.add_suggestion(ctl, w, thr, s)), [suggestion, threshold, session],
+        add_btn.click(lambda w, thr, s: g_conv(cb.add_suggestion(ctl, w, thr, s)), [suggestion, threshold, tab],
                       g_outs, api_name="add_suggestion")
-        refresh_btn.click(lambda s: g_conv(cb.refresh_embedding(ctl, s)), [session], g_outs,
+        refresh_btn.click(lambda s: g_conv(cb.refresh_embedding(ctl, s)), [tab], g_outs,
                           api_name="refresh_embedding")
-        explore_inputs = [node, hops, relation_filter, type_filter, source_filter, threshold, session]
+        explore_inputs = [node, hops, relation_filter, type_filter, source_filter, threshold, tab]
 
         def do_explore(n, hp, rel, typ, src, thr, s):
             return g_conv(cb.explore_graph(ctl, n, hp, rel, typ, src, thr, s))
@@ -379,13 +379,13 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         node.input(do_explore, explore_inputs, g_outs, api_name="explore", trigger_mode="always_last")
         for control in (hops, relation_filter, type_filter, source_filter):
             control.input(do_explore, explore_inputs, g_outs, api_visibility="private", trigger_mode="always_last")
-        graph_tab.select(lambda thr, s: g_conv(cb.show_graph(ctl, thr, s)), [threshold, session], g_outs,
+        graph_tab.select(lambda thr, s: g_conv(cb.show_graph(ctl, thr, s)), [threshold, tab], g_outs,
                          api_visibility="private")
-        whole_btn.click(lambda thr, s: g_conv(cb.whole_graph(ctl, thr, s)), [threshold, session], g_outs,
+        whole_btn.click(lambda thr, s: g_conv(cb.whole_graph(ctl, thr, s)), [threshold, tab], g_outs,
                         api_name="whole_graph")
-        edge.input(lambda w, s: g_conv(cb.trace(ctl, w, s)), [edge, session], g_outs, api_name="provenance")
-        trace_btn.click(lambda w, s: g_conv(cb.trace(ctl, w, s)), [node, session], g_outs, api_visibility="private")
-        poll.tick(lambda thr, s: g_conv(cb.poll_suggestions(ctl, thr, s)), [threshold, session], g_outs,
+        edge.input(lambda w, s: g_conv(cb.trace(ctl, w, s)), [edge, tab], g_outs, api_name="provenance")
+        trace_btn.click(lambda w, s: g_conv(cb.trace(ctl, w, s)), [node, tab], g_outs, api_visibility="private")
+        poll.tick(lambda thr, s: g_conv(cb.poll_suggestions(ctl, thr, s)), [threshold, tab], g_outs,
                   api_visibility="private", show_progress="hidden")
         a_outs, a_conv = bind(cb.annotate)  # the annotator's outputs (GRAPH_PANEL): its API is unchanged
 
@@ -398,10 +398,10 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         def do_undo_annotation(who, thr, s, profile: gr.OAuthProfile | None = None):
             return a_conv(cb.undo_annotation(ctl, who, thr, s, oauth_name(profile)))
 
-        annotate_btn.click(do_annotate, [pair, decision, new_label, annotator, threshold, session], a_outs,
+        annotate_btn.click(do_annotate, [pair, decision, new_label, annotator, threshold, tab], a_outs,
                            api_name="annotate")
-        undo_btn.click(do_undo_annotation, [annotator, threshold, session], a_outs, api_name="undo_annotation")
-        export_ann_btn.click(lambda s: a_conv(cb.export_annotations(ctl, s)), [session], a_outs,
+        undo_btn.click(do_undo_annotation, [annotator, threshold, tab], a_outs, api_name="undo_annotation")
+        export_ann_btn.click(lambda s: a_conv(cb.export_annotations(ctl, s)), [tab], a_outs,
                              api_name="export_annotations")
 
         rv_outs, rv_conv = bind(rv.decide)  # every Review-tab callback shares these outputs
@@ -421,8 +421,8 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         def do_open_queue(q, who, s, profile: gr.OAuthProfile | None = None):
             return rv_conv(rv.open_queue(ctl, q, who, s, oauth_name(profile)))
 
-        def do_open_session(who, s, profile: gr.OAuthProfile | None = None):
-            return rv_conv(rv.open_session_posts(ctl, who, s, oauth_name(profile)))
+        def do_open_tab_posts(who, s, profile: gr.OAuthProfile | None = None):
+            return rv_conv(rv.open_tab_posts(ctl, who, s, oauth_name(profile)))
 
         def do_open_folder(files, who, s, progress=gr.Progress(), profile: gr.OAuthProfile | None = None):  # noqa: B008
             return rv_conv(rv.open_folder(ctl, files, who, s, progress=progress, oauth_name=oauth_name(profile)))
@@ -439,24 +439,24 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         def do_relabel(label, who, s, profile: gr.OAuthProfile | None = None):
             return do_decide("relabel", label, who, s, profile)
 
-        accept_btn.click(do_accept, [review_name, session], rv_outs, api_name="review_accept", **MODEL_EVENTS)
-        reject_btn.click(do_reject, [review_name, session], rv_outs, api_name="review_reject", **MODEL_EVENTS)
-        relabel_btn.click(do_relabel, [review_labels, review_name, session], rv_outs, api_name="review_relabel",
+        accept_btn.click(do_accept, [review_name, tab], rv_outs, api_name="review_accept", **MODEL_EVENTS)
+        reject_btn.click(do_reject, [review_name, tab], rv_outs, api_name="review_reject", **MODEL_EVENTS)
+        relabel_btn.click(do_relabel, [review_labels, review_name, tab], rv_outs, api_name="review_relabel",
                           **MODEL_EVENTS)
-        skip_btn.click(do_skip, [review_name, session], rv_outs, api_name="review_skip", **MODEL_EVENTS)
-        review_undo_btn.click(do_review_undo, [review_name, session], rv_outs, api_name="review_undo", **MODEL_EVENTS)
-        next_btn.click(do_next, [review_name, session], rv_outs, api_name="review_next", **MODEL_EVENTS)
-        open_queue_btn.click(do_open_queue, [queue_dd, review_name, session], rv_outs, api_name="review_open",
+        skip_btn.click(do_skip, [review_name, tab], rv_outs, api_name="review_skip", **MODEL_EVENTS)
+        review_undo_btn.click(do_review_undo, [review_name, tab], rv_outs, api_name="review_undo", **MODEL_EVENTS)
+        next_btn.click(do_next, [review_name, tab], rv_outs, api_name="review_next", **MODEL_EVENTS)
+        open_queue_btn.click(do_open_queue, [queue_dd, review_name, tab], rv_outs, api_name="review_open",
                              **MODEL_EVENTS)
-        open_session_btn.click(do_open_session, [review_name, session], rv_outs, api_name="review_session",
+        open_tab_posts_btn.click(do_open_tab_posts, [review_name, tab], rv_outs, api_name="review_tab_posts",
                                **MODEL_EVENTS)
-        open_folder_btn.click(do_open_folder, [review_files, review_name, session], rv_outs,
+        open_folder_btn.click(do_open_folder, [review_files, review_name, tab], rv_outs,
                               api_name="review_folder", **MODEL_EVENTS)
-        refresh_tables_btn.click(do_refresh, [review_name, everyone, session], rv_outs, api_name="decisions")
-        everyone.input(do_refresh, [review_name, everyone, session], rv_outs, api_visibility="private")
+        refresh_tables_btn.click(do_refresh, [review_name, everyone, tab], rv_outs, api_name="decisions")
+        everyone.input(do_refresh, [review_name, everyone, tab], rv_outs, api_visibility="private")
         if ctl.login.mode is LoginMode.PASSWORD:
             sign_in_btn.click(lambda n, pw, s: rv_conv(rv.sign_in(ctl, n, pw, s)),
-                              [login_name, login_password, session], rv_outs, api_name="sign_in")
+                              [login_name, login_password, tab], rv_outs, api_name="sign_in")
         # one name in both places, remembered by the browser (a login's name replaces it)
         review_name.change(lambda v: (v, v), review_name, [annotator, name_state], api_visibility="private")
         annotator.input(lambda v: (v, v), annotator, [review_name, name_state], api_visibility="private")
@@ -474,7 +474,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
             listed = rv.queue_choices(ctl, chosen or None)
             return gr.update(choices=listed.choices, value=listed.value)
 
-        demo.load(restore, [name_state, queue_state, session], rv_outs, api_visibility="private")
+        demo.load(restore, [name_state, queue_state, tab], rv_outs, api_visibility="private")
         review_tab.select(list_queues, queue_dd, queue_dd, api_visibility="private")
         queue_dd.change(lambda q: q or "", queue_dd, queue_state, api_visibility="private")  # the open queue
         demo.load(lambda: cb.device_text(ctl), None, device_md, api_visibility="private")

@@ -20,7 +20,7 @@ from typing import Any, Literal
 class Output(str, Enum):
     """Every output component of the page (the value is the component's name in the layout)."""
 
-    SESSION = "session"  # the per-tab `Session` (gr.State)
+    TAB = "tab"  # the per-tab `TabState` (gr.State)
     STATUS = "status"  # `Status`
     PREVIEW = "preview"  # the image as the model reads it
     ENTITIES_HL = "entities_hl"  # caption segments highlighted by entity type
@@ -35,7 +35,7 @@ class Output(str, Enum):
     IMAGE_TEXT_MD = "image_text_md"  # the lines read, the entities grounded in them
     ALSO_IN_IMAGE = "also_in_image"  # `Choices` of the names found only in the image
     CAPTION = "caption"  # the caption (changed when names from the image are added to it)
-    GRAPH = "graph"  # plotly figure of the session graph
+    GRAPH = "graph"  # plotly figure of the tab's graph
     NODE = "node"  # `Choices` of the graph's entity nodes
     FILES = "files"  # exported graph files
     SUGGESTIONS_DF = "suggestions_df"  # suggested links table
@@ -98,16 +98,16 @@ class Choices:
 
 # ---- which outputs each family of callbacks may change (order = the API's output order) ----------
 EXTRACTION: tuple[Output, ...] = (  # run, rerun, refilter
-    Output.SESSION, Output.STATUS, Output.ENTITIES_HL, Output.ENTITIES_DF, Output.RELATIONS_DF, Output.PAIR,
+    Output.TAB, Output.STATUS, Output.ENTITIES_HL, Output.ENTITIES_DF, Output.RELATIONS_DF, Output.PAIR,
     Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS, Output.CONCEPTS, Output.GRAPH, Output.NODE,
     Output.IMAGE_TEXT_IMG, Output.IMAGE_TEXT_MD, Output.ALSO_IN_IMAGE, Output.NEW_LABEL,
 )
 FROM_IMAGE: tuple[Output, ...] = (*EXTRACTION, Output.CAPTION)  # add names read in the image, then re-run
 EVIDENCE: tuple[Output, ...] = (  # explain
-    Output.SESSION, Output.STATUS, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS, Output.NEW_LABEL,
+    Output.TAB, Output.STATUS, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS, Output.NEW_LABEL,
 )
 GRAPH_PANEL: tuple[Output, ...] = (  # annotations (and what the graph tab's callbacks share with them)
-    Output.SESSION, Output.STATUS, Output.GRAPH, Output.NODE, Output.FILES, Output.SUGGESTIONS_DF, Output.SUGGESTION,
+    Output.TAB, Output.STATUS, Output.GRAPH, Output.NODE, Output.FILES, Output.SUGGESTIONS_DF, Output.SUGGESTION,
     Output.DECISIONS_DF, Output.ANNOTATIONS_FILE,
 )
 GRAPH_TAB: tuple[Output, ...] = (  # the graph tab: graph, search / focus / filters, provenance, suggestions
@@ -116,7 +116,7 @@ GRAPH_TAB: tuple[Output, ...] = (  # the graph tab: graph, search / focus / filt
 )
 PREVIEW: tuple[Output, ...] = (Output.STATUS, Output.PREVIEW)  # upload
 REVIEW: tuple[Output, ...] = (  # the review queue, the decisions and agreement tables, signing in
-    Output.SESSION, Output.STATUS, Output.REVIEW_QUEUES, Output.REVIEW_PROGRESS, Output.REVIEW_ITEM,
+    Output.TAB, Output.STATUS, Output.REVIEW_QUEUES, Output.REVIEW_PROGRESS, Output.REVIEW_ITEM,
     Output.REVIEW_CAPTION, Output.REVIEW_IMAGE, Output.REVIEW_EVIDENCE, Output.REVIEW_TEXT, Output.REVIEW_ALTERNATIVES,
     Output.REVIEW_LABELS, Output.DECISIONS_DF, Output.AGREEMENT_DF, Output.ANNOTATIONS_FILE, Output.ANNOTATOR_NAME,
 )

@@ -205,7 +205,7 @@ def training_text(status: dict[str, Any]) -> str:
 
 # ---- provenance --------------------------------------------------------------------------------
 def thumbnail_uri(image: Image.Image, longest: int = 160) -> str:
-    """A small JPEG of the image as a data URI (kept per post in the session, shown in provenance)."""
+    """A small JPEG of the image as a data URI (kept per post in the tab, shown in provenance)."""
     import base64
     import io
 
@@ -244,7 +244,7 @@ def _highlighted(caption: str, spans: tuple[tuple[int, int, str], ...], names: t
 
 def provenance_html(prov: Any, thumbnails: dict[str, str] | None = None, decisions: list[str] | None = None) -> str:
     """Where a node or an edge came from: each post's caption with the entities highlighted, its image
-    thumbnail when the session has one (else the image's name), the probability there, and any
+    thumbnail when the tab has one (else the image's name), the probability there, and any
     annotator decisions on the pair."""
     from html import escape
 

@@ -16,7 +16,7 @@ from mmre_demo.explain.overlay import fit
 from mmre_demo.prediction import PredictRequest, predict_one
 from mmre_demo.ui import render
 from mmre_demo.ui.callbacks import ProgressFn, annotator_of, callback
-from mmre_demo.ui.controller import Controller, Session
+from mmre_demo.ui.controller import Controller, TabState
 from mmre_demo.ui.outputs import REVIEW, Choices, Output, Status, Update
 
 EMPTY_ITEM: Update = {Output.REVIEW_ITEM: "", Output.REVIEW_CAPTION: None, Output.REVIEW_IMAGE: None,
@@ -50,9 +50,9 @@ def _evidence(ctl: Controller, claimed: Claimed) -> tuple[Any, Any]:
     return (fit(image, 512) if image is not None else None), render.evidence(pred, index, small)[Output.EVIDENCE_IMG]
 
 
-def present(ctl: Controller, s: Session, claimed: Claimed | None, who: str, note: str = "") -> Update:
+def present(ctl: Controller, s: TabState, claimed: Claimed | None, who: str, note: str = "") -> Update:
     """The queue's outputs for the item handed to the annotator, or what to do when none is."""
-    out: Update = {Output.SESSION: s, Output.REVIEW_QUEUES: queue_choices(ctl, s.review_queue), **tables(ctl, who)}
+    out: Update = {Output.TAB: s, Output.REVIEW_QUEUES: queue_choices(ctl, s.review_queue), **tables(ctl, who)}
     if claimed is None:
         s.review_position = None
         left = ctl.queues.undecided(s.review_queue, who) if s.review_queue else 0
@@ -75,25 +75,25 @@ def present(ctl: Controller, s: Session, claimed: Claimed | None, who: str, note
             Output.STATUS: Status.of("ok", [note, f"Item {claimed.position + 1}: {item.reason.value}."])}
 
 
-def _open(ctl: Controller, s: Session, who: str, queue_id: str, note: str) -> Update:
+def _open(ctl: Controller, s: TabState, who: str, queue_id: str, note: str) -> Update:
     s.review_queue = queue_id
     claimed = ctl.queues.held(queue_id, who) or ctl.queues.next(queue_id, who)
     return present(ctl, s, claimed, who, note)
 
 
 @callback(REVIEW)
-def sign_in(ctl: Controller, name: str | None, password: str | None, session: Session | None) -> Update:
-    s = session or Session()
+def sign_in(ctl: Controller, name: str | None, password: str | None, tab: TabState | None) -> Update:
+    s = tab or TabState()
     s.signed_in = ctl.login.sign_in(name, password)
-    return {Output.SESSION: s, Output.ANNOTATOR_NAME: s.signed_in, **tables(ctl, s.signed_in),
+    return {Output.TAB: s, Output.ANNOTATOR_NAME: s.signed_in, **tables(ctl, s.signed_in),
             Output.STATUS: Status("ok", f"Signed in as {s.signed_in}: your decisions are stored under this name.")}
 
 
 @callback(REVIEW)
-def open_folder(ctl: Controller, files: list[str] | None, annotator: str | None, session: Session | None,
+def open_folder(ctl: Controller, files: list[str] | None, annotator: str | None, tab: TabState | None,
                 progress: ProgressFn = None, oauth_name: str | None = None) -> Update:
     """Open an `mmre extract` output as a queue: its posts.jsonl (and the images it names) uploaded."""
-    s = session or Session()
+    s = tab or TabState()
     who = annotator_of(ctl, annotator, s, oauth_name)
     paths = [Path(str(f)) for f in (files or [])]
     posts_file = next((p for p in paths if p.name == POSTS), None) or next(
@@ -109,10 +109,10 @@ def open_folder(ctl: Controller, files: list[str] | None, annotator: str | None,
 
 
 @callback(REVIEW)
-def open_session_posts(ctl: Controller, annotator: str | None, session: Session | None,
+def open_tab_posts(ctl: Controller, annotator: str | None, tab: TabState | None,
                        oauth_name: str | None = None) -> Update:
     """Review what this tab classified (its graph's posts)."""
-    s = session or Session()
+    s = tab or TabState()
     who = annotator_of(ctl, annotator, s, oauth_name)
     if not s.posts:
         raise InputError("This tab has classified nothing yet: extract relations first, or open an extract folder.")
@@ -123,10 +123,10 @@ def open_session_posts(ctl: Controller, annotator: str | None, session: Session 
 
 
 @callback(REVIEW)
-def open_queue(ctl: Controller, queue_id: str | None, annotator: str | None, session: Session | None,
+def open_queue(ctl: Controller, queue_id: str | None, annotator: str | None, tab: TabState | None,
                oauth_name: str | None = None) -> Update:
     """Continue a queue already in the store (where this annotator stopped)."""
-    s = session or Session()
+    s = tab or TabState()
     who = annotator_of(ctl, annotator, s, oauth_name)
     if not queue_id:
         raise InputError("Choose a review queue first.")
@@ -134,17 +134,17 @@ def open_queue(ctl: Controller, queue_id: str | None, annotator: str | None, ses
     return _open(ctl, s, who, info.id, f"Continuing {info.name}.")
 
 
-def _holding(s: Session) -> tuple[str, int]:
+def _holding(s: TabState) -> tuple[str, int]:
     if s.review_queue is None or s.review_position is None:
         raise InputError("Open a review queue first (an extract folder, this tab's posts or a stored queue).")
     return s.review_queue, s.review_position
 
 
 @callback(REVIEW)
-def decide(ctl: Controller, decision: str, new_label: str | None, annotator: str | None, session: Session | None,
+def decide(ctl: Controller, decision: str, new_label: str | None, annotator: str | None, tab: TabState | None,
            oauth_name: str | None = None) -> Update:
     """Accept / reject / relabel the item shown, then the next one."""
-    s = session or Session()
+    s = tab or TabState()
     who = annotator_of(ctl, annotator, s, oauth_name)
     queue_id, position = _holding(s)
     d = ctl.queues.decide(queue_id, position, who, decision, new_label)
@@ -153,8 +153,8 @@ def decide(ctl: Controller, decision: str, new_label: str | None, annotator: str
 
 
 @callback(REVIEW)
-def skip(ctl: Controller, annotator: str | None, session: Session | None, oauth_name: str | None = None) -> Update:
-    s = session or Session()
+def skip(ctl: Controller, annotator: str | None, tab: TabState | None, oauth_name: str | None = None) -> Update:
+    s = tab or TabState()
     who = annotator_of(ctl, annotator, s, oauth_name)
     queue_id, position = _holding(s)
     ctl.queues.skip(queue_id, position, who)
@@ -162,8 +162,8 @@ def skip(ctl: Controller, annotator: str | None, session: Session | None, oauth_
 
 
 @callback(REVIEW)
-def undo(ctl: Controller, annotator: str | None, session: Session | None, oauth_name: str | None = None) -> Update:
-    s = session or Session()
+def undo(ctl: Controller, annotator: str | None, tab: TabState | None, oauth_name: str | None = None) -> Update:
+    s = tab or TabState()
     who = annotator_of(ctl, annotator, s, oauth_name)
     if s.review_queue is None:
         raise InputError("Open a review queue first.")
@@ -172,8 +172,8 @@ def undo(ctl: Controller, annotator: str | None, session: Session | None, oauth_
 
 
 @callback(REVIEW)
-def next_item(ctl: Controller, annotator: str | None, session: Session | None, oauth_name: str | None = None) -> Update:
-    s = session or Session()
+def next_item(ctl: Controller, annotator: str | None, tab: TabState | None, oauth_name: str | None = None) -> Update:
+    s = tab or TabState()
     who = annotator_of(ctl, annotator, s, oauth_name)
     if s.review_queue is None:
         raise InputError("Open a review queue first.")
@@ -181,17 +181,17 @@ def next_item(ctl: Controller, annotator: str | None, session: Session | None, o
 
 
 @callback(REVIEW)
-def refresh(ctl: Controller, annotator: str | None, everyone: bool, session: Session | None,
+def refresh(ctl: Controller, annotator: str | None, everyone: bool, tab: TabState | None,
             oauth_name: str | None = None) -> Update:
     """The decisions table (yours, or everyone's) and the agreement between annotators."""
-    s = session or Session()
+    s = tab or TabState()
     try:
         who = annotator_of(ctl, annotator, s, oauth_name)
     except InputError:
         who = None  # not signed in: everyone's decisions can still be read
     out = tables(ctl, who, everyone)
     pairs = len(out[Output.AGREEMENT_DF])
-    return {Output.SESSION: s, Output.REVIEW_QUEUES: queue_choices(ctl, s.review_queue), **out,
+    return {Output.TAB: s, Output.REVIEW_QUEUES: queue_choices(ctl, s.review_queue), **out,
             Output.STATUS: Status("info", f"{len(out[Output.DECISIONS_DF])} standing decisions shown"
                                           f"{'' if everyone or not who else ' (yours)'}; "
                                           f"{'no pairs decided by two annotators yet' if not pairs else ''}"

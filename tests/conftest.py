@@ -36,17 +36,25 @@ def pipeline(shipped_relation_dir):
     return Pipeline.load(device="cpu")
 
 
+def app_controller(pipeline, folder, **options):
+    """The app's shared resources around `pipeline`: its own annotation store and export folder under
+    `folder`, no link suggester unless `suggester_factory` is given."""
+    from mmre_demo.annotations import AnnotationStore
+    from mmre_demo.ui import Controller
+
+    options.setdefault("suggester_factory", None)
+    return Controller(pipeline=pipeline, annotations=AnnotationStore(folder / "ann.sqlite3"), export_dir=folder / "exp",
+                      **options)
+
+
 def launch_test_app(pipeline, folder, suggester_factory=None):
     """Build the app around `pipeline` (annotations and exports under `folder`), serve it on a free
     127.0.0.1 port; returns (url, demo). Call `demo.close()` when done."""
     import socket
 
-    from mmre_demo.annotations import AnnotationStore
-    from mmre_demo.ui import Controller, build, launch_kwargs
+    from mmre_demo.ui import build, launch_kwargs
 
-    ctl = Controller(pipeline=pipeline, annotations=AnnotationStore(folder / "ann.sqlite3"), export_dir=folder / "exp",
-                     suggester_factory=suggester_factory)
-    demo = build(ctl)
+    demo = build(app_controller(pipeline, folder, suggester_factory=suggester_factory))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -31,6 +31,7 @@ from mmre_demo.ui.outputs import (
     Status,
 )
 from mmre_demo.ui.render import entity_segments, word_segments
+from tests.conftest import app_controller
 
 CAPTION = "Astronaut Eileen Collins of NASA poses at the Johnson Space Center in Houston."
 
@@ -38,8 +39,7 @@ CAPTION = "Astronaut Eileen Collins of NASA poses at the Johnson Space Center in
 @pytest.fixture(scope="module")
 def ctl(pipeline, tmp_path_factory):
     d = tmp_path_factory.mktemp("ui")
-    return Controller(pipeline=pipeline, annotations=AnnotationStore(d / "ann.sqlite3"), export_dir=d / "export",
-                      suggester_factory=None)
+    return app_controller(pipeline, d)
 
 
 @pytest.fixture(scope="module")

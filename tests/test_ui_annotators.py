@@ -18,14 +18,14 @@ from mmre_demo.ui import reviewing as rv
 from mmre_demo.ui.controller import Controller
 from mmre_demo.ui.login import AnnotatorLogin, LoginMode
 from mmre_demo.ui.outputs import REVIEW, Output
+from tests.conftest import app_controller
 
 CAPTION = "Kim Jong Un met Donald Trump in Singapore on Tuesday."
 
 
 @pytest.fixture()
 def ctl(pipeline, tmp_path):
-    return Controller(pipeline=pipeline, annotations=AnnotationStore(tmp_path / "ann.sqlite3"),
-                      export_dir=tmp_path / "export", suggester_factory=None)
+    return app_controller(pipeline, tmp_path)
 
 
 @pytest.fixture()

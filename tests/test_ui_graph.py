@@ -19,6 +19,7 @@ from mmre_demo.kge.predict import fits_types
 from mmre_demo.ui import callbacks as cb
 from mmre_demo.ui.controller import Controller, TabState, examples
 from mmre_demo.ui.outputs import GRAPH_TAB, Output
+from tests.conftest import app_controller
 
 
 class StubPipeline:
@@ -73,8 +74,7 @@ def corpus(stub_ctl, corpus_json):
 @pytest.fixture(scope="module")
 def model_ctl(pipeline, tmp_path_factory):
     d = tmp_path_factory.mktemp("model")
-    return Controller(pipeline=pipeline, annotations=AnnotationStore(d / "a.sqlite3"), export_dir=d / "exp",
-                      suggester_factory=None)
+    return app_controller(pipeline, d)
 
 
 @pytest.fixture(scope="module")

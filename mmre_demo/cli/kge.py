@@ -141,12 +141,12 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     else:
         rows = p.suggest_links(args.entity, args.k)
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False))
+        print(json.dumps([r.to_dict() for r in rows], ensure_ascii=False))
     else:
         test = run.info.get("test") or {}
         print("held-out quality of this run: " + (f"MRR {test['mrr']:.3f}, Hits@10 {test['hits@10']:.3f}"
                                                    if test else "not measured (no test split)")
               + "; the score orders the candidates, it is not a probability")
         for i, r in enumerate(rows, start=1):
-            print(f"#{i}  {r['head']}  --{r['relation']}-->  {r['tail']}  (score {r['score']:.3f})")
+            print(f"#{i}  {r.head}  --{r.relation}-->  {r.tail}  (score {r.score:.3f})")
     return 0

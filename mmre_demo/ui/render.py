@@ -12,7 +12,7 @@ from mmre_demo.data.schema import Entity
 from mmre_demo.explain.overlay import GROUNDED_COLOUR, READ_COLOUR, boxes_panel, evidence_panels, side_by_side
 from mmre_demo.graph.figure import TYPE_COLOURS, UNKNOWN_TYPE_COLOUR
 from mmre_demo.grounding import Grounding
-from mmre_demo.prediction import PairPrediction, Prediction, TokenWeight
+from mmre_demo.prediction import DEFAULT_TOP_K, PairPrediction, Prediction, TokenWeight
 from mmre_demo.ui.outputs import Choices, Output, Update
 
 if TYPE_CHECKING:  # the app runs without mmre_demo.kge (no link suggestions then)
@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # the app runs without mmre_demo.kge (no link suggestions the
     from mmre_demo.kge.suggest import SuggesterStatus
 
 ENTITY_HEADERS = ["text", "type", "start", "end"]
-RELATION_HEADERS = ["#", "head", "relation", "tail", "probability", "top-3 alternatives", "image influence"]
+RELATION_HEADERS = ["#", "head", "relation", "tail", "probability", f"top-{DEFAULT_TOP_K} alternatives",
+                    "image influence"]
 SUGGESTION_HEADERS = ["rank", "head", "relation", "tail", "embedding quality (held out)"]
 DECISION_HEADERS = ["id", "time", "annotator", "head", "predicted", "tail", "decision", "relation", "caption", "img_id"]
 ALTERNATIVE_HEADERS = ["key", "relation", "probability"]

@@ -140,7 +140,7 @@ def app() -> None:
         lat.append(time.perf_counter() - t1)
     lat.sort()
     emit(part="app", graph="mnre_val", triples=len(triples), refresh_call_ms=round(refresh_call * 1000, 1),
-         train_seconds=st.get("seconds"), epochs=st.get("epochs"), stopped_by=st.get("stopped_by"),
+         train_seconds=st.seconds, epochs=st.epochs, stopped_by=st.stopped_by,
          suggest_ms_median=round(lat[len(lat) // 2] * 1000, 1),
          suggest_ms_p95=round(lat[int(len(lat) * 0.95)] * 1000, 1))
 
@@ -161,8 +161,8 @@ def app() -> None:
         lat.append(time.perf_counter() - t1)
     lat.sort()
     emit(part="app", graph="synthetic", triples=100_000, entities=20_000, build_graph_s=round(build, 1),
-         refresh_call_ms=round(refresh_call * 1000, 1), state=st["state"], train_seconds=st.get("seconds"),
-         epochs=st.get("epochs"), stopped_by=st.get("stopped_by"),
+         refresh_call_ms=round(refresh_call * 1000, 1), state=st.state, train_seconds=st.seconds,
+         epochs=st.epochs, stopped_by=st.stopped_by,
          suggest_ms_median=round(lat[len(lat) // 2] * 1000, 1),
          peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), rss_before_mb=round(rss0))
 

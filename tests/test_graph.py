@@ -82,6 +82,8 @@ def test_exports_round_trip(tmp_path):
 
 
 def test_figure_empty_small_and_200_nodes():
+    from mmre_demo.kge.predict import Suggestion  # what the app draws dashed
+
     fig, pos = kg.figure(kg.new_graph())
     assert pos == {} and "empty" in fig.layout.annotations[0].text
     g = kg.new_graph()
@@ -96,8 +98,8 @@ def test_figure_empty_small_and_200_nodes():
     for _ in range(300):
         a, b = rng.integers(0, 200, 2)
         kg.add_relation(g, f"{types[a % 4]}:e{a}", "/per/org/member_of", f"{types[b % 4]}:e{b}", float(rng.random()))
-    fig, pos = kg.figure(g, 0.5, suggestions=[{"head": "PER:e0", "relation": "/per/per/peer", "tail": "PER:e4",
-                                                 "score": 0.4}])
+    fig, pos = kg.figure(g, 0.5, suggestions=[Suggestion(head="PER:e0", relation="/per/per/peer", tail="PER:e4",
+                                                         score=0.4)])
     arr = np.array(list(pos.values()))
     assert arr.shape == (200, 2) and np.abs(arr).max() <= 1.25  # inside the axes
     # nodes are spread out: the median nearest-neighbour distance is not tiny

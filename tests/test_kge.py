@@ -12,7 +12,8 @@ import torch
 from mmre_demo.data.schema import InputError
 from mmre_demo.kge import KgePredictor, evaluate_run, fit, load_dataset, load_run, save_run
 from mmre_demo.kge.datasets import dataset_from_graph, dataset_from_triples, mnre_triples, split_triples
-from mmre_demo.kge.suggest import LinkSuggester
+from mmre_demo.kge.predict import Suggestion
+from mmre_demo.kge.suggest import LinkSuggester, SuggesterStatus
 from mmre_demo.kge.training import default_train_config
 
 torch.set_num_threads(1)
@@ -108,7 +109,7 @@ def test_save_load_round_trip_without_pickle(nations_run, tmp_path):
     p = KgePredictor(loaded)
     head = loaded.entity_labels[0]
     tails = p.predict_tails(head, loaded.relation_labels[0], k=3)
-    assert len(tails) == 3 and tails[0]["score"] >= tails[1]["score"]
+    assert len(tails) == 3 and tails[0].score >= tails[1].score and tails[0].known is not None
     assert len(p.predict_heads(loaded.relation_labels[0], head, k=2)) == 2
     assert len(p.predict_relations(head, loaded.entity_labels[1], k=4)) == 4
 
@@ -166,7 +167,7 @@ def test_single_triple_trains_and_unknown_entity_is_explained():
     run = fit(ds, "transe", train_config=default_train_config("transe", max_epochs=3))
     p = KgePredictor(run)
     rows = p.suggest_links("PER:Ann Lee", k=5)  # known triple and self-loops excluded: only the reverse is left
-    assert [(r["head"], r["relation"], r["tail"]) for r in rows] == [("PER:Bo", "knows", "PER:Ann Lee")]
+    assert [(r.head, r.relation, r.tail) for r in rows] == [("PER:Bo", "knows", "PER:Ann Lee")]
     with pytest.raises(InputError, match="did you mean 'PER:Ann Lee'"):
         p.suggest_links("PER:Ann Le")
     with pytest.raises(InputError, match="no 'test' triples"):
@@ -180,24 +181,24 @@ def test_suggester_before_and_with_an_empty_graph():
     rows, msg = s.suggest_with_message("PER:x")
     assert rows == [] and "No suggestions" in msg
     assert s.refresh(nx.MultiDiGraph()) is False
-    assert s.status()["state"] == "empty" and s.suggest("PER:x") == []
+    assert s.status().state == "empty" and s.suggest("PER:x") == []
 
 
 def test_suggester_trains_in_background_and_answers_fast():
     g = small_graph()
     s = LinkSuggester(text_encoder=fake_encoder, max_epochs=20)  # the app's default: text+image features
     assert s.refresh(g) is True
-    assert s.status()["state"] == "training"  # returned before training ended (timings: benchmarks/bench_kge.py)
+    assert s.status().state == "training"  # returned before training ended (timings: benchmarks/bench_kge.py)
     assert s.refresh(g) is False  # same graph: nothing to do
     assert s.wait(timeout=120)
     st = s.status()
-    assert st["state"] == "ready" and st["features"] == "text+image", st
+    assert st.state == "ready" and st.features == "text+image", st
     rows, msg = s.suggest_with_message("PER:Person 0", k=5)
     assert msg == "" and len(rows) == 5
-    assert set(rows[0]) == {"rank", "head", "relation", "tail", "score"}
+    assert set(rows[0].to_dict()) == {"rank", "head", "relation", "tail", "score"}
     existing = {(u, d["relation"], v) for u, v, d in g.edges(data=True) if d.get("source") != "suggested"}
-    assert not any((r["head"], r["relation"], r["tail"]) in existing for r in rows)
-    assert all("PER:Person 0" in (r["head"], r["tail"]) for r in rows)
+    assert not any((r.head, r.relation, r.tail) in existing for r in rows)
+    assert all("PER:Person 0" in (r.head, r.tail) for r in rows)
     rows, msg = s.suggest_with_message("PER:Nobody")
     assert rows == [] and "not in the embedded graph" in msg
 
@@ -327,11 +328,11 @@ def test_suggested_links_obey_the_relation_type_rule(typed_run):
 
     strict, loose = KgePredictor(typed_run), KgePredictor(typed_run, respect_types=False)
     rows = [r for e in typed_run.entity_labels for r in strict.suggest_links(e, k=40)]
-    assert len(rows) > 100 and not [r for r in rows if not fits_types(r["head"], r["relation"], r["tail"])]
-    assert [r["rank"] for r in strict.suggest_links("PER:Person 0", k=3)] == [1, 2, 3]
+    assert len(rows) > 100 and not [r for r in rows if not fits_types(r.head, r.relation, r.tail)]
+    assert [r.rank for r in strict.suggest_links("PER:Person 0", k=3)] == [1, 2, 3]
     # without the rule the same model suggests type-breaking triples: the check above can fail
     loose_rows = [r for e in typed_run.entity_labels for r in loose.suggest_links(e, k=40)]
-    assert any(not fits_types(r["head"], r["relation"], r["tail"]) for r in loose_rows)
+    assert any(not fits_types(r.head, r.relation, r.tail) for r in loose_rows)
 
 
 def test_tail_head_and_relation_queries_obey_the_type_rule_too(typed_run):
@@ -339,10 +340,10 @@ def test_tail_head_and_relation_queries_obey_the_type_rule_too(typed_run):
 
     p = KgePredictor(typed_run)
     tails = p.predict_tails("PER:Person 0", "/per/org/member_of", k=30)
-    assert tails and all(r["tail"].startswith("ORG:") for r in tails)
+    assert tails and all(r.tail.startswith("ORG:") for r in tails)
     heads = p.predict_heads("/org/loc/locate_at", "LOC:City 0", k=30)
-    assert heads and all(r["head"].startswith("ORG:") for r in heads)
-    assert all(fits_types(r["head"], r["relation"], r["tail"]) for r in p.predict_relations("PER:Person 0",
+    assert heads and all(r.head.startswith("ORG:") for r in heads)
+    assert all(fits_types(r.head, r.relation, r.tail) for r in p.predict_relations("PER:Person 0",
                                                                                              "LOC:City 1", k=20))
     assert p.predict_tails("LOC:City 0", "/per/org/member_of") == []  # a city is no member of anything
 
@@ -351,8 +352,8 @@ def test_an_entity_of_unknown_type_only_takes_untyped_relations(typed_run):
     p = KgePredictor(typed_run)
     for e in typed_run.entity_labels:
         for r in p.suggest_links(e, k=40):
-            if "Thing" in (r["head"], r["tail"]):
-                assert r["relation"] == "related", r
+            if "Thing" in (r.head, r.tail):
+                assert r.relation == "related", r
 
 
 def test_cli_suggest_on_a_corpus_graph_breaks_no_type_rule(tmp_path, capsys):
@@ -369,6 +370,8 @@ def test_cli_suggest_on_a_corpus_graph_breaks_no_type_rule(tmp_path, capsys):
         assert main(["kge", "suggest", "--run", str(out), "--entity", e, "-k", "10", "--json"]) == 0
         rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert len(rows) == 10
+        assert [Suggestion.from_dict(r).to_dict() for r in rows] == rows and set(rows[0]) == {
+            "rank", "head", "relation", "tail", "score"}
         bad += [r for r in rows if not fits_types(r["head"], r["relation"], r["tail"])]
     assert bad == []
     assert main(["kge", "suggest", "--run", str(out), "--entity", "PER:Person 0", "-k", "2"]) == 0
@@ -384,17 +387,18 @@ def test_suggester_says_a_graph_is_too_small_to_embed():
     s = LinkSuggester(text_encoder=fake_encoder)
     assert s.refresh(g) is False
     st = s.status()
-    assert st["state"] == "small" and "too small to embed" in st["message"] and "1 relation " in st["message"]
+    assert st.state == "small" and "too small to embed" in st.message and "1 relation " in st.message
 
 
 def test_suggester_reports_held_out_quality_and_ranks():
     s = LinkSuggester(features="none", max_epochs=15, time_budget_s=30)
     assert s.refresh(typed_graph()) is True
     st = s.status()
-    assert st["state"] == "training" and st["budget_s"] == 30 and st["elapsed_s"] >= 0
+    assert st.state == "training" and st.budget_s == 30 and st.elapsed_s >= 0
     assert s.wait(120)
     st = s.status()
-    assert st["state"] == "ready" and 0 < st["mrr"] <= 1 and 0 <= st["hits@10"] <= 1 and st["held_out"] >= 1
+    assert st.state == "ready" and 0 < st.mrr <= 1 and 0 <= st.hits_at_10 <= 1 and st.held_out >= 1
     assert "held-out MRR" in s.quality_text()
+    assert st.to_dict()["hits@10"] == st.hits_at_10 and SuggesterStatus.from_dict(st.to_dict()) == st
     rows, msg = s.suggest_with_message("PER:Person 3", k=5)
-    assert msg == "" and [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+    assert msg == "" and [r.rank for r in rows] == [1, 2, 3, 4, 5]

@@ -15,7 +15,8 @@ from mmre_demo.annotations import AnnotationStore
 from mmre_demo.extract.exports import write_exports
 from mmre_demo.graph.explore import edge_key
 from mmre_demo.graph.synthetic import synthetic_extract
-from mmre_demo.kge.predict import fits_types
+from mmre_demo.kge.predict import Suggestion, fits_types
+from mmre_demo.kge.suggest import SuggesterStatus
 from mmre_demo.ui import callbacks as cb
 from mmre_demo.ui.controller import Controller, TabState, examples
 from mmre_demo.ui.outputs import GRAPH_TAB, Output
@@ -119,7 +120,7 @@ def test_the_title_counts_relations_and_suggestions_apart(stub_ctl):
     a, b, c = (kg.add_entity(s.graph, n, "PER") for n in ("A", "B", "C"))
     kg.add_relation(s.graph, a, "/per/per/peer", b, 0.9)
     kg.add_relation(s.graph, b, "/per/per/peer", c, 0.8, kg.SUGGESTED)
-    s.suggestions = [{"rank": 1, "head": a, "relation": "/per/per/couple", "tail": c, "score": 0.99}]
+    s.suggestions = [Suggestion(head=a, relation="/per/per/couple", tail=c, score=0.99, rank=1)]
     out = ok(cb.refilter(stub_ctl, 0.5, False, s))
     assert "1 relations, 2 suggested links" in title(out)
     assert "the graph: 1 relation at ≥ 0.50 and 2 suggested links" in out[Output.STATUS].message
@@ -247,11 +248,11 @@ class ControlledSuggester:
         return True
 
     def status(self):
-        return {"state": self.state, "ready": self.state == "ready", "elapsed_s": 3.0, "budget_s": 20.0,
-                "relations": 7, "message": ""}
+        return SuggesterStatus(state=self.state, ready=self.state == "ready", elapsed_s=3.0, budget_s=20.0,
+                               relations=7, message="")
 
     def suggest_with_message(self, node, k):
-        return [{"rank": 1, "head": node, "relation": "/per/per/peer", "tail": "PER:B", "score": 0.998}], ""
+        return [Suggestion(head=node, relation="/per/per/peer", tail="PER:B", score=0.998, rank=1)], ""
 
     def quality_text(self):
         return "held-out MRR 0.41 · Hits@10 0.70 (2 relations held out)"

@@ -7,6 +7,8 @@ import json
 import os
 import time
 
+from mmre_demo.kge.options import FEATURE_MODES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     k = sub.add_parser("kge", help="knowledge-graph embedding: train, evaluate, suggest links")
@@ -17,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a bundled dataset, MNRE, or graph:PATH = a graph.json / graph.graphml exported by the app "
                         "or by `mmre extract`")
     t.add_argument("--model", choices=["transe", "distmult", "complex"], default="complex")
-    t.add_argument("--features", choices=["none", "text", "text+image"], default="none",
+    t.add_argument("--features", choices=FEATURE_MODES, default="none",
                    help="multimodal entity features (MNRE; text also for graph:PATH)")
     t.add_argument("--mnre-train", help="MNRE-format file (default: ../shared/data/mnre/mnre_train.txt)")
     t.add_argument("--images", help="folder of MNRE images by img_id (default: ../shared/data/mnre_images_sample)")
@@ -139,12 +141,12 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     else:
         rows = p.suggest_links(args.entity, args.k)
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False))
+        print(json.dumps([r.to_dict() for r in rows], ensure_ascii=False))
     else:
         test = run.info.get("test") or {}
         print("held-out quality of this run: " + (f"MRR {test['mrr']:.3f}, Hits@10 {test['hits@10']:.3f}"
                                                    if test else "not measured (no test split)")
               + "; the score orders the candidates, it is not a probability")
         for i, r in enumerate(rows, start=1):
-            print(f"#{i}  {r['head']}  --{r['relation']}-->  {r['tail']}  (score {r['score']:.3f})")
+            print(f"#{i}  {r.head}  --{r.relation}-->  {r.tail}  (score {r.score:.3f})")
     return 0

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import textwrap
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import networkx as nx
 import numpy as np
@@ -34,6 +35,22 @@ from mmre_demo.graph.store import (
     SUGGESTED,
     view,
 )
+
+
+class SuggestedLink(Protocol):
+    """A link drawn dashed without being in the graph (the KGE's `Suggestion` is one)."""
+
+    @property
+    def head(self) -> str: ...
+    @property
+    def relation(self) -> str: ...
+    @property
+    def tail(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def rank(self) -> int | None: ...
+
 
 # The one colour per entity type, shared by the graph and the app's entity highlighting.
 TYPE_COLOURS = {"PER": "#1f77b4", "ORG": "#ff7f0e", "LOC": "#2ca02c", "MISC": "#9467bd", "IMAGE": "#7f7f7f"}
@@ -77,19 +94,19 @@ def _label(p: np.ndarray, text: str, size: float, spot: str, bold: bool) -> dict
 
 
 def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any] | None = None,
-           highlight: str | None = None, suggestions: list[dict] | None = None,
+           highlight: str | None = None, suggestions: Sequence[SuggestedLink] | None = None,
            title: str | None = None, height: int = DEFAULT_HEIGHT,
            thresholded: bool = False) -> tuple[go.Figure, dict[str, np.ndarray]]:
     """The plotly figure of the graph (threshold applied unless `thresholded`) and the positions used.
 
-    `suggestions` ([{head, relation, tail, score}]) are drawn as dashed edges without being added.
+    `suggestions` (head, relation, tail, score, rank) are drawn as dashed edges without being added.
     `title`: a note under the counts (what an overview or a filter leaves out).
     """
     h = g.copy() if thresholded else view(g, threshold, include_suggested=True)
     for s in suggestions or []:
-        if s["head"] in h and s["tail"] in h and not h.has_edge(s["head"], s["tail"], key=s["relation"]):
-            h.add_edge(s["head"], s["tail"], key=s["relation"], relation=s["relation"], score=float(s["score"]),
-                       source=SUGGESTED, count=0, captions=[], rank=s.get("rank"))
+        if s.head in h and s.tail in h and not h.has_edge(s.head, s.tail, key=s.relation):
+            h.add_edge(s.head, s.tail, key=s.relation, relation=s.relation, score=float(s.score),
+                       source=SUGGESTED, count=0, captions=[], rank=s.rank)
     pos = layout(h, positions)
     degree = dict(h.degree())
     node_names = {n: str(d.get("name", n)) for n, d in h.nodes(data=True)}

@@ -19,12 +19,15 @@ No torch and no model here: plain networkx.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
 
 from mmre_demo.data.labels import ENTITY_TYPES, NONE_LABEL
+
+if TYPE_CHECKING:  # for the annotation only: graph/ stays free of the model's imports (and of a cycle)
+    from mmre_demo.prediction import Prediction
 
 ENTITY_KIND, IMAGE_KIND = "entity", "image"
 DEPICTS = "depicts"  # image -> each entity of its caption
@@ -140,7 +143,7 @@ def remove_relation(g: nx.MultiDiGraph, head: str, relation: str, tail: str) -> 
     return False
 
 
-def add_prediction(g: nx.MultiDiGraph, prediction: Any, image_id: str | None = None,
+def add_prediction(g: nx.MultiDiGraph, prediction: Prediction, image_id: str | None = None,
                    image_feature: np.ndarray | None = None, image_label: str | None = None,
                    min_score: float | None = None, post_id: str | None = None) -> dict[str, int]:
     """Merge one `Prediction` into the graph: every entity, and every pair whose relation reaches

@@ -3,11 +3,23 @@
 Modules: `datasets` (UMLS/Kinships/Nations, MNRE files, the app graph), `features` (text/image
 entity features), `models` (construction + multimodal entity representation), `training`,
 `evaluation`, `io` (safetensors + JSON), `predict` (top-k queries), `suggest` (the app's
-background `LinkSuggester`), `api` (the short end-to-end path). No gradio here.
+background `LinkSuggester`), `api` (the short end-to-end path), `options` (the options as types,
+without torch). No gradio here. The names below are imported on first use, so `mmre_demo.kge.options`
+stays light (the CLI reads its choices when every command starts).
 """
 
-from mmre_demo.kge.api import DATASETS, evaluate_run, fit, load_dataset
-from mmre_demo.kge.io import KgeRun, load_run, save_run
-from mmre_demo.kge.predict import KgePredictor
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {"DATASETS": "api", "evaluate_run": "api", "fit": "api", "load_dataset": "api", "KgeRun": "io",
+            "load_run": "io", "save_run": "io", "KgePredictor": "predict"}
 
 __all__ = ["DATASETS", "KgePredictor", "KgeRun", "evaluate_run", "fit", "load_dataset", "load_run", "save_run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

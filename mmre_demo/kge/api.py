@@ -21,6 +21,7 @@ from mmre_demo.kge.evaluation import evaluate
 from mmre_demo.kge.features import TextEncoder, entity_features, mnre_image_features
 from mmre_demo.kge.io import KgeRun
 from mmre_demo.kge.models import ModelConfig, build_model, default_dim
+from mmre_demo.kge.options import FeatureMode
 from mmre_demo.kge.training import KgeTrainConfig, default_train_config, train_model
 
 DATASETS = (*BUILTIN_DATASETS, "mnre")
@@ -61,7 +62,7 @@ def load_dataset(name: str, mnre_train: str | Path | None = None, seed: int = 0,
     return ds
 
 
-def fit(ds: KgDataset, model: str = "complex", features: str = "none", *, embedding_dim: int | None = None,
+def fit(ds: KgDataset, model: str = "complex", features: FeatureMode = "none", *, embedding_dim: int | None = None,
         train_config: KgeTrainConfig | None = None, text_encoder: TextEncoder | None = None,
         cancel: threading.Event | None = None) -> KgeRun:
     """Build and train a model on `ds` (early stopping when it has a validation split)."""

@@ -15,8 +15,8 @@ import torch
 
 from mmre_demo.graph.store import node_name
 from mmre_demo.kge.datasets import EntityInfo
+from mmre_demo.kge.options import FEATURE_MODES, FeatureMode
 
-FEATURE_MODES = ("none", "text", "text+image")
 TextEncoder = Callable[[list[str]], torch.Tensor]
 MAX_CAPTIONS_PER_ENTITY = 8
 
@@ -88,7 +88,7 @@ def image_features(labels: Sequence[str], info: dict[str, EntityInfo]) -> torch.
     return out
 
 
-def entity_features(mode: str, labels: Sequence[str], info: dict[str, EntityInfo],
+def entity_features(mode: FeatureMode, labels: Sequence[str], info: dict[str, EntityInfo],
                     encode: TextEncoder | None = None) -> torch.Tensor | None:
     """The feature matrix for `mode` (None for "none"); text+image falls back to text when no image is known."""
     if mode not in FEATURE_MODES:

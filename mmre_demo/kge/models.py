@@ -16,6 +16,8 @@ from pykeen.models import ERModel, model_resolver
 from pykeen.nn import Representation
 from pykeen.triples import CoreTriplesFactory
 
+from mmre_demo.kge.options import FeatureMode
+
 MODELS = ("transe", "distmult", "complex")
 
 
@@ -26,7 +28,7 @@ class ModelConfig:
     model: str = "complex"
     embedding_dim: int = 128  # ComplEx: complex dimensions (2x real numbers)
     init_std: float = 0.1  # DistMult/ComplEx: small normal init (PyKEEN's std=1 default trains badly)
-    features: str = "none"  # none | text | text+image
+    features: FeatureMode = "none"
     feature_dim: int = 0
     # multiplies the fixed features. Adam's step is scale-free per parameter, so this is W's learning
     # rate relative to the embeddings' (PyKEEN's loop rebuilds the optimiser with one parameter group).

@@ -17,6 +17,8 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -26,6 +28,33 @@ from mmre_demo.graph.store import node_type
 from mmre_demo.kge.io import KgeRun
 
 _TYPED_RELATION = re.compile(r"^/([a-z]+)/([a-z]+)/[^/]+$")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A scored triple: a suggested link (`suggest_links`, with its `rank`, 1 = best) or a tail / head /
+    relation query's answer (`predict_*`; tails and heads say whether the run already `known` it).
+    `score` orders the candidates, it is no probability (module docstring)."""
+
+    head: str
+    relation: str
+    tail: str
+    score: float
+    rank: int | None = None
+    known: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON row (`mmre kge suggest --json`): rank first when there is one, known last."""
+        out: dict[str, Any] = {} if self.rank is None else {"rank": self.rank}
+        out.update(head=self.head, relation=self.relation, tail=self.tail, score=self.score)
+        if self.known is not None:
+            out["known"] = self.known
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Suggestion:
+        return cls(head=d["head"], relation=d["relation"], tail=d["tail"], score=float(d["score"]),
+                   rank=d.get("rank"), known=d.get("known"))
 
 
 def relation_rule(label: str) -> tuple[str, str] | None:
@@ -121,26 +150,26 @@ class KgePredictor:
         return self._norm(self._scores_against_all(t, 2 * torch.arange(len(self.r2id)) + 1))
 
     # ------------------------------------------------------------------ public queries
-    def predict_tails(self, head: str, relation: str, k: int = 10) -> list[dict]:
+    def predict_tails(self, head: str, relation: str, k: int = 10) -> list[Suggestion]:
         h, r = self.entity_index(head), self.relation_index(relation)
         s = self._tail_scores(h)[r].clone()
         s[~self._tail_ok[r] | ~self._head_ok[r, h]] = -1.0
         return self._top_entities(s, k, lambda e: (h, r, e))
 
-    def predict_heads(self, relation: str, tail: str, k: int = 10) -> list[dict]:
+    def predict_heads(self, relation: str, tail: str, k: int = 10) -> list[Suggestion]:
         t, r = self.entity_index(tail), self.relation_index(relation)
         s = self._head_scores(t)[r].clone()
         s[~self._head_ok[r] | ~self._tail_ok[r, t]] = -1.0
         return self._top_entities(s, k, lambda e: (e, r, t))
 
-    def predict_relations(self, head: str, tail: str, k: int = 5) -> list[dict]:
+    def predict_relations(self, head: str, tail: str, k: int = 5) -> list[Suggestion]:
         h, t = self.entity_index(head), self.entity_index(tail)
         s = self._tail_scores(h)[:, t].clone()
         s[~(self._head_ok[:, h] & self._tail_ok[:, t])] = -1.0
         top = s.topk(min(k, int((s >= 0).sum())))
         return [self._triple(h, int(r), t, float(v)) for v, r in zip(top.values, top.indices)]
 
-    def suggest_links(self, entity: str, k: int = 5) -> list[dict]:
+    def suggest_links(self, entity: str, k: int = 5) -> list[Suggestion]:
         """Best new triples with `entity` as head or tail that obey the type rule (known triples and
         self-loops excluded), best first, each with its `rank`."""
         e = self.entity_index(entity)
@@ -162,20 +191,19 @@ class KgePredictor:
         for v, idx in zip(top.values.tolist(), top.indices.tolist()):
             row, other = divmod(idx, n)
             h, r, t = (e, row, other) if row < R else (other, row - R, e)
-            out.append({"rank": len(out) + 1, **self._triple(h, r, t, v)})
+            out.append(self._triple(h, r, t, v, rank=len(out) + 1))
         return out
 
     # ------------------------------------------------------------------ helpers
-    def _top_entities(self, scores: torch.Tensor, k: int, make) -> list[dict]:
+    def _top_entities(self, scores: torch.Tensor, k: int, make) -> list[Suggestion]:
         top = scores.topk(min(k, int((scores >= 0).sum())))
         res = []
         for v, i in zip(top.values.tolist(), top.indices.tolist()):
             h, r, t = make(i)
-            d = self._triple(h, r, t, v)
-            d["known"] = (h, r, t) in self.known
-            res.append(d)
+            res.append(self._triple(h, r, t, v, known=(h, r, t) in self.known))
         return res
 
-    def _triple(self, h: int, r: int, t: int, score: float) -> dict:
-        return {"head": self.run.entity_labels[h], "relation": self.run.relation_labels[r],
-                "tail": self.run.entity_labels[t], "score": round(float(score), 4)}
+    def _triple(self, h: int, r: int, t: int, score: float, *, rank: int | None = None,
+                known: bool | None = None) -> Suggestion:
+        return Suggestion(head=self.run.entity_labels[h], relation=self.run.relation_labels[r],
+                          tail=self.run.entity_labels[t], score=round(float(score), 4), rank=rank, known=known)

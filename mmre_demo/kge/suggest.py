@@ -5,15 +5,15 @@ Usage from the UI (no call here ever blocks on training)::
     suggester = LinkSuggester()                      # ComplEx + text (+ image, where known) features
     suggester.refresh(graph)                         # snapshot the graph, train in a daemon thread, return at once
     rows, message = suggester.suggest_with_message("PER:Bill Cosby", k=5)
-    # rows: [{"rank": 1, "head": node_id, "relation": str, "tail": node_id, "score": float}, ...]
-    #       best first; triples already in the graph, self-loops and triples that break the
-    #       relation's type rule (kge/predict.py) are left out. `score` orders, it is no probability:
-    #       the app shows the rank and the held-out quality (`status()["mrr"]`, `["hits@10"]`).
+    # rows: [Suggestion(head=node_id, relation=str, tail=node_id, score=float, rank=1), ...]
+    #       (kge/predict.py) best first; triples already in the graph, self-loops and triples that
+    #       break the relation's type rule are left out. `score` orders, it is no probability:
+    #       the app shows the rank and the held-out quality (`status().mrr`, `.hits_at_10`).
     # message: "" when rows come from a model trained on the current graph, otherwise why there
     #          are none / why they may be stale ("training on 12 triples…", "no model yet", ...).
     suggester.suggest(node_id, k=5)                  # the same rows without the message
-    suggester.status()                               # {"state": "empty"|"small"|"training"|"ready"|"error",
-                                                     #  "elapsed_s", "budget_s", "mrr", "hits@10", ...}
+    suggester.status()                               # SuggesterStatus(state="empty"|"small"|"training"|
+                                                     #   "ready"|"error", message, elapsed_s, budget_s, mrr, ...)
     suggester.wait(timeout=30)                       # tests / CLI: block until the current refresh ends
 
 A suggested edge should go into the graph with `source="suggested"` (drawn dashed); such edges are
@@ -30,18 +30,55 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, get_args
 
 from mmre_demo.data.schema import InputError
 from mmre_demo.graph.store import ENTITY_KIND, SUGGESTED
 from mmre_demo.kge.datasets import dataset_from_triples, triples_from_parts
 from mmre_demo.kge.features import TextEncoder
-from mmre_demo.kge.predict import KgePredictor
+from mmre_demo.kge.options import FeatureMode
+from mmre_demo.kge.predict import KgePredictor, Suggestion
 from mmre_demo.kge.training import default_train_config
 
 MIN_TRIPLES_TO_EMBED = 5  # fewer relations than this: nothing to learn from, the status says so
 MIN_TRIPLES_TO_MEASURE = 10  # from here on a held-out tenth measures the embedding (dataset_from_triples)
+
+SuggesterState = Literal["empty", "small", "training", "ready", "error"]
+SUGGESTER_STATES: tuple[str, ...] = get_args(SuggesterState)
+_DICT_KEYS = {"hits_at_10": "hits@10"}  # field -> its key in `to_dict` (the metric's usual name)
+
+
+@dataclass(frozen=True)
+class SuggesterStatus:
+    """What `LinkSuggester.status()` reports: the state and its message ("" when all is well); once a
+    model was trained, what it learnt from and its held-out quality (None: not measured, the graph was
+    too small to hold some out); while training, the seconds spent of the time budget."""
+
+    state: SuggesterState
+    message: str = ""
+    ready: bool = False  # a model answers (also while a newer graph trains)
+    triples: int | None = None  # the last trained model's: its triples, entities, epochs, training seconds
+    entities: int | None = None
+    epochs: int | None = None
+    seconds: float | None = None
+    stopped_by: str | None = None
+    features: FeatureMode | None = None
+    mrr: float | None = None  # filtered, on the held-out relations
+    hits_at_10: float | None = None
+    held_out: int | None = None
+    elapsed_s: float | None = None  # while training
+    budget_s: float | None = None
+    relations: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that are set, as a JSON object ("hits@10" for `hits_at_10`)."""
+        return {_DICT_KEYS.get(k, k): v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SuggesterStatus:
+        keys = {_DICT_KEYS.get(f.name, f.name): f.name for f in fields(cls)}
+        return cls(**{keys[k]: v for k, v in d.items() if k in keys})
 
 
 @dataclass
@@ -54,7 +91,7 @@ class _Snapshot:
 class LinkSuggester:
     """Background-trained KGE over the app's graph; see the module docstring for the API."""
 
-    def __init__(self, model: str = "complex", features: str = "text+image", *, embedding_dim: int = 64,
+    def __init__(self, model: str = "complex", features: FeatureMode = "text+image", *, embedding_dim: int = 64,
                  batch_size: int = 512, max_epochs: int = 30, time_budget_s: float = 20.0, seed: int = 0,
                  text_encoder: TextEncoder | None = None):
         self.model, self.features, self.embedding_dim, self.batch_size = model, features, embedding_dim, batch_size
@@ -66,8 +103,9 @@ class LinkSuggester:
         self._pending_key: int | None = None
         self._cancel: threading.Event | None = None
         self._thread: threading.Thread | None = None
-        self._state, self._message = "empty", "No suggestions yet: the graph has not been embedded."
-        self._info: dict[str, Any] = {}
+        self._state: SuggesterState = "empty"
+        self._message = "No suggestions yet: the graph has not been embedded."
+        self._info: dict[str, Any] = {}  # the last model's SuggesterStatus fields (triples, epochs, mrr, ...)
         self._started, self._n_relations = 0.0, 0
 
     # ------------------------------------------------------------------ training
@@ -121,7 +159,7 @@ class LinkSuggester:
             triples, info = triples_from_parts(snap.nodes, snap.edges)
             ds = dataset_from_triples("graph", triples, info, holdout=len(triples) >= MIN_TRIPLES_TO_MEASURE,
                                       seed=self.seed)
-            features = self.features
+            features: FeatureMode = self.features
             if features != "none" and not any(i.captions or i.name for i in info.values()):
                 features = "none"
             tcfg = default_train_config(self.model, sparse=True, max_epochs=self.max_epochs, seed=self.seed,
@@ -131,7 +169,7 @@ class LinkSuggester:
             quality = {}
             if run.triples["testing"].shape[0]:
                 m = evaluate_run(run, "test")
-                quality = {"mrr": round(m["mrr"], 3), "hits@10": round(m["hits@10"], 3),
+                quality = {"mrr": round(m["mrr"], 3), "hits_at_10": round(m["hits@10"], 3),
                            "held_out": int(m["num_triples"])}
             predictor = KgePredictor(run)
         except Exception as exc:  # noqa: BLE001 - reported through status(), never raised into the UI
@@ -151,7 +189,7 @@ class LinkSuggester:
                           "stopped_by": tr["stopped_by"], "features": run.model_config.features, **quality}
 
     # ------------------------------------------------------------------ queries
-    def suggest_with_message(self, node_id: str, k: int = 5) -> tuple[list[dict], str]:
+    def suggest_with_message(self, node_id: str, k: int = 5) -> tuple[list[Suggestion], str]:
         """Top-k new links touching `node_id`, and a message ("" when all is well)."""
         with self._lock:
             predictor, state, message = self._predictor, self._state, self._message
@@ -165,29 +203,29 @@ class LinkSuggester:
         note = "Suggestions come from the previous graph; re-embedding now." if state == "training" else ""
         return rows, note
 
-    def suggest(self, node_id: str, k: int = 5) -> list[dict]:
+    def suggest(self, node_id: str, k: int = 5) -> list[Suggestion]:
         """Top-k new links touching `node_id`; [] when no model is ready or the node is unknown."""
         return self.suggest_with_message(node_id, k)[0]
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> SuggesterStatus:
         """The state, its message and, while training, the seconds spent of the time budget."""
         with self._lock:
-            out = {"state": self._state, "message": self._message, "ready": self._predictor is not None,
-                   **self._info}
+            training = {}
             if self._state == "training":
-                out.update(elapsed_s=round(time.monotonic() - self._started, 1), budget_s=self.time_budget_s,
-                           relations=self._n_relations)
-            return out
+                training = dict(elapsed_s=round(time.monotonic() - self._started, 1), budget_s=self.time_budget_s,
+                                relations=self._n_relations)
+            return SuggesterStatus(state=self._state, message=self._message, ready=self._predictor is not None,
+                                   **self._info, **training)
 
     def quality_text(self) -> str:
         """The embedding's held-out quality in words, for beside the ranks ("" before a model is ready)."""
         st = self.status()
-        if not st.get("ready"):
+        if not st.ready:
             return ""
-        if "mrr" not in st:
-            return (f"quality not measured: {st.get('triples')} relations are too few to hold some out "
+        if st.mrr is None:
+            return (f"quality not measured: {st.triples} relations are too few to hold some out "
                     f"(from {MIN_TRIPLES_TO_MEASURE})")
-        return f"held-out MRR {st['mrr']:.2f} · Hits@10 {st['hits@10']:.2f} ({st['held_out']} relations held out)"
+        return f"held-out MRR {st.mrr:.2f} · Hits@10 {st.hits_at_10:.2f} ({st.held_out} relations held out)"
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the running refresh ends (for tests and scripts); True if none is running."""

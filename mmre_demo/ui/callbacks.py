@@ -590,12 +590,12 @@ def _suggestion_update(s: TabState, sug: Any, threshold: float) -> Update:
     the poll timer on while it trains, so the rows appear by themselves)."""
     st = sug.status()
     node, k = s.selected_node, s.suggest_k
-    if st["state"] == "training":
+    if st.state == "training":
         s.suggestions = []
         return {Output.TAB: s, Output.SUGGESTIONS_DF: [], Output.SUGGESTION: Choices([], None),
                 Output.POLL: True, Output.STATUS: Status("info", render.training_text(st))}
     rows, msg = sug.suggest_with_message(node, k) if node else ([], "Choose a node first.")
-    s.suggestions = [r for r in rows if r["head"] in s.graph and r["tail"] in s.graph]
+    s.suggestions = [r for r in rows if r.head in s.graph and r.tail in s.graph]
     quality = sug.quality_text()
     text = msg or (f"{len(s.suggestions)} suggested links for {node}, ranked (dashed in the graph); "
                    f"{quality}." if s.suggestions else f"No new link for {node} fits the relations' types.")
@@ -654,12 +654,12 @@ def add_suggestion(ctl: Controller, which: str | int | None, threshold: float, t
     if not 0 <= idx < len(s.suggestions):
         raise InputError(f"Suggestion {idx + 1} does not exist.")
     r = s.suggestions.pop(idx)
-    kg.add_relation(s.graph, r["head"], r["relation"], r["tail"], float(r["score"]), kg.SUGGESTED)
-    if s.graph.has_edge(r["head"], r["tail"], key=r["relation"]):
-        s.graph.edges[r["head"], r["tail"], r["relation"]].setdefault("rank", r.get("rank"))
+    kg.add_relation(s.graph, r.head, r.relation, r.tail, float(r.score), kg.SUGGESTED)
+    if s.graph.has_edge(r.head, r.tail, key=r.relation):
+        s.graph.edges[r.head, r.tail, r.relation].setdefault("rank", r.rank)
     sug = ctl.suggester(s)
     return {Output.TAB: s,
-            Output.STATUS: Status("ok", f"Added {r['head']} → {r['relation']} → {r['tail']} "
+            Output.STATUS: Status("ok", f"Added {r.head} → {r.relation} → {r.tail} "
                                         "as a suggested (dashed) edge."),
             Output.SUGGESTIONS_DF: render.suggestion_rows(s.suggestions, sug.quality_text() if sug else ""),
             Output.SUGGESTION: render.suggestion_choices(s.suggestions, with_score=False),
@@ -674,12 +674,11 @@ def refresh_embedding(ctl: Controller, tab: TabState | None) -> Update:
         raise InputError("Link suggestions are not available in this installation (mmre_demo.kge is missing).")
     started = sug.refresh(_embedded(s))
     st = sug.status()
-    if st["state"] == "training":
+    if st.state == "training":
         return {Output.TAB: s, Output.POLL: bool(s.selected_node),
                 Output.STATUS: Status("info", ("Started: " if started else "") + render.training_text(st))}
-    text = st.get("message") or ("Embedding ready" + (f": {st.get('triples')} triples, {st.get('epochs')} epochs, "
-                                                      f"{st.get('seconds')} s; {sug.quality_text()}."
-                                                      if st.get("triples") else "."))
+    text = st.message or ("Embedding ready" + (f": {st.triples} triples, {st.epochs} epochs, "
+                                               f"{st.seconds} s; {sug.quality_text()}." if st.triples else "."))
     return {Output.TAB: s, Output.STATUS: Status("info", text)}
 
 

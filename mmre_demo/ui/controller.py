@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 from PIL import Image
@@ -27,6 +27,9 @@ from mmre_demo.data.schema import InputError
 from mmre_demo.graph.explore import ViewFilter
 from mmre_demo.prediction import Prediction, Predictor
 from mmre_demo.ui.login import AnnotatorLogin
+
+if TYPE_CHECKING:  # the app runs without mmre_demo.kge (no link suggestions then)
+    from mmre_demo.kge.predict import Suggestion
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ class TabState:
     image_id: str | None = None
     pair_index: int | None = None
     selected_node: str | None = None
-    suggestions: list[dict] = field(default_factory=list)
+    suggestions: list[Suggestion] = field(default_factory=list)
     requests: int = 0
     view: ViewFilter = field(default_factory=ViewFilter)  # the graph tab's focus and filters
     suggest_k: int = 5
@@ -86,8 +89,10 @@ def batch_window_ms() -> float:
 class PipelineLoader:
     """Loads the model in a background thread so the page is served at once; the first request waits."""
 
-    def __init__(self, factory: Callable[[], Any]):
-        self._factory, self._pipe, self._error = factory, None, None
+    def __init__(self, factory: Callable[[], Predictor]):
+        self._factory: Callable[[], Predictor] = factory
+        self._pipe: Predictor | None = None
+        self._error: Exception | None = None
         self._done = threading.Event()
         threading.Thread(target=self._load, daemon=True, name="pipeline-load").start()
 
@@ -100,7 +105,7 @@ class PipelineLoader:
         finally:
             self._done.set()
 
-    def get(self, timeout: float = 300.0) -> Any:
+    def get(self, timeout: float = 300.0) -> Predictor:
         if not self._done.wait(timeout):
             raise InputError("The model is still loading; try again in a few seconds.")
         if self._error is not None:
@@ -112,18 +117,18 @@ class Controller:
     """The app's shared resources: the pipeline (loaded in the background unless given), the annotation
     store, the export folder and one link suggester per tab (least recently used dropped)."""
 
-    def __init__(self, pipeline: Any = None, pipeline_factory: Callable[[], Any] | None = None,
+    def __init__(self, pipeline: Predictor | None = None, pipeline_factory: Callable[[], Predictor] | None = None,
                  annotations: AnnotationStore | None = None, export_dir: str | Path | None = None,
                  suggester_factory: Callable[[], Any] | None | str = "auto", login: AnnotatorLogin | None = None):
         if pipeline is None and pipeline_factory is None:
             from mmre_demo.pipeline import Pipeline
 
-            def pipeline_factory() -> Any:
+            def pipeline_factory() -> Predictor:
                 return Pipeline.load(device="auto",  # the weights: WeightsLayout's ($MMRE_WEIGHTS)
                                      batch_window_ms=batch_window_ms(), threads=SERVING_THREADS,
                                      ocr_workers=os.cpu_count() or 1)
 
-        self._pipe = pipeline
+        self._pipe: Predictor | None = pipeline
         self._loader = PipelineLoader(pipeline_factory) if pipeline is None else None
         self.annotations = annotations or AnnotationStore()
         self.queues = ReviewQueues(self.annotations)

@@ -3,7 +3,7 @@ segments, dropdown choices, overlay images and text. No state, no model, no grad
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -12,11 +12,16 @@ from mmre_demo.data.schema import Entity
 from mmre_demo.explain.overlay import GROUNDED_COLOUR, READ_COLOUR, boxes_panel, evidence_panels, side_by_side
 from mmre_demo.graph.figure import TYPE_COLOURS, UNKNOWN_TYPE_COLOUR
 from mmre_demo.grounding import Grounding
-from mmre_demo.prediction import PairPrediction, Prediction, TokenWeight
+from mmre_demo.prediction import DEFAULT_TOP_K, PairPrediction, Prediction, TokenWeight
 from mmre_demo.ui.outputs import Choices, Output, Update
 
+if TYPE_CHECKING:  # the app runs without mmre_demo.kge (no link suggestions then)
+    from mmre_demo.kge.predict import Suggestion
+    from mmre_demo.kge.suggest import SuggesterStatus
+
 ENTITY_HEADERS = ["text", "type", "start", "end"]
-RELATION_HEADERS = ["#", "head", "relation", "tail", "probability", "top-3 alternatives", "image influence"]
+RELATION_HEADERS = ["#", "head", "relation", "tail", "probability", f"top-{DEFAULT_TOP_K} alternatives",
+                    "image influence"]
 SUGGESTION_HEADERS = ["rank", "head", "relation", "tail", "embedding quality (held out)"]
 DECISION_HEADERS = ["id", "time", "annotator", "head", "predicted", "tail", "decision", "relation", "caption", "img_id"]
 ALTERNATIVE_HEADERS = ["key", "relation", "probability"]
@@ -180,26 +185,31 @@ def image_text_view(pred: Prediction | None, image: Image.Image | None) -> Updat
 
 
 # ---- suggested links ---------------------------------------------------------------------------
-def suggestion_rows(suggestions: list[dict], quality: str = "") -> list[list[Any]]:
+def suggestion_rows(suggestions: list[Suggestion], quality: str = "") -> list[list[Any]]:
     """Rank, triple and the embedding's held-out quality: the KGE score orders the candidates but is no
     probability (a model of a few dozen triples gives 0.99 to nonsense), so it is not shown."""
-    return [[r.get("rank", i + 1), r["head"], r["relation"], r["tail"], quality] for i, r in enumerate(suggestions)]
+    return [[_rank(r, i), r.head, r.relation, r.tail, quality] for i, r in enumerate(suggestions)]
 
 
-def suggestion_choices(suggestions: list[dict], with_score: bool = True) -> Choices:
+def _rank(r: Suggestion, i: int) -> int:
+    return r.rank if r.rank is not None else i + 1
+
+
+def suggestion_choices(suggestions: list[Suggestion], with_score: bool = True) -> Choices:
     """The 'suggestion to add' dropdown, valued by 1-based number; the first one chosen."""
-    def label(r: dict, i: int) -> str:
-        text = f"{r['head']} → {short_name(r['relation'])} → {r['tail']}"
-        return f"#{r.get('rank', i + 1)} {text}" if with_score else text
+    def label(r: Suggestion, i: int) -> str:
+        text = f"{r.head} → {short_name(r.relation)} → {r.tail}"
+        return f"#{_rank(r, i)} {text}" if with_score else text
 
     return Choices([(label(r, i), str(i + 1)) for i, r in enumerate(suggestions)], "1" if suggestions else None)
 
 
-def training_text(status: dict[str, Any]) -> str:
+def training_text(status: SuggesterStatus) -> str:
     """The suggester's progress while it trains, in words."""
-    elapsed, budget = status.get("elapsed_s", 0.0), status.get("budget_s")
+    elapsed, budget = status.elapsed_s or 0.0, status.budget_s
     of = f" of at most {budget:.0f} s" if budget else ""
-    return (f"Embedding the graph ({status.get('relations', '?')} relations): {elapsed:.0f} s{of}… "
+    relations = status.relations if status.relations is not None else "?"
+    return (f"Embedding the graph ({relations} relations): {elapsed:.0f} s{of}… "
             "the suggestions appear here when it is done.")
 
 

@@ -19,7 +19,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -71,7 +71,6 @@ class ReviewItem:
     reason: Reason = Reason.NEAR_THRESHOLD
     worth: float = 0.0
     image_text: tuple[str, ...] = ()  # lines read in the image
-    image_path: str | None = field(default=None, compare=False)  # where its image was read (not stored)
 
     @property
     def key(self) -> str:
@@ -149,8 +148,7 @@ def review_items(posts: Iterable[ReviewPost], threshold: float) -> list[ReviewIt
             items.append(ReviewItem(post.post_id, pred.caption, post.img_id, tuple(pred.entities), p.head, p.tail,
                                     p.label, float(p.probability), threshold,
                                     tuple((lab, float(pr)) for lab, pr in p.top_k),
-                                    (p.reverse[0], float(p.reverse[1])) if p.reverse else None, reason, value, lines,
-                                    post.image_path))
+                                    (p.reverse[0], float(p.reverse[1])) if p.reverse else None, reason, value, lines))
     order = sorted(range(len(items)), key=lambda i: (-items[i].worth, i))
     return [items[i] for i in order]
 

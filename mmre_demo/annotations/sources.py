@@ -37,7 +37,7 @@ def read_extract_posts(posts_file: str | Path) -> list[dict[str, Any]]:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path.name}:{n}: not a JSON line ({exc.msg}).") from None
-            if not isinstance(rec, dict) or "caption" not in rec and rec.get("status") == "ok":
+            if not isinstance(rec, dict) or (rec.get("status") == "ok" and "caption" not in rec):
                 raise InputError(f"{path.name}:{n}: not a post record of `mmre extract`.")
             if rec.get("status") == "ok" and rec.get("caption"):
                 posts.append(rec)

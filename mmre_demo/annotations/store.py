@@ -382,9 +382,14 @@ class AnnotationStore:
 
     def rows(self, annotator: str | None = None, limit: int = 200) -> list[list[Any]]:
         """Standing decisions as table rows, newest first (one annotator's when given)."""
-        out = []
-        for d in reversed(self.current(annotator)[-limit:]):
-            c = d.candidate
-            out.append([d.id, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created)), d.annotator,
-                        c.head.text, c.predicted, c.tail.text, d.decision, d.relation, c.caption, c.img_id or ""])
-        return out
+        return decision_rows(self.current(annotator), limit)
+
+
+def decision_rows(decisions: list[Decision], limit: int = 200) -> list[list[Any]]:
+    """Decisions (oldest first, as `current()` gives them) as the decisions table's rows, newest first."""
+    out = []
+    for d in reversed(decisions[-limit:]):
+        c = d.candidate
+        out.append([d.id, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created)), d.annotator,
+                    c.head.text, c.predicted, c.tail.text, d.decision, d.relation, c.caption, c.img_id or ""])
+    return out

@@ -10,6 +10,7 @@ from typing import Any
 from mmre_demo.annotations.agreement import agreement, agreement_rows
 from mmre_demo.annotations.review import Claimed, ReviewPost, review_items
 from mmre_demo.annotations.sources import POSTS, extract_posts
+from mmre_demo.annotations.store import decision_rows
 from mmre_demo.data.images import load_image
 from mmre_demo.data.schema import InputError
 from mmre_demo.explain.overlay import fit
@@ -30,11 +31,10 @@ def queue_choices(ctl: Controller, chosen: str | None) -> Choices:
 
 def tables(ctl: Controller, who: str | None, everyone: bool = False) -> Update:
     """The decisions table (the annotator's own unless `everyone`) and the agreement table."""
-    if everyone:
-        rows = ctl.annotations.rows()
-    else:  # one's own only: nobody else's names or decisions unless asked for
-        rows = ctl.annotations.rows(who) if who else []
-    return {Output.DECISIONS_DF: rows, Output.AGREEMENT_DF: agreement_rows(agreement(ctl.annotations.current()))}
+    standing = ctl.annotations.current()  # read once: both tables come from it
+    # one's own only: nobody else's names or decisions unless asked for
+    shown = standing if everyone else [d for d in standing if who and d.annotator == who]
+    return {Output.DECISIONS_DF: decision_rows(shown), Output.AGREEMENT_DF: agreement_rows(agreement(standing))}
 
 
 def _evidence(ctl: Controller, claimed: Claimed) -> tuple[Any, Any]:
@@ -55,11 +55,11 @@ def present(ctl: Controller, s: TabState, claimed: Claimed | None, who: str, not
     out: Update = {Output.TAB: s, Output.REVIEW_QUEUES: queue_choices(ctl, s.review_queue), **tables(ctl, who)}
     if claimed is None:
         s.review_position = None
-        left = ctl.queues.undecided(s.review_queue, who) if s.review_queue else 0
-        progress = ctl.queues.progress(s.review_queue, who).text() if s.review_queue else ""
+        progress = ctl.queues.progress(s.review_queue, who) if s.review_queue else None
+        left = progress.total - progress.reviewed if progress else 0
         msg = ("You have decided every item of this queue." if not left else
                f"The {left} items left are being reviewed by others right now: press Next in a minute.")
-        return {**out, **EMPTY_ITEM, Output.REVIEW_PROGRESS: f"**{progress}**",
+        return {**out, **EMPTY_ITEM, Output.REVIEW_PROGRESS: f"**{progress.text()}**" if progress else "",
                 Output.STATUS: Status.of("ok" if not left else "info", [note, msg])}
     s.review_queue, s.review_position = claimed.queue_id, claimed.position
     item = claimed.item

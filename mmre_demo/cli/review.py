@@ -81,7 +81,9 @@ def _show(claimed, out: TextIO) -> list[str]:
           f"  p={item.probability:.2f} (threshold {item.threshold:.2f})", file=out)
     if item.image_text:
         print(f"  read in the image: {'; '.join(item.image_text[:6])}", file=out)
-    print("  relabel: " + "  ".join(f"{i}={lab}" for i, lab in enumerate(labels, start=1)), file=out)
+    print("  relabel: " + ("  ".join(f"{i}={lab}" for i, lab in enumerate(labels, start=1)) or
+                           f"no other relation fits a {item.head.type or '?'} -> {item.tail.type or '?'} pair"),
+          file=out)
     return labels
 
 
@@ -108,6 +110,9 @@ def cmd_walk(args: argparse.Namespace, stdin: TextIO | None = None, out: TextIO 
                 queues.decide(qid, claimed.position, who, "relabel", labels[int(key) - 1])
             elif key == "s":
                 queues.skip(qid, claimed.position, who)
+            elif key.isdigit():
+                print(f"  no relation numbered {key} fits this pair (choose from the relabel line)", file=out)
+                continue
             elif key == "u":
                 claimed = queues.undo(qid, who)
                 continue

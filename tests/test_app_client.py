@@ -48,8 +48,12 @@ def test_round_trip(client):
     assert len(ents_df["data"]) >= 3
     assert pair and Path(ev_img).is_file()
     assert concepts["confidences"]
-    fig = json.loads(graph["plot"]) if isinstance(graph.get("plot"), str) else graph["plot"]
+    assert not (graph or {}).get("plot"), "the graph is drawn only while its tab is open"
+    opened = client.predict(0.5, api_name="/open_graph")  # as opening the Graph tab does
+    fig = json.loads(opened[1]["plot"]) if isinstance(opened[1].get("plot"), str) else opened[1]["plot"]
     assert fig["data"]
+    again = client.predict(handle_file(ex["path"]), ex["caption"], 0.5, False, api_name="/predict")
+    assert again[9]["plot"], "with the Graph tab open, /predict returns the drawing too"
     # evidence for another pair
     ev = client.predict("2", api_name="/explain")
     assert Path(ev[1]).is_file() and "probability" in ev[2]

@@ -81,7 +81,8 @@ def model_ctl(pipeline, tmp_path_factory):
 @pytest.fixture(scope="module")
 def extracted(model_ctl):
     ex = examples()[0]
-    return ok(cb.run(model_ctl, ex["path"], ex["caption"], 0.0, False, None))[Output.TAB]
+    s = ok(cb.run(model_ctl, ex["path"], ex["caption"], 0.0, False, None))[Output.TAB]
+    return ok(cb.show_graph(model_ctl, 0.0, s))[Output.TAB]  # the threshold is then moved with the graph open
 
 
 @pytest.mark.parametrize("thresholds", [(0.8, 0.45), (0.45, 0.9), (0.0, 0.6, 0.3)])
@@ -116,7 +117,7 @@ def test_the_threshold_refilters_on_every_change_not_only_on_release(stub_ctl):
 
 
 def test_the_title_counts_relations_and_suggestions_apart(stub_ctl):
-    s = TabState()
+    s = TabState(graph_open=True)
     a, b, c = (kg.add_entity(s.graph, n, "PER") for n in ("A", "B", "C"))
     kg.add_relation(s.graph, a, "/per/per/peer", b, 0.9)
     kg.add_relation(s.graph, b, "/per/per/peer", c, 0.8, kg.SUGGESTED)

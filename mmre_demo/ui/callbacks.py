@@ -185,7 +185,10 @@ def pair_number(value: str | int, n_pairs: int) -> int:
 
 # ---- shared outputs ------------------------------------------------------------------------------
 def _graph_outputs(s: TabState, threshold: float) -> Update:
-    """The graph and the node search box (what the extraction callbacks redraw)."""
+    """The graph and the node search box (what the extraction callbacks redraw), when the Graph tab is
+    open; else nothing: opening it draws them (`show_graph`)."""
+    if not s.graph_open:
+        return {}
     out = _graph_view(s, threshold)[0]
     out.pop(Output.EDGE)
     return out
@@ -554,7 +557,16 @@ def show_graph(ctl: Controller, threshold: float, tab: TabState | None) -> Updat
     """Opening the graph tab: the drawing, the search box and the edges to trace, as the tab is now
     (the extraction tab's callbacks redraw the graph but not the trace list)."""
     s = tab or TabState()
+    s.graph_open = True
     return {Output.TAB: s, **_graph_view(s, threshold)[0]}
+
+
+@callback((Output.TAB,))
+def leave_graph(ctl: Controller, tab: TabState | None) -> Update:
+    """Another tab opened: the extraction callbacks stop drawing the graph until the Graph tab opens again."""
+    s = tab or TabState()
+    s.graph_open = False
+    return {Output.TAB: s}
 
 
 @callback(GRAPH_TAB)

@@ -63,6 +63,9 @@ class TabState:
     signed_in: str | None = None  # the annotator signed in with a password (login mode)
     review_queue: str | None = None  # the review queue open in this tab and the item it shows
     review_position: int | None = None
+    # whether the Graph tab is the one open: the callbacks of the other tabs then leave the drawing alone
+    # (laying out and drawing the graph was a third of a click's CPU) and opening the tab draws it
+    graph_open: bool = False
 
 
 def examples(assets: Path = ASSETS) -> list[dict]:

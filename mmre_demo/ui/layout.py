@@ -46,6 +46,9 @@ CSS = """
 # callbacks that run the model at the same time, all model events together: requests running together
 # share the models' batches (`microbatch`); the rest of a callback (drawing) runs beside them
 MODEL_CONCURRENCY = 8
+# the images the app shows are sent as JPEG: Gradio's default WebP took 30 ms of CPU per click for the
+# two result images, JPEG 1.4 ms (PNG 100 ms); they are pictures and heatmaps, not line art
+IMAGE_FORMAT = "jpeg"
 MODEL_EVENTS = dict(concurrency_limit=MODEL_CONCURRENCY, concurrency_id="model")
 
 # api_name of every main action (stable: the README and gradio_client use them)
@@ -53,7 +56,7 @@ API_NAMES = ("predict", "rerun", "explain", "filter", "clear_graph", "export_gra
              "add_suggestion", "refresh_embedding", "annotate", "undo_annotation", "export_annotations", "preview",
              "add_from_image", "load_graph", "explore", "whole_graph", "provenance", "review_accept", "review_reject",
              "review_relabel", "review_skip", "review_undo", "review_next", "review_open", "review_tab_posts",
-             "review_folder", "decisions")
+             "review_folder", "decisions", "open_graph")
 
 
 def build(controller: Controller | None = None) -> gr.Blocks:
@@ -76,13 +79,13 @@ def build(controller: Controller | None = None) -> gr.Blocks:
             with gr.Column(scale=3, min_width=320):
                 status = gr.Markdown("Ready.", elem_id="status")
         with gr.Tabs(elem_id="tabs"):
-            with gr.Tab("Extract", id="extract", elem_id="extract-tab"):
+            with gr.Tab("Extract", id="extract", elem_id="extract-tab") as extract_tab:
                 with gr.Row():
                     with gr.Column(scale=2):
                         image_file = gr.File(label="Image (optional: jpg, png, webp, gif, tiff, bmp…)", type="filepath",
                                              elem_id="image-file")
                         preview = gr.Image(label="Image as the model reads it", interactive=False, height=220,
-                                           elem_id="preview", buttons=[])
+                                           elem_id="preview", buttons=[], format=IMAGE_FORMAT)
                         caption = gr.Textbox(label="Caption", lines=3, max_lines=8, elem_id="caption",
                                              placeholder="e.g. Astronaut Eileen Collins of NASA poses in Houston.")
                         with gr.Row():
@@ -117,14 +120,14 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                         gr.Markdown("#### Where the model looked: attention of the pair, the head and the tail "
                                     "over the image")
                         evidence_img = gr.Image(label="Where the model looked", show_label=False, interactive=False,
-                                                elem_id="evidence", type="pil", buttons=[])
+                                                elem_id="evidence", type="pil", buttons=[], format=IMAGE_FORMAT)
                         evidence_md = gr.Markdown("", elem_id="evidence-text")
                         words = gr.HighlightedText(label="Word weights for this pair (darker = more weight)",
                                                    show_legend=False, combine_adjacent=False, elem_id="words")
                     with gr.Column(scale=2):
                         image_text_img = gr.Image(label="Text read in the image (blue: a line read; pink: a caption "
                                                         "entity found there)", interactive=False, type="pil",
-                                                  elem_id="image-text-img", buttons=[])
+                                                  elem_id="image-text-img", buttons=[], format=IMAGE_FORMAT)
                         image_text_md = gr.Markdown("", elem_id="image-text")
                         also_in_image = gr.CheckboxGroup(
                             [], label="Also in the image: names read there, not in the caption",
@@ -245,10 +248,12 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                                                                label="The model's alternatives", elem_id="review-alts")
                         with gr.Column(scale=2):
                             review_image = gr.Image(label="The post's image", interactive=False, type="pil",
-                                                    elem_id="review-image", buttons=[], height=260)
+                                                    elem_id="review-image", buttons=[], height=260,
+                                                    format=IMAGE_FORMAT)
                             review_text = gr.Markdown("", elem_id="review-text")
                             review_evidence = gr.Image(label="Where the model looked for this pair", interactive=False,
-                                                       type="pil", elem_id="review-evidence", buttons=[])
+                                                       type="pil", elem_id="review-evidence", buttons=[],
+                                                       format=IMAGE_FORMAT)
                 gr.Markdown("#### Decisions and agreement")
                 with gr.Row():
                     everyone = gr.Checkbox(False, label="Show everyone's decisions (default: yours)",
@@ -380,7 +385,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         for control in (hops, relation_filter, type_filter, source_filter):
             control.input(do_explore, explore_inputs, g_outs, api_visibility="private", trigger_mode="always_last")
         graph_tab.select(lambda thr, s: g_conv(cb.show_graph(ctl, thr, s)), [threshold, tab], g_outs,
-                         api_visibility="private")
+                         api_name="open_graph")
         whole_btn.click(lambda thr, s: g_conv(cb.whole_graph(ctl, thr, s)), [threshold, tab], g_outs,
                         api_name="whole_graph")
         edge.input(lambda w, s: g_conv(cb.trace(ctl, w, s)), [edge, tab], g_outs, api_name="provenance")
@@ -476,6 +481,9 @@ def build(controller: Controller | None = None) -> gr.Blocks:
 
         demo.load(restore, [name_state, queue_state, tab], rv_outs, api_visibility="private")
         review_tab.select(list_queues, queue_dd, queue_dd, api_visibility="private")
+        for other_tab in (extract_tab, review_tab):  # the graph is drawn only while its tab is open
+            other_tab.select(lambda s: cb.leave_graph(ctl, s)[Output.TAB], tab, tab, api_visibility="private",
+                             queue=False)
         queue_dd.change(lambda q: q or "", queue_dd, queue_state, api_visibility="private")  # the open queue
         demo.load(lambda: cb.device_text(ctl), None, device_md, api_visibility="private")
     demo.controller = ctl  # for tests and benchmarks

@@ -189,6 +189,10 @@ class Pipeline:
 
             tagger = NerTagger.from_pretrained(layout.tagger, device=dev)
         reader = TextReader(threads=threads, workers=ocr_workers) if read_text else None
+        if torch.device(dev).type == "cpu":  # onnxruntime's copies of the frozen networks: made now, not on a click
+            model.vision.onnx_runner()
+            if tagger is not None:
+                tagger.onnx_runner()
         return cls(model, tagger, dev, type_constraint, reader, batch_window_ms=batch_window_ms)
 
     # ---- what the model is ------------------------------------------------------------------------
@@ -226,12 +230,13 @@ class Pipeline:
         one tagger batch, one vision batch and relation batches (with other callers' posts when they
         arrive together); each result equals that post's alone (the models are batch-invariant: float,
         padding masked). A bad request gets its `InputError`, the others are answered."""
-        prepared = [self._prepare(r) for r in requests]
-        posts = [p for p in prepared if isinstance(p, _Post)]
-        try:
-            self.batcher.run(posts)
-        except Busy as busy:
-            return [busy if isinstance(p, _Post) else p for p in prepared]
+        with self.batcher.expecting(len(requests)):  # a batch being gathered waits for these, not for nobody
+            prepared = [self._prepare(r) for r in requests]
+            posts = [p for p in prepared if isinstance(p, _Post)]
+            try:
+                self.batcher.run(posts)
+            except Busy as busy:
+                return [busy if isinstance(p, _Post) else p for p in prepared]
         return [self._finish(p) if isinstance(p, _Post) else p for p in prepared]
 
     def _prepare(self, request: PredictRequest) -> _Post | InputError:

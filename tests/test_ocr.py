@@ -192,7 +192,7 @@ def test_engine_records_the_time_of_each_stage(reader):
 
 
 def test_sessions_keep_their_memory_arena_and_do_not_spin():
-    from mmre_demo.encoders.ocr import ort_options
+    from mmre_demo.encoders.onnx_runtime import ort_options
 
     opts = ort_options(2)
     assert opts.enable_cpu_mem_arena and opts.intra_op_num_threads == 2

@@ -39,6 +39,7 @@ from PIL import Image
 
 from mmre_demo import tuning
 from mmre_demo.data.images import ImageInput, load_image
+from mmre_demo.encoders.onnx_runtime import cpu_session
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +64,10 @@ DEFAULT_MAX_TEXT_UNITS = tuning.OCR_MAX_TEXT_UNITS.value
 DEFAULT_CACHE_SIZE = 64
 MAX_UPSCALE = 2.0  # small images are enlarged for reading, at most this much
 # onnxruntime intra-op threads per InferenceSession (detector, orientation, recogniser), which do not spin
-# (SPIN_THREADS): each of the three InferenceSessions keeps its own pool, and spinning workers fight for the cores.
+# (onnx_runtime.SPIN_THREADS): each of the three InferenceSessions keeps its own pool, and spinning workers
+# fight for the cores.
 # Measured: mmre_demo.tuning.OCR_THREADS; never more than the machine's cores.
 DEFAULT_THREADS = min(tuning.OCR_THREADS.value, os.cpu_count() or 1)
-SPIN_THREADS = False
 # Recognition pads each crop to at least this width (48 px high). RapidOCR pads to 320, the width
 # PaddleOCR trains at; the cost is linear in the width (20 ms per 320-px crop on one thread) and
 # most crops are short words (53 of the 66 boxes of the sample images are narrower than 320 px,
@@ -247,25 +248,8 @@ def _model_paths() -> dict[str, str]:
     return {stage: config[stage]["model_path"] for stage in ("Det", "Cls", "Rec")}
 
 
-def ort_options(threads: int) -> Any:
-    """onnxruntime options for the three OCR InferenceSessions (RapidOCR's own turn the memory arena off)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.enable_cpu_mem_arena = True
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if SPIN_THREADS else "0")
-    return opts
-
-
 def _onnx_model(model_path: str, threads: int) -> Any:
-    import onnxruntime as ort
-
-    return ort.InferenceSession(model_path, sess_options=ort_options(threads),
-                                providers=["CPUExecutionProvider"])
+    return cpu_session(model_path, threads)
 
 
 def make_engine(max_side: int = DEFAULT_MAX_SIDE, threads: int | None = None) -> RapidEngine:

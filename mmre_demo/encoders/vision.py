@@ -19,6 +19,7 @@ from PIL import Image
 from torch import nn
 
 from mmre_demo.encoders.integrity import verify
+from mmre_demo.encoders.onnx_runtime import OnnxRunner
 
 DEFAULT_VISION_BACKBONE = "efficientnet-lite0"
 _LITE_PACKAGES = {
@@ -84,7 +85,7 @@ class VisionBackbone(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> VisionOutput:
         if self.kind == "efficientnet":
-            fmap = self.model.extract_features(pixels)  # (B, C, h, w)
+            fmap = self.features(pixels)  # (B, C, h, w)
             b, c, h, w = fmap.shape
             pooled = fmap.mean(dim=(2, 3))
             logits = self.model._fc(pooled)
@@ -103,9 +104,34 @@ class VisionBackbone(nn.Module):
             side = int(round(n**0.5))
         return VisionOutput(tokens, (side, side), None, tokens.mean(1))
 
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """EfficientNet's feature map: by onnxruntime on the CPU when it can (3.5x), else PyTorch."""
+        if pixels.device.type == "cpu" and not torch.is_grad_enabled() and (onnx := self.onnx_runner()) is not None:
+            return onnx(pixels.float())
+        return self.model.extract_features(pixels)
+
+    def onnx_runner(self) -> OnnxRunner | None:
+        if not hasattr(self, "_onnx_features"):  # exported on first use (mmre_demo.encoders.onnx_runtime)
+            size = self.image_size
+            self._onnx_features = OnnxRunner.for_module(
+                _FeatureExtractor(self.model), (torch.zeros(1, 3, size, size),), f"{self.name}-features",
+                ["pixels"], {"pixels": {0: "batch"}, "output": {0: "batch"}})
+        return self._onnx_features
+
     def cell_logits(self, grid: torch.Tensor) -> torch.Tensor | None:
         """ImageNet logits of each grid cell (the classifier applied per cell), or None without a classifier."""
         return self.model._fc(grid) if self.has_concepts else None
+
+
+class _FeatureExtractor(nn.Module):
+    """EfficientNet's `extract_features` as a module's forward (what is exported to ONNX)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.extract_features(pixels)
 
 
 def _load_efficientnet(name: str, pretrained: bool) -> VisionBackbone:

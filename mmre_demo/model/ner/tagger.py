@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from mmre_demo.data.schema import Entity, check_caption
+from mmre_demo.encoders.onnx_runtime import OnnxRunner
 from mmre_demo.model.base import PretrainedModel
 from mmre_demo.model.ner.bio import bio_spans, repair_bio
 from mmre_demo.model.ner.config import NerConfig
@@ -36,6 +39,18 @@ def entities_from_tags(caption: str, words: list[Word], tags: list[str], conf: l
         score = sum(conf[a:b]) / (b - a)
         ents.append(Entity(caption[start:end], start, end, etype, round(min(1.0, max(0.0, score)), 4)))
     return ents
+
+
+class _AllLayers(nn.Module):
+    """The backbone's hidden states of every layer, stacked (B, T, L, D): what the tagger's head mixes."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return torch.stack(out.hidden_states, dim=2)
 
 
 class NerTagger(PretrainedModel):
@@ -113,8 +128,7 @@ class NerTagger(PretrainedModel):
             ids = torch.tensor([r + [pad_id] * (width - len(r)) for r in rows], device=self.device)
             mask = (torch.arange(width, device=self.device).unsqueeze(0)
                     < torch.tensor([len(r) for r in rows], device=self.device).unsqueeze(1)).long()
-            out = self.encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-            hidden = torch.stack(out.hidden_states, dim=2)  # (B, T, L, D)
+            hidden = self.hidden_states(ids, mask)  # (B, T, L, D)
             for row, k in enumerate(chunk):
                 parts[k] = self._pool_words(hidden[row], [len(p) for p in jobs[k][1]])
         feats: list[list[torch.Tensor]] = [[] for _ in sentences]
@@ -122,6 +136,24 @@ class NerTagger(PretrainedModel):
             feats[s].append(parts[k])
         num_layers = self.head.mix.weights.shape[0]
         return [torch.cat(f) if f else torch.zeros(0, num_layers, self.encoder.config.hidden_size) for f in feats]
+
+    def hidden_states(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, L, D): every layer of the frozen backbone, by onnxruntime on the CPU when it can (2x
+        PyTorch, mmre_demo.encoders.onnx_runtime), else PyTorch (also for the int8 backbone)."""
+        if ids.device.type == "cpu" and not self.backbone_int8 and (onnx := self.onnx_runner()) is not None:
+            return onnx(ids, mask)
+        out = self.encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        return torch.stack(out.hidden_states, dim=2)
+
+    def onnx_runner(self) -> OnnxRunner | None:
+        if not hasattr(self, "_onnx_layers"):  # exported on first use
+            example = (torch.ones(1, 8, dtype=torch.long), torch.ones(1, 8, dtype=torch.long))
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(self.config.text_backbone)).strip("_") + "-layers"
+            self._onnx_layers = OnnxRunner.for_module(
+                _AllLayers(self.encoder), example, name, ["input_ids", "attention_mask"],
+                {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                 "output": {0: "batch", 1: "tokens"}})
+        return self._onnx_layers
 
     @staticmethod
     def _pool_words(hidden: torch.Tensor, lengths: list[int]) -> torch.Tensor:

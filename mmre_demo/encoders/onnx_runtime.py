@@ -1,0 +1,129 @@
+"""onnxruntime for the frozen networks: the OCR models, the vision backbone's feature extractor and
+the tagger's MiniLM.
+
+Why: on the reference CPU onnxruntime runs the frozen EfficientNet-Lite0 feature extractor 3.5x and the
+frozen MiniLM 2x faster than eager PyTorch, the same outputs to 1e-4 (`mmre_demo.tuning.ONNX_RUNTIME`).
+Each ONNX file is exported from the PyTorch module on first use and cached, keyed by a digest of its
+weights (`export_cached`): the packaged weights stay the one source; nothing is downloaded. Where the
+export cannot be made (no `onnx` package) or $MMRE_ONNX=0, PyTorch runs the module, with the same result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+ONNX_OPSET = 17
+SPIN_THREADS = False  # spinning pools of several sessions fight for the cores (mmre_demo.tuning.OCR_THREADS)
+_EXPORT_LOCK = threading.Lock()
+
+
+def ort_options(threads: int) -> Any:
+    """onnxruntime session options: all graph optimisations, the memory arena on, `threads` intra-op
+    threads that do not spin (RapidOCR's own sessions turn the arena off)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_cpu_mem_arena = True
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if SPIN_THREADS else "0")
+    return opts
+
+
+def cpu_session(model: str | bytes, threads: int) -> Any:
+    """An InferenceSession on the CPU of an ONNX file (path) or its bytes."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model, sess_options=ort_options(threads), providers=["CPUExecutionProvider"])
+
+
+def cache_dir() -> Path:
+    """$MMRE_CACHE_DIR, else ~/.cache/mmre_demo (the Docker image and CI point it at their own folder)."""
+    return Path(os.environ.get("MMRE_CACHE_DIR") or Path.home() / ".cache" / "mmre_demo")
+
+
+def weights_digest(module: nn.Module) -> str:
+    """sha256 of the module's parameters and buffers (names, shapes, bytes): the ONNX file's cache key."""
+    h = hashlib.sha256(f"torch {torch.__version__} opset {ONNX_OPSET}".encode())
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def export_cached(module: nn.Module, example: tuple[torch.Tensor, ...], name: str, input_names: list[str],
+                  dynamic_axes: dict[str, dict[int, str]]) -> Path:
+    """`module` (inputs like `example`; the `dynamic_axes` may change) as an ONNX file in the cache, made
+    once. Raises what the export raises (e.g. an error without the `onnx` package)."""
+    path = cache_dir() / "onnx" / f"{name}-{weights_digest(module)}.onnx"
+    with _EXPORT_LOCK:
+        if path.is_file():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.part")
+        os.close(fd)
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(module.eval(), example, tmp, dynamo=False, opset_version=ONNX_OPSET,
+                                  input_names=input_names, output_names=["output"], dynamic_axes=dynamic_axes)
+            os.replace(tmp, path)  # atomic: another process sees the whole file or none
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        log.info("exported %s to %s", name, path)
+        return path
+
+
+def enabled() -> bool:
+    """$MMRE_ONNX (default 1): 0 runs the frozen networks on PyTorch."""
+    return os.environ.get("MMRE_ONNX", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class OnnxRunner:
+    """A frozen module exported to ONNX and run by onnxruntime on the CPU: tensors in, one tensor out.
+    One session per thread count (the caller's torch thread count when called: the pipeline's `threads`)."""
+
+    def __init__(self, path: Path, input_names: list[str]):
+        self.path, self.input_names = path, input_names
+        self._sessions: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_module(cls, module: nn.Module, example: tuple[torch.Tensor, ...], name: str, input_names: list[str],
+                   dynamic_axes: dict[str, dict[int, str]]) -> OnnxRunner | None:
+        """The runner of `module` (exported and cached on first use), or None where it cannot be made:
+        the caller then runs the module on PyTorch."""
+        if not enabled():
+            return None
+        try:
+            import onnxruntime  # noqa: F401
+
+            return cls(export_cached(module, example, name, input_names, dynamic_axes), input_names)
+        except Exception as exc:  # noqa: BLE001 - the PyTorch path always works
+            log.info("%s on PyTorch (no onnxruntime path: %s: %s)", name, type(exc).__name__, exc)
+            return None
+
+    def session(self, threads: int) -> Any:
+        with self._lock:
+            if threads not in self._sessions:
+                self._sessions[threads] = cpu_session(str(self.path), threads)
+            return self._sessions[threads]
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        feed = {n: x.detach().contiguous().numpy() for n, x in zip(self.input_names, inputs)}
+        return torch.from_numpy(self.session(torch.get_num_threads()).run(None, feed)[0])

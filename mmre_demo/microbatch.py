@@ -3,8 +3,10 @@
 A public demo gets visitors in bursts; each request alone runs the tagger, the vision backbone and the
 relation model on batches of one. `MicroBatcher.run(items)` (called from any thread) queues the items and
 waits; one worker thread takes what has arrived within `window_ms` of the first waiting item (at most
-`max_batch` items), runs `process(batch)` once, and wakes the callers. `window_ms=0` turns it off: the
-caller runs `process` itself. A full queue is refused at once with `Busy` (an `InputError`: the visitor
+`max_batch` items), runs `process(batch)` once, and wakes the callers. The worker waits only for items
+announced as on their way (`expecting`, said by a caller before it prepares them): a lone request does
+not wait for company that is not coming (it cost a single click the whole window). `window_ms=0` turns
+batching off: the caller runs `process` itself. A full queue is refused at once with `Busy` (an `InputError`: the visitor
 reads "busy, try again"), never a hang.
 """
 
@@ -13,7 +15,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -53,10 +56,28 @@ class MicroBatcher(Generic[T]):
         self._queue: list[_Ticket] = []
         self._cond = threading.Condition()
         self._worker: threading.Thread | None = None
+        self._coming = 0  # items announced by `expecting` and not yet queued
+        self._announced = threading.local()  # this thread's announced items not yet queued
 
     @property
     def enabled(self) -> bool:
         return self.window_s > 0
+
+    @contextmanager
+    def expecting(self, n: int) -> Iterator[None]:
+        """Announce `n` items this thread is preparing and will `run` inside the block: a waiting batch
+        waits for them (within its window). What is not run by the end of the block is withdrawn."""
+        with self._cond:
+            self._coming += n
+        self._announced.n = getattr(self._announced, "n", 0) + n
+        try:
+            yield
+        finally:
+            left = min(n, self._announced.n)
+            self._announced.n -= left
+            with self._cond:
+                self._coming -= left
+                self._cond.notify_all()
 
     def run(self, items: Sequence[T]) -> None:
         """Process `items` (in one batch, maybe with other callers' items); re-raises what `process` raised."""
@@ -70,9 +91,12 @@ class MicroBatcher(Generic[T]):
             waiting = sum(len(t.items) for t in self._queue)
             if waiting + len(items) > self.max_waiting:
                 raise Busy(f"The server is busy ({waiting} requests are waiting): try again in a few seconds.")
+            arrived = min(len(items), getattr(self._announced, "n", 0))
+            self._announced.n = getattr(self._announced, "n", 0) - arrived
+            self._coming -= arrived
             self._queue.append(ticket)
             self._start_worker()
-            self._cond.notify()
+            self._cond.notify_all()
         ticket.done.wait()
         if ticket.error is not None:
             raise ticket.error
@@ -87,12 +111,13 @@ class MicroBatcher(Generic[T]):
             self._worker.start()
 
     def _next_batch(self) -> list[_Ticket]:
-        """Wait for work, then for the window to pass (or the batch to fill); take whole tickets in order."""
+        """Wait for work, then for the announced items still on their way, until the window passes or the
+        batch is full; take whole tickets in order."""
         with self._cond:
             while not self._queue:
                 self._cond.wait()
             deadline = time.monotonic() + self.window_s
-            while sum(len(t.items) for t in self._queue) < self.max_batch:
+            while self._coming > 0 and sum(len(t.items) for t in self._queue) < self.max_batch:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break

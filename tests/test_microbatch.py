@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -33,13 +34,64 @@ def test_concurrent_callers_share_batches_and_get_their_own_results():
 
     def call(x: int) -> int:
         item = {"x": x}
-        barrier.wait()
-        b.run([item])
+        with b.expecting(1):  # as the pipeline says it before preparing a request
+            barrier.wait()
+            b.run([item])
         return item["y"]
 
     with ThreadPoolExecutor(6) as pool:
         assert list(pool.map(call, range(6))) == [0, 2, 4, 6, 8, 10]
     assert sorted(x for c in calls for x in c) == list(range(6)) and len(calls) < 6
+
+
+def test_a_lone_caller_does_not_wait_for_company_that_is_not_coming():
+    calls: list[list[int]] = []
+    b = MicroBatcher(doubler(calls), window_ms=2000)
+    item = {"x": 3}
+    t = time.monotonic()
+    with b.expecting(1):
+        b.run([item])
+    assert item["y"] == 6 and time.monotonic() - t < 1.0  # not the 2 s window
+
+
+def test_a_batch_waits_for_an_announced_caller_within_the_window():
+    calls: list[list[int]] = []
+    b = MicroBatcher(doubler(calls), window_ms=3000, max_batch=8)
+    announced, first_queued = threading.Event(), threading.Event()
+
+    def late() -> None:
+        with b.expecting(1):
+            announced.set()
+            first_queued.wait(5)
+            time.sleep(0.2)  # still preparing when the first caller's batch would start
+            b.run([{"x": 2}])
+
+    th = threading.Thread(target=late)
+    th.start()
+    announced.wait(5)
+    with b.expecting(1):
+        threading.Timer(0.05, first_queued.set).start()
+        b.run([{"x": 1}])
+    th.join()
+    assert calls == [[1, 2]]  # one batch: the first waited for the announced second
+
+
+def test_a_withdrawn_announcement_stops_the_wait():
+    calls: list[list[int]] = []
+    b = MicroBatcher(doubler(calls), window_ms=3000)
+    gone = threading.Event()
+
+    def bad_request() -> None:  # announced, then its input is refused before it runs anything
+        with b.expecting(1):
+            gone.wait(5)
+
+    th = threading.Thread(target=bad_request)
+    th.start()
+    t = time.monotonic()
+    threading.Timer(0.1, gone.set).start()
+    b.run([{"x": 1}])
+    th.join()
+    assert time.monotonic() - t < 2.0 and calls == [[1]]
 
 
 def test_max_batch_splits_the_queue_without_splitting_a_caller():

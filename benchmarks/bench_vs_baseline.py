@@ -2,6 +2,7 @@
 
     python benchmarks/bench_vs_baseline.py extract [--baseline d29df61] [--posts 600] [--repeats 3]
     python benchmarks/bench_vs_baseline.py predict [--baseline d29df61] [--repeats 3] [--calls 20]
+    python benchmarks/bench_vs_baseline.py app [--baseline d29df61] [--repeats 5]
 
 The baseline is checked out with `git worktree` (under the system's temp folder, once) and each side runs
 its own code and its own shipped weights, alternately (A B A B ...), so a drift of the machine's speed
@@ -12,6 +13,9 @@ hits both alike; medians are reported.
 * predict: a fresh process per round loads `Pipeline` (its RSS after loading is printed) and times
            `predict(image, caption)` on the astronaut photo with a caption where the tagger finds 3
            entities, OCR off; p50 of `--calls` calls after 3 warm-ups; the ratio this / baseline.
+* app:     `benchmarks/bench_app.py` (this tree's script) serving each side's `app.py` in turn: the load run
+           (8 gradio_client clients x 10 requests, each a distinct image + caption) gives requests/s and p95,
+           the clicks one at a time give each example's median; medians over rounds, ratios this / baseline.
 
 Needs the shared data (`../shared/data` or $MMRE_DATA_DIR) for `extract`. Quote the load of the machine.
 """
@@ -93,9 +97,35 @@ def run_predict(tree: Path, calls: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def run_app(tree: Path, port: int, out: Path) -> dict:
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_app.py"), "--root", str(tree), "--port",
+                    str(port), "--json", str(out)], cwd=REPO, env=env_for(REPO), check=True, capture_output=True)
+    return json.loads(out.read_text())
+
+
+def app_summary(runs: dict[str, list[dict]], baseline: str) -> dict:
+    """Medians over rounds of the load run and of each example's click, and this / baseline ratios."""
+    def med(name: str, key: str) -> float:
+        return statistics.median(r["load"][key] for r in runs[name])
+
+    clicks = next(k for k in runs["this"][0] if k.startswith("click_to_result"))
+    click = {name: {ex: statistics.median(r[clicks][ex] for r in rs) for ex in rs[0][clicks]}
+             for name, rs in runs.items()}
+    return {"mode": "app", "baseline": baseline,
+            "requests_per_s": {n: med(n, "throughput_rps") for n in runs},
+            "ratio_requests_per_s": round(med("this", "throughput_rps") / med("baseline", "throughput_rps"), 3),
+            "p95_ms": {n: med(n, "p95_ms") for n in runs},
+            "ratio_p95": round(med("this", "p95_ms") / med("baseline", "p95_ms"), 3),
+            "p50_ms": {n: med(n, "p50_ms") for n in runs},
+            "errors": {n: sum(r["load"]["errors"] for r in rs) for n, rs in runs.items()},
+            "click_ms_median": click,
+            "rounds_requests_per_s": {n: [r["load"]["throughput_rps"] for r in rs] for n, rs in runs.items()},
+            "rounds_p95_ms": {n: [r["load"]["p95_ms"] for r in rs] for n, rs in runs.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["extract", "predict"])
+    ap.add_argument("mode", choices=["extract", "predict", "app"])
     ap.add_argument("--baseline", default="d29df61")
     ap.add_argument("--posts", type=int, default=600)
     ap.add_argument("--repeats", type=int, default=3)
@@ -103,6 +133,17 @@ def main() -> None:
     args = ap.parse_args()
     trees = {"this": REPO, "baseline": baseline_tree(args.baseline)}
     results: dict[str, list[float]] = {name: [] for name in trees}
+    if args.mode == "app":
+        runs: dict[str, list[dict]] = {name: [] for name in trees}
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(args.repeats):
+                for k, (name, tree) in enumerate(trees.items()):
+                    got = run_app(tree, 7900 + 2 * r + k, Path(tmp) / f"{name}_{r}.json")
+                    runs[name].append(got)
+                    print(f"round {r + 1} {name}: {got['load']['throughput_rps']} req/s, p50 {got['load']['p50_ms']} "
+                          f"ms, p95 {got['load']['p95_ms']} ms, {got['load']['errors']} errors", flush=True)
+        print(json.dumps(app_summary(runs, args.baseline)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus.jsonl"
         n = write_captions(corpus, args.posts) if args.mode == "extract" else 0

@@ -6,8 +6,8 @@ waits; one worker thread takes what has arrived within `window_ms` of the first 
 `max_batch` items), runs `process(batch)` once, and wakes the callers. The worker waits only for items
 announced as on their way (`expecting`, said by a caller before it prepares them): a lone request does
 not wait for company that is not coming (it cost a single click the whole window). `window_ms=0` turns
-batching off: the caller runs `process` itself. A full queue is refused at once with `Busy` (an `InputError`: the visitor
-reads "busy, try again"), never a hang.
+batching off: the caller runs `process` itself. A full queue is refused at once with `Busy` (an
+`InputError`: the visitor reads "busy, try again"), never a hang.
 """
 
 from __future__ import annotations

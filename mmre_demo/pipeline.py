@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -165,6 +165,10 @@ class Pipeline:
         self._lock = threading.Lock()  # one model call at a time (the batcher's worker, `detect_entities`)
         self._none_id = model.config.labels.index(NONE_LABEL)
         self._concept_names = imagenet_class_names() if model.vision.has_concepts else []
+        # the vision backbone reads a batch's images while the tagger reads its captions (neither needs the
+        # other; onnxruntime and PIL release the GIL): measured in mmre_demo.tuning.VISION_BESIDE_TAGGER
+        self._vision_thread = (ThreadPoolExecutor(1, thread_name_prefix="pipeline-vision")
+                               if tuning.VISION_BESIDE_TAGGER.value else None)
         self.batcher: MicroBatcher[_Post] = MicroBatcher(self._run_models, batch_window_ms, max_batch, max_waiting,
                                                          name="pipeline")
 
@@ -272,12 +276,13 @@ class Pipeline:
         """The batcher's work: tag the posts that need it, select their pairs, encode their images and
         classify their pairs, each model once for the whole batch."""
         with self._lock, torch.no_grad():
+            pictures = [p.image for p in posts]
+            vision = self._vision_thread
+            images_read = vision.submit(self._encode_images_timed, pictures) if vision else None
             self._tag(posts)
             for post in posts:
                 self._select_pairs(post)
-            t = time.perf_counter()
-            images = self._encode_images([p.image for p in posts])
-            image_ms = (time.perf_counter() - t) * 1000
+            images, image_ms = images_read.result() if images_read else self._encode_images_timed(pictures)
             t = time.perf_counter()
             classified = self._classify(posts, images)
             relation_ms = (time.perf_counter() - t) * 1000
@@ -346,6 +351,11 @@ class Pipeline:
             with self._lock:
                 only_in_image = also_in_image(self.tagger, image_text, post.entities, post.caption)
         return image_text, groundings, only_in_image
+
+    @torch.no_grad()
+    def _encode_images_timed(self, images: Sequence[Image.Image | None]) -> tuple[list[EncodedImage | None], float]:
+        t = time.perf_counter()
+        return self._encode_images(images), (time.perf_counter() - t) * 1000
 
     def _encode_images(self, images: Sequence[Image.Image | None]) -> list[EncodedImage | None]:
         """The images of several posts through the frozen vision backbone in one batch (None stays None)."""

@@ -54,3 +54,17 @@ OCR_MAX_TEXT_UNITS = Measured(
     100.0, "python benchmarks/bench_ocr.py --bad-input",
     "the busiest MNRE sample image (a news screenshot) needs 90; 100 bounds a page of text to about 0.9 s of "
     "CPU (120: 1.0 s); recognition costs about 3-7 ms per unit")
+
+# the frozen networks on onnxruntime instead of eager PyTorch (mmre_demo.encoders.onnx_runtime)
+ONNX_RUNTIME = Measured(
+    True, "timed by hand on one thread: EfficientNet-Lite0 features of a 224 x 224 image, the tagger's MiniLM on "
+          "a 28-token caption (all layers), the serving relation encoder; python benchmarks/bench_vs_baseline.py "
+          "predict and app for the whole request",
+    "EfficientNet-Lite0 features 36.7 ms eager, 27.1 channels-last, 23.6 TorchScript frozen, 10.6 onnxruntime; "
+    "MiniLM all layers 15.8 ms eager, 7.8 onnxruntime; same outputs to 1e-4 (2e-6 on the relation probabilities "
+    "of the app's 8 examples); export 0.8-1.5 s once per set of weights, then read from the cache")
+
+# the vision backbone on its own thread while the tagger reads the same batch's captions (mmre_demo.pipeline)
+VISION_BESIDE_TAGGER = Measured(
+    True, "python benchmarks/bench_vs_baseline.py predict (photo + caption, 3 entities, OCR off, 2 threads)",
+    "p50 39.6 ms one after the other, 34.9 ms side by side (both on onnxruntime, which releases the GIL)")

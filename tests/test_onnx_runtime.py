@@ -23,7 +23,8 @@ def small_module(seed: int = 0) -> nn.Module:
 
 
 def runner(module: nn.Module) -> OnnxRunner | None:
-    return OnnxRunner.for_module(module, (torch.zeros(1, 4),), "small", ["x"], {"x": {0: "batch"}, "output": {0: "batch"}})
+    return OnnxRunner.for_module(module, (torch.zeros(1, 4),), "small", ["x"],
+                                 {"x": {0: "batch"}, "output": {0: "batch"}})
 
 
 def test_a_module_is_exported_once_and_gives_pytorchs_outputs(cache, monkeypatch):
@@ -39,6 +40,12 @@ def test_a_module_is_exported_once_and_gives_pytorchs_outputs(cache, monkeypatch
     assert runner(module).path == first.path and not exports  # same weights: the cached file
     other = runner(small_module(seed=1))
     assert exports == [1] and other.path != first.path  # other weights: exported to another file
+
+
+def test_the_cache_keeps_a_few_exports_per_name(cache):
+    paths = [runner(small_module(seed=k)).path for k in range(onnx_runtime.KEEP_PER_NAME + 2)]
+    kept = sorted(cache.rglob("small-*.onnx"))
+    assert len(kept) == onnx_runtime.KEEP_PER_NAME and paths[-1] in kept and paths[0] not in kept
 
 
 def test_onnx_off_or_unavailable_means_pytorch(cache, monkeypatch):
@@ -81,6 +88,32 @@ def test_the_tagger_reads_its_layers_from_onnxruntime_as_from_pytorch(cache):
         torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
         alone = tagger.hidden_states(ids[1:2, :9], mask[1:2, :9])
         torch.testing.assert_close(alone, got[1:2, :9], atol=1e-5, rtol=1e-5)  # padding changes nothing
+
+
+def test_a_serving_relation_model_reads_its_passes_through_onnxruntime_as_through_pytorch(cache):
+    from mmre_demo.data.paths import WeightsLayout
+    from mmre_demo.data.schema import Entity
+    from mmre_demo.model.packing import collate_passes
+    from mmre_demo.model.relation import load_relation_model
+
+    shipped = WeightsLayout.find().relation
+    model = load_relation_model(shipped, device="cpu", for_inference=True)
+    assert isinstance(model.onnx_runner(), OnnxRunner)
+    caption = "Kim Jong Un met Donald Trump in Singapore on Tuesday."
+    ents = [Entity("Kim Jong Un", 0, 11, "PER"), Entity("Donald Trump", 16, 28, "PER"),
+            Entity("Singapore", 32, 41, "LOC")]
+    passes = model.featurize(caption, ents, [(0, 1), (1, 0), (0, 2), (2, 1)])
+    batch = collate_passes(passes, model.tokenizer.pad_token_id)
+    ids, positions = batch["input_ids"], batch["position_ids"]
+    mask = torch.zeros(batch["attention"].shape).masked_fill(~batch["attention"], torch.finfo(torch.float32).min)
+    mask = mask[:, None]
+    with torch.no_grad():
+        hidden, attention = model.encode_text(ids, mask, positions, want_attention=True)
+        out = model.text_encoder(input_ids=ids, attention_mask=mask, position_ids=positions, output_attentions=True)
+    torch.testing.assert_close(hidden, out.last_hidden_state, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(attention, out.attentions[-1].mean(1), atol=1e-5, rtol=1e-4)
+    trainable = load_relation_model(shipped, device="cpu")  # adapters not folded: it may be trained, so PyTorch
+    assert trainable.onnx_runner() is None
 
 
 def test_one_session_per_thread_count(cache):

@@ -261,7 +261,9 @@ def test_concurrent_requests_share_a_batch_and_each_gets_what_it_gets_alone(pipe
         barrier.wait()
         return batched.predict_many([request])[0]
 
-    with ThreadPoolExecutor(len(MIXED)) as pool:
+    # announced as on their way (as a server says it of the requests it is preparing): a batch waits for
+    # them within its window, instead of starting before the other threads reach `predict_many`
+    with batched.batcher.expecting(len(MIXED)), ThreadPoolExecutor(len(MIXED)) as pool:
         together = list(pool.map(ask, MIXED))
     assert max(batched.batcher.batch_sizes) >= 3  # at least three requests shared one model batch
     for got, want in zip(together, alone, strict=True):

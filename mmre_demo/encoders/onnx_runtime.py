@@ -22,9 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmre_demo import tuning
+
 log = logging.getLogger(__name__)
 
 ONNX_OPSET = 17
+KEEP_PER_NAME = 3  # cached exports kept per module name (each retrained relation model has its own)
 SPIN_THREADS = False  # spinning pools of several sessions fight for the cores (mmre_demo.tuning.OCR_THREADS)
 _EXPORT_LOCK = threading.Lock()
 
@@ -67,7 +70,7 @@ def weights_digest(module: nn.Module) -> str:
 
 
 def export_cached(module: nn.Module, example: tuple[torch.Tensor, ...], name: str, input_names: list[str],
-                  dynamic_axes: dict[str, dict[int, str]]) -> Path:
+                  dynamic_axes: dict[str, dict[int, str]], output_names: tuple[str, ...] = ("output",)) -> Path:
     """`module` (inputs like `example`; the `dynamic_axes` may change) as an ONNX file in the cache, made
     once. Raises what the export raises (e.g. an error without the `onnx` package)."""
     path = cache_dir() / "onnx" / f"{name}-{weights_digest(module)}.onnx"
@@ -81,31 +84,43 @@ def export_cached(module: nn.Module, example: tuple[torch.Tensor, ...], name: st
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(module.eval(), example, tmp, dynamo=False, opset_version=ONNX_OPSET,
-                                  input_names=input_names, output_names=["output"], dynamic_axes=dynamic_axes)
+                                  input_names=input_names, output_names=list(output_names),
+                                  dynamic_axes=dynamic_axes)
             os.replace(tmp, path)  # atomic: another process sees the whole file or none
         finally:
             Path(tmp).unlink(missing_ok=True)
         log.info("exported %s to %s", name, path)
+        _prune(path.parent, name)
         return path
 
 
+def _prune(folder: Path, name: str) -> None:
+    """Keep the KEEP_PER_NAME newest exports of `name` (one per set of weights): the cache stays bounded."""
+    exports = sorted(folder.glob(f"{name}-*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in exports[KEEP_PER_NAME:]:
+        old.unlink(missing_ok=True)
+
+
 def enabled() -> bool:
-    """$MMRE_ONNX (default 1): 0 runs the frozen networks on PyTorch."""
-    return os.environ.get("MMRE_ONNX", "1").strip().lower() not in ("0", "false", "no", "off")
+    """$MMRE_ONNX: 0 runs the frozen networks on PyTorch; unset, the measured default (mmre_demo.tuning)."""
+    raw = os.environ.get("MMRE_ONNX", "").strip().lower()
+    return tuning.ONNX_RUNTIME.value if not raw else raw not in ("0", "false", "no", "off")
 
 
 class OnnxRunner:
-    """A frozen module exported to ONNX and run by onnxruntime on the CPU: tensors in, one tensor out.
-    One session per thread count (the caller's torch thread count when called: the pipeline's `threads`)."""
+    """A frozen module exported to ONNX and run by onnxruntime on the CPU: tensors in, a tensor out (a tuple
+    of them for a module with several outputs). One session per thread count (the caller's torch thread
+    count when called: the pipeline's `threads`)."""
 
-    def __init__(self, path: Path, input_names: list[str]):
-        self.path, self.input_names = path, input_names
+    def __init__(self, path: Path, input_names: list[str], n_outputs: int = 1):
+        self.path, self.input_names, self.n_outputs = path, input_names, n_outputs
         self._sessions: dict[int, Any] = {}
         self._lock = threading.Lock()
 
     @classmethod
     def for_module(cls, module: nn.Module, example: tuple[torch.Tensor, ...], name: str, input_names: list[str],
-                   dynamic_axes: dict[str, dict[int, str]]) -> OnnxRunner | None:
+                   dynamic_axes: dict[str, dict[int, str]],
+                   output_names: tuple[str, ...] = ("output",)) -> OnnxRunner | None:
         """The runner of `module` (exported and cached on first use), or None where it cannot be made:
         the caller then runs the module on PyTorch."""
         if not enabled():
@@ -113,7 +128,8 @@ class OnnxRunner:
         try:
             import onnxruntime  # noqa: F401
 
-            return cls(export_cached(module, example, name, input_names, dynamic_axes), input_names)
+            path = export_cached(module, example, name, input_names, dynamic_axes, output_names)
+            return cls(path, input_names, len(output_names))
         except Exception as exc:  # noqa: BLE001 - the PyTorch path always works
             log.info("%s on PyTorch (no onnxruntime path: %s: %s)", name, type(exc).__name__, exc)
             return None
@@ -124,6 +140,7 @@ class OnnxRunner:
                 self._sessions[threads] = cpu_session(str(self.path), threads)
             return self._sessions[threads]
 
-    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         feed = {n: x.detach().contiguous().numpy() for n, x in zip(self.input_names, inputs)}
-        return torch.from_numpy(self.session(torch.get_num_threads()).run(None, feed)[0])
+        outputs = [torch.from_numpy(y) for y in self.session(torch.get_num_threads()).run(None, feed)]
+        return outputs[0] if self.n_outputs == 1 else tuple(outputs)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from mmre_demo.data.schema import Entity
+from mmre_demo.encoders.onnx_runtime import OnnxRunner
 from mmre_demo.encoders.text import SentenceEmbedder, load_text_backbone
 from mmre_demo.encoders.vision import VisionBackbone, VisionOutput, imagenet_class_names, load_vision_backbone
 from mmre_demo.model.base import PretrainedModel
@@ -115,6 +116,35 @@ class RelationModel(PretrainedModel):
         cell_logits = self.vision.cell_logits(vision.grid) if vision.logits is not None else None
         return self.visual_tokenizer(vision.grid, vision.grid_hw, vision.logits, cell_logits)
 
+    # ---- text side ------------------------------------------------------------------------------
+    def encode_text(self, input_ids: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor,
+                    want_attention: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The passes' last hidden states (S, T, d) and, when wanted, last-layer attention averaged over
+        heads (S, T, T); `mask` is additive (S, 1, T, T). A frozen encoder (a serving model: adapters
+        folded) runs on onnxruntime when it can (mmre_demo.encoders.onnx_runtime), else PyTorch."""
+        if input_ids.device.type == "cpu" and not torch.is_grad_enabled() and (onnx := self.onnx_runner()) is not None:
+            hidden, attention = onnx(input_ids, mask, position_ids)
+            return hidden, attention if want_attention else None
+        out = self.text_encoder(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
+                                output_attentions=want_attention)
+        return out.last_hidden_state, out.attentions[-1].mean(1) if want_attention and out.attentions else None
+
+    def onnx_runner(self) -> OnnxRunner | None:
+        """The frozen text encoder on onnxruntime (exported on first use), or None: a trainable encoder, or
+        no onnxruntime path (PyTorch then, with the same result)."""
+        if not hasattr(self, "_onnx_encoder"):
+            self._onnx_encoder = None
+            if not any(p.requires_grad for p in self.text_encoder.parameters()):
+                ids = torch.ones(1, 8, dtype=torch.long)
+                example = (ids, torch.zeros(1, 1, 8, 8), torch.arange(8)[None])
+                self._onnx_encoder = OnnxRunner.for_module(
+                    _EncoderPasses(self.text_encoder), example, f"relation-{self.config.text_backbone}-encoder",
+                    ["input_ids", "mask", "position_ids"],
+                    {"input_ids": {0: "passes", 1: "tokens"}, "mask": {0: "passes", 2: "tokens", 3: "keys"},
+                     "position_ids": {0: "passes", 1: "tokens"}, "hidden": {0: "passes", 1: "tokens"},
+                     "attention": {0: "passes", 1: "tokens", 2: "keys"}}, output_names=("hidden", "attention"))
+        return self._onnx_encoder
+
     # ---- text side: what an architecture defines ------------------------------------------------
     architecture: ClassVar[str] = ""
 
@@ -149,12 +179,10 @@ class RelationModel(PretrainedModel):
         mask = torch.zeros(attention.shape, dtype=torch.float32, device=attention.device)
         mask = mask.masked_fill(~attention, torch.finfo(torch.float32).min)[:, None]
         want_attention = explain or self.needs_attention
-        out = self.text_encoder(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
-                                output_attentions=want_attention)
-        last = out.attentions[-1].mean(1) if want_attention and out.attentions else None  # (S, T, T)
+        hidden, last = self.encode_text(input_ids, mask, position_ids, want_attention)
         batch = {"row_pass": row_pass, "head_index": head_index, "tail_index": tail_index,
                  "head_mask": head_mask, "tail_mask": tail_mask}
-        head, tail, token_attention = self.pair_vectors(out.last_hidden_state, last, batch)
+        head, tail, token_attention = self.pair_vectors(hidden, last, batch)
         rows = torch.arange(head.shape[0], device=head.device)
         text_pair = torch.cat([head, tail], dim=-1)
         if has_image is None:
@@ -228,6 +256,21 @@ class RelationModel(PretrainedModel):
                           fold_adapters: bool = False) -> RelationModel:
         return architecture_class(config.architecture)(config, pretrained_backbones=pretrained_backbones,
                                                        init_concepts=False, fold_adapters=fold_adapters)
+
+
+class _EncoderPasses(nn.Module):
+    """The text encoder as exported: (ids, additive mask, position ids) -> (last hidden states, last-layer
+    attention averaged over heads)."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor,
+                position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.encoder(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
+                           output_attentions=True)
+        return out.last_hidden_state, out.attentions[-1].mean(1)
 
 
 def _gather(hidden: torch.Tensor, batch: dict[str, torch.Tensor], key: str) -> torch.Tensor:

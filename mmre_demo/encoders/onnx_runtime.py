@@ -128,8 +128,10 @@ class OnnxRunner:
         try:
             import onnxruntime  # noqa: F401
 
-            path = export_cached(module, example, name, input_names, dynamic_axes, output_names)
-            return cls(path, input_names, len(output_names))
+            runner = cls(export_cached(module, example, name, input_names, dynamic_axes, output_names), input_names,
+                         len(output_names))
+            runner.session(torch.get_num_threads())  # opened now, while the cached file is surely there
+            return runner
         except Exception as exc:  # noqa: BLE001 - the PyTorch path always works
             log.info("%s on PyTorch (no onnxruntime path: %s: %s)", name, type(exc).__name__, exc)
             return None

@@ -108,6 +108,9 @@ def app_summary(runs: dict[str, list[dict]], baseline: str) -> dict:
     def med(name: str, key: str) -> float:
         return statistics.median(r["load"][key] for r in runs[name])
 
+    def per_run(key: str) -> dict[str, float]:
+        return {n: statistics.median(r[key] for r in rs) for n, rs in runs.items()}
+
     clicks = next(k for k in runs["this"][0] if k.startswith("click_to_result"))
     click = {name: {ex: statistics.median(r[clicks][ex] for r in rs) for ex in rs[0][clicks]}
              for name, rs in runs.items()}
@@ -119,6 +122,8 @@ def app_summary(runs: dict[str, list[dict]], baseline: str) -> dict:
             "p50_ms": {n: med(n, "p50_ms") for n in runs},
             "errors": {n: sum(r["load"]["errors"] for r in rs) for n, rs in runs.items()},
             "click_ms_median": click,
+            "start_to_model_ready_s": per_run("start_to_model_ready_s"),
+            "rss_mb_after_load": per_run("rss_mb_after_load"),
             "rounds_requests_per_s": {n: [r["load"]["throughput_rps"] for r in rs] for n, rs in runs.items()},
             "rounds_p95_ms": {n: [r["load"]["p95_ms"] for r in rs] for n, rs in runs.items()}}
 

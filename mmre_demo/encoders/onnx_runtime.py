@@ -17,12 +17,13 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from mmre_demo import tuning
+
+if TYPE_CHECKING:  # torch is imported where a module is exported or run: the OCR and the CLI parser need none
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ def cache_dir() -> Path:
 
 def weights_digest(module: nn.Module) -> str:
     """sha256 of the module's parameters and buffers (names, shapes, bytes): the ONNX file's cache key."""
+    import torch
+
     h = hashlib.sha256(f"torch {torch.__version__} opset {ONNX_OPSET}".encode())
     for name, t in sorted(module.state_dict().items()):
         h.update(name.encode())
@@ -73,6 +76,8 @@ def export_cached(module: nn.Module, example: tuple[torch.Tensor, ...], name: st
                   dynamic_axes: dict[str, dict[int, str]], output_names: tuple[str, ...] = ("output",)) -> Path:
     """`module` (inputs like `example`; the `dynamic_axes` may change) as an ONNX file in the cache, made
     once. Raises what the export raises (e.g. an error without the `onnx` package)."""
+    import torch
+
     path = cache_dir() / "onnx" / f"{name}-{weights_digest(module)}.onnx"
     with _EXPORT_LOCK:
         if path.is_file():
@@ -123,6 +128,8 @@ class OnnxRunner:
                    output_names: tuple[str, ...] = ("output",)) -> OnnxRunner | None:
         """The runner of `module` (exported and cached on first use), or None where it cannot be made:
         the caller then runs the module on PyTorch."""
+        import torch
+
         if not enabled():
             return None
         try:
@@ -143,6 +150,8 @@ class OnnxRunner:
             return self._sessions[threads]
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        import torch
+
         feed = {n: x.detach().contiguous().numpy() for n, x in zip(self.input_names, inputs)}
         outputs = [torch.from_numpy(y) for y in self.session(torch.get_num_threads()).run(None, feed)]
         return outputs[0] if self.n_outputs == 1 else tuple(outputs)

@@ -2,7 +2,9 @@
 
 On a small synthetic set the relation is written only in the image ("MARRIED" or "SIBLINGS" drawn with
 PIL; the captions are the same template for both labels): a model trained with `image_text` on learns
-it, the same training without it stays at chance. The shipped model is trained without it."""
+it, the captions alone stay at chance. (The image pathway can tell the two fixed pictures apart too, since
+the frozen backbone reads them in training as in serving; hence the captions-only baseline.) The shipped
+model is trained without it."""
 
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def images(tmp_path_factory):
     return folder
 
 
-def _accuracy_after_training(tmp_path, images, image_text: bool) -> float:
+def _accuracy_after_training(tmp_path, images, image_text: bool, with_images: bool = True) -> float:
     from mmre_demo.model.batching import ImageCache, predict_logits, prepare_items
     from mmre_demo.model.relation import RelationModel
     from mmre_demo.train.config import RelationTrainConfig
@@ -60,20 +62,21 @@ def _accuracy_after_training(tmp_path, images, image_text: bool) -> float:
     config = RelationConfig(architecture="levitated-markers", image_text=image_text, modality_dropout=0.0)
     args = RelationTrainConfig(out=tmp_path / f"run_{image_text}", epochs=4, batch_size=8, lr=1e-3, head_lr=3e-3,
                                device="cpu", select_on="gold", config=config)
-    train(args, train_ex, val_ex, images_dir=images)
+    train(args, train_ex, val_ex, images_dir=images if with_images else None)
     model = RelationModel.from_pretrained(tmp_path / f"run_{image_text}" / "best", device="cpu")
     assert model.config.image_text is image_text  # saved with the weights
     cache = ImageCache(model)
-    cache.add_folder(images, {e.img_id for e in val_ex})
+    if with_images:
+        cache.add_folder(images, {e.img_id for e in val_ex})
     logits = predict_logits(model, prepare_items(model, val_ex, cache), cache)
     return sum(int(row.argmax()) == ex.label_id for row, ex in zip(logits, val_ex)) / len(val_ex)
 
 
 def test_the_model_learns_a_relation_written_only_in_the_image(tmp_path, images):
     with_text = _accuracy_after_training(tmp_path, images, image_text=True)
-    without = _accuracy_after_training(tmp_path, images, image_text=False)
+    captions_only = _accuracy_after_training(tmp_path, images, image_text=False, with_images=False)
     assert with_text >= 0.9, with_text
-    assert without <= 0.7, without  # the captions alone cannot tell the two labels apart
+    assert captions_only <= 0.7, captions_only  # the captions alone cannot tell the two labels apart
 
 
 def test_the_image_text_is_a_second_segment_and_the_caption_keeps_its_spans():

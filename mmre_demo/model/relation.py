@@ -79,6 +79,13 @@ class RelationModel(PretrainedModel):
             nn.Dropout(config.dropout), nn.Linear(dim, config.num_labels),
         )
 
+    def train(self, mode: bool = True) -> RelationModel:
+        """Training mode for what trains; the frozen vision backbone stays in eval mode (its batch norm on
+        its running statistics, no drop-connect), so training reads an image's features as serving does."""
+        super().train(mode)
+        self.vision.eval()
+        return self
+
     @staticmethod
     def _frozen(encoder: nn.Module) -> nn.Module:
         for p in encoder.parameters():

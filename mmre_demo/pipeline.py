@@ -195,6 +195,7 @@ class Pipeline:
         reader = TextReader(threads=threads, workers=ocr_workers) if read_text else None
         if torch.device(dev).type == "cpu":  # onnxruntime's copies of the frozen networks: made now, not on a click
             model.vision.onnx_runner()
+            model.onnx_runner()
             if tagger is not None:
                 tagger.onnx_runner()
         return cls(model, tagger, dev, type_constraint, reader, batch_window_ms=batch_window_ms)

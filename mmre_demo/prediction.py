@@ -81,6 +81,12 @@ class TokenWeight:
     weight: float
 
 
+def shows(label: str, probability: float, threshold: float) -> bool:
+    """The decision rule: a relation (not `None`) is shown when its calibrated probability reaches
+    `threshold` (`PairPrediction.is_shown`, the review queue; the array form: `decoding.relation_decisions`)."""
+    return label != NONE_LABEL and probability >= threshold
+
+
 @dataclass
 class PairPrediction:
     """One entity pair, in its more probable direction: its most probable relation and that relation's
@@ -119,7 +125,7 @@ class PairPrediction:
         """The decision rule for a decoded pair (the product, `mmre eval` and training's selection): its
         most probable relation is shown when its calibrated probability reaches `threshold`; the
         array form for many rows is `decoding.relation_decisions`."""
-        return self.is_relation and self.probability >= threshold
+        return shows(self.label, self.probability, threshold)
 
     def shown(self, threshold: float) -> tuple[str, float]:
         """What a reader sees at `threshold`: (relation, its probability), or ("None", P(None)) below it."""

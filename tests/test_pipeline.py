@@ -275,14 +275,16 @@ def test_a_full_queue_answers_busy_at_once(pipeline):
     busy = Pipeline(pipeline.model, pipeline.tagger, pipeline.device, batch_window_ms=10_000, max_batch=100,
                     max_waiting=2)
     first = threading.Thread(target=busy.predict_many, args=([PredictRequest(CAPTION), PredictRequest(CAPTION)],))
-    first.start()
-    deadline = time.monotonic() + 5
-    while not busy.batcher._queue and time.monotonic() < deadline:
-        time.sleep(0.01)
-    t = time.perf_counter()
-    (answer,) = busy.predict_many([PredictRequest(CAPTION)])
-    assert isinstance(answer, Busy) and "busy" in str(answer) and "try again" in str(answer)
-    assert time.perf_counter() - t < 1.0
+    # another request announced as on its way: the first batch waits for it, so its two requests stay queued
+    with busy.batcher.expecting(1):
+        first.start()
+        deadline = time.monotonic() + 5
+        while not busy.batcher._queue and time.monotonic() < deadline:
+            time.sleep(0.01)
+        t = time.perf_counter()
+        (answer,) = busy.predict_many([PredictRequest(CAPTION)])
+        assert isinstance(answer, Busy) and "busy" in str(answer) and "try again" in str(answer)
+        assert time.perf_counter() - t < 1.0
     busy.batcher.window_s = 0.0  # let the first call finish
     with busy.batcher._cond:
         busy.batcher._cond.notify_all()

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from mmre_demo.annotations.store import ANONYMOUS, AnnotationStore, Candidate, Decision, clean_annotator, item_key
+from mmre_demo.annotations.store import ANONYMOUS, AnnotationStore, Candidate, Decision, clean_annotator
 from mmre_demo.data.labels import NONE_LABEL, fitting_relations
 from mmre_demo.data.schema import Entity, InputError
+from mmre_demo.prediction import shows
 
 CLAIM_SECONDS = 600.0  # an item handed out stays its annotator's this long without a decision
 DISAGREE_BONUS = 0.25  # worth added when the pair's two directions prefer different relations
@@ -74,11 +75,11 @@ class ReviewItem:
 
     @property
     def key(self) -> str:
-        return item_key(self.caption, self.img_id, (self.head.start, self.head.end), (self.tail.start, self.tail.end))
+        return self.candidate().key
 
     @property
     def shown(self) -> bool:
-        return self.label != NONE_LABEL and self.probability >= self.threshold
+        return shows(self.label, self.probability, self.threshold)
 
     def candidate(self) -> Candidate:
         return Candidate(self.caption, self.img_id, self.head, self.tail, self.label, self.probability)
@@ -114,10 +115,9 @@ def worth(label: str, probability: float, threshold: float, reverse: tuple[str, 
     span = max(threshold, 1.0 - threshold, 1e-6)
     value = 1.0 - abs(probability - threshold) / span
     disagree = reverse is not None and reverse[0] not in (NONE_LABEL, label)
-    shown = label != NONE_LABEL and probability >= threshold
     if disagree:
         return value + DISAGREE_BONUS, Reason.DIRECTIONS_DISAGREE
-    if shown:
+    if shows(label, probability, threshold):
         return value, Reason.NEAR_THRESHOLD
     return value - 1.0, Reason.MISSED
 
@@ -295,13 +295,8 @@ class ReviewQueues:
     def undo(self, queue_id: str, annotator: str | None) -> Claimed:
         """Take back the annotator's last decision in this queue and hand its item to them again."""
         who = _named(annotator)
-        rows = self.store.read("SELECT source FROM decisions WHERE annotator = ? AND undone IS NULL"
-                               " ORDER BY id DESC LIMIT 1", (who,))
-        if not rows:
-            raise InputError(f"{who} has no decision to undo.")
-        if rows[0][0] != f"review:{queue_id}":
-            raise InputError("Your last decision was not made in this queue; undo it where you made it.")
-        undone = self.store.undo_last(who).undone
+        undone = self.store.undo_last(who, source=f"review:{queue_id}", elsewhere="Your last decision was not "
+                                      "made in this queue; undo it where you made it.").undone
         found = self.store.read("SELECT position FROM review_items WHERE queue_id = ? AND item_key = ? LIMIT 1",
                                 (queue_id, undone.candidate.key))
         position = int(found[0][0])

@@ -13,11 +13,11 @@ from typing import Any
 from mmre_demo.annotations.review import ReviewPost
 from mmre_demo.annotations.store import AnnotationStore
 from mmre_demo.data.schema import Entity, InputError
+from mmre_demo.extract.store import MANIFEST, POSTS
 from mmre_demo.prediction import Predictor, PredictRequest
 
 log = logging.getLogger(__name__)
 
-POSTS, MANIFEST = "posts.jsonl", "manifest.json"  # the names `mmre extract` writes (extract/store.py)
 BATCH = 16
 
 ProgressFn = Callable[[int, int], None]

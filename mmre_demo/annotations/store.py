@@ -304,16 +304,13 @@ class AnnotationStore:
 
     def add_many(self, decisions: Iterable[tuple[Candidate, str, str | None, str]], source: str) -> int:
         """Store (candidate, decision, new label, annotator) tuples in one transaction: all or nothing
-        (every one is checked before any is written). Returns how many."""
-        checked = []
-        for cand, decision, label, who in decisions:
-            relation = cand.decide(decision, label)
-            cand.check()
-            checked.append(Decision(cand, clean_annotator(who), str(decision), relation, time.time(), source=source))
+        (a refused one rolls the transaction back). Returns how many."""
+        stored = 0
         with self.transaction() as con:
-            for d in checked:
-                d.id = self._insert(con, d)
-        return len(checked)
+            for cand, decision, label, who in decisions:
+                self.record(con, cand, decision, label, who, source)
+                stored += 1
+        return stored
 
     @staticmethod
     def _insert(con: sqlite3.Connection, d: Decision) -> int:
@@ -332,13 +329,11 @@ class AnnotationStore:
                           " ORDER BY id DESC LIMIT 1", (key, annotator)).fetchone()
         return _decision_of(row) if row else None
 
-    def current_for(self, candidate: Candidate, annotator: str | None) -> Decision | None:
-        """The annotator's decision that holds on this pair now (None: undecided)."""
-        with closing(self._connect()) as con:
-            return self._current_in(con, candidate.key, clean_annotator(annotator))
-
-    def undo_last(self, annotator: str | None) -> Undo:
-        """Take back the annotator's latest standing decision; the one it replaced (if any) holds again."""
+    def undo_last(self, annotator: str | None, source: str | None = None,
+                  elsewhere: str = "Your last decision was made elsewhere; undo it where you made it.") -> Undo:
+        """Take back the annotator's latest standing decision; the one it replaced (if any) holds again.
+        With `source`, only when that decision was made there (else `elsewhere` is the refusal), checked in
+        the same transaction."""
         who = clean_annotator(annotator)
         with self.transaction() as con:
             row = con.execute(f"SELECT {_COLUMNS} FROM decisions WHERE annotator = ? AND undone IS NULL "
@@ -346,6 +341,8 @@ class AnnotationStore:
             if row is None:
                 raise InputError(f"{who} has no decision to undo.")
             undone = _decision_of(row)
+            if source is not None and undone.source != source:
+                raise InputError(elsewhere)
             undone.undone = time.time()
             con.execute("UPDATE decisions SET undone = ? WHERE id = ?", (undone.undone, undone.id))
             restored = self._current_in(con, undone.candidate.key, who)
@@ -356,15 +353,12 @@ class AnnotationStore:
         return [_decision_of(r) for r in self.read(f"SELECT {_COLUMNS} FROM decisions ORDER BY id")]
 
     def current(self, annotator: str | None = None) -> list[Decision]:
-        """The decisions that hold: per (pair, annotator) the latest not undone; one annotator's when given."""
-        last: dict[tuple, Decision] = {}
-        for d in self.all():
-            if d.undone is None and (annotator is None or d.annotator == annotator):
-                last[d.key()] = d
-        return sorted(last.values(), key=lambda d: d.id or 0)
-
-    def annotators(self) -> list[str]:
-        return [r[0] for r in self.read("SELECT DISTINCT annotator FROM decisions ORDER BY annotator")]
+        """The decisions that hold: per (pair, annotator) the latest not undone; one annotator's when given.
+        One query on the (item_key, annotator) index, not a read of the whole history."""
+        where, args = ("AND annotator = ? ", (annotator,)) if annotator is not None else ("", ())
+        return [_decision_of(r) for r in self.read(
+            f"SELECT {_COLUMNS} FROM decisions WHERE id IN (SELECT MAX(id) FROM decisions WHERE undone IS NULL "
+            f"{where}GROUP BY item_key, annotator) ORDER BY id", args)]
 
     def count(self, annotator: str | None = None) -> int:
         if annotator is None:
@@ -374,8 +368,7 @@ class AnnotationStore:
     def export_mnre(self, path: str | Path | None = None, annotator: str | None = None) -> str:
         """MNRE lines, one per standing decision (everyone's, or one annotator's); written to `path` when
         given. Returns the text."""
-        lines = [d.mnre_line() for d in self.current(annotator)]
-        text = "\n".join(lines) + ("\n" if lines else "")
+        text = mnre_text(self.current(annotator))
         if path:
             Path(path).write_text(text, encoding="utf-8")
         return text
@@ -383,6 +376,11 @@ class AnnotationStore:
     def rows(self, annotator: str | None = None, limit: int = 200) -> list[list[Any]]:
         """Standing decisions as table rows, newest first (one annotator's when given)."""
         return decision_rows(self.current(annotator), limit)
+
+
+def mnre_text(decisions: list[Decision]) -> str:
+    """MNRE lines of `decisions`, one per line."""
+    return "".join(d.mnre_line() + "\n" for d in decisions)
 
 
 def decision_rows(decisions: list[Decision], limit: int = 200) -> list[list[Any]]:

@@ -58,6 +58,7 @@ def _existing_store(db: str):
 
 def cmd_export(args: argparse.Namespace) -> int:
     from mmre_demo.annotations import formats
+    from mmre_demo.annotations.store import mnre_text
     from mmre_demo.data.schema import InputError
 
     store = _existing_store(args.db)
@@ -70,7 +71,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.format == "mnre":
-        store.export_mnre(out, args.annotator)
+        out.write_text(mnre_text(decisions), encoding="utf-8")
     elif args.format == "jsonl":
         out.write_text(formats.jsonl_text(decisions), encoding="utf-8")
     else:

@@ -101,14 +101,10 @@ def frozen_text_backbone(name: str = DEFAULT_TEXT_BACKBONE) -> tuple[PreTrainedT
     with _frozen_lock:
         if key not in _frozen:
             tokenizer, model = load_text_backbone(name)
-            for p in model.parameters():
-                p.requires_grad_(False)
-            _frozen[key] = model.eval()
+            _frozen[key] = model.eval().requires_grad_(False)
         else:
             tokenizer = AutoTokenizer.from_pretrained(key)
         return tokenizer, _frozen[key]
-
-
 
 
 def quantize_int8(model: torch.nn.Module, scope: Int8Scope = "all") -> torch.nn.Module:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from mmre_demo.data.schema import InputError
 from mmre_demo.graph.store import ENTITY_KIND, SUGGESTED
@@ -45,7 +45,6 @@ MIN_TRIPLES_TO_EMBED = 5  # fewer relations than this: nothing to learn from, th
 MIN_TRIPLES_TO_MEASURE = 10  # from here on a held-out tenth measures the embedding (dataset_from_triples)
 
 SuggesterState = Literal["empty", "small", "training", "ready", "error"]
-SUGGESTER_STATES: tuple[str, ...] = get_args(SuggesterState)
 _DICT_KEYS = {"hits_at_10": "hits@10"}  # field -> its key in `to_dict` (the metric's usual name)
 
 

@@ -65,13 +65,13 @@ class RelationModel(PretrainedModel):
         self.tokenizer, encoder = load_text_backbone(config.text_backbone, pretrained=pretrained_backbones)
         dim = int(encoder.config.hidden_size)
         self.vision: VisionBackbone = load_vision_backbone(config.vision_backbone, pretrained=pretrained_backbones)
-        for p in self.vision.parameters():
-            p.requires_grad_(False)
+        self.vision.requires_grad_(False)
         self.visual_tokenizer = VisualTokenizer(self.vision.feature_dim, dim, config.num_concepts)
         if init_concepts and self.vision.has_concepts:
             embedder = SentenceEmbedder(self.tokenizer, encoder.eval())
             self.visual_tokenizer.concept_embeddings.copy_(embedder.embed(imagenet_class_names()))
-        self.text_encoder = self._frozen(encoder) if self.folded_adapters else self._adapt_backbone(encoder, config)
+        frozen = self.folded_adapters
+        self.text_encoder = encoder.requires_grad_(False) if frozen else self._adapt_backbone(encoder, config)
         self.cross_attention = CrossModalAttention(dim)
         self.fusion = GatedFusion(2 * dim)
         self.classifier = nn.Sequential(
@@ -87,12 +87,6 @@ class RelationModel(PretrainedModel):
         return self
 
     @staticmethod
-    def _frozen(encoder: nn.Module) -> nn.Module:
-        for p in encoder.parameters():
-            p.requires_grad_(False)
-        return encoder
-
-    @staticmethod
     def _adapt_backbone(encoder: nn.Module, config: RelationConfig) -> nn.Module:
         if config.backbone_training == "lora":
             from peft import LoraConfig, get_peft_model
@@ -105,8 +99,7 @@ class RelationModel(PretrainedModel):
                 warnings.simplefilter("ignore", FutureWarning)
                 return get_peft_model(encoder, lora)
         if config.backbone_training == "frozen":
-            for p in encoder.parameters():
-                p.requires_grad_(False)
+            encoder.requires_grad_(False)
         return encoder
 
     # ---- image side -------------------------------------------------------------------------

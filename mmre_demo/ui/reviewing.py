@@ -42,12 +42,13 @@ def _evidence(ctl: Controller, claimed: Claimed) -> tuple[Any, Any]:
     item = claimed.item
     path = ctl.annotations.image_path(item.img_id)
     image = load_image(path, name=path.name) if path else None
+    if image is None:  # no picture, no heatmap: nothing to classify again
+        return None, None
     pred = predict_one(ctl.pipe, PredictRequest(item.caption, image, list(item.entities), read_text=False))
     spans = {(item.head.start, item.head.end), (item.tail.start, item.tail.end)}
     index = next((i for i, p in enumerate(pred.pairs)
                   if {(p.head.start, p.head.end), (p.tail.start, p.tail.end)} == spans), None)
-    small = fit(image, 448) if image is not None else None
-    return (fit(image, 512) if image is not None else None), render.evidence(pred, index, small)[Output.EVIDENCE_IMG]
+    return fit(image, 512), render.evidence(pred, index, fit(image, 448))[Output.EVIDENCE_IMG]
 
 
 def present(ctl: Controller, s: TabState, claimed: Claimed | None, who: str, note: str = "") -> Update:
@@ -134,10 +135,19 @@ def open_queue(ctl: Controller, queue_id: str | None, annotator: str | None, tab
     return _open(ctl, s, who, info.id, f"Continuing {info.name}.")
 
 
+OPEN_A_QUEUE = "Open a review queue first (an extract folder, this tab's posts or a stored queue)."
+
+
+def _open_queue(s: TabState) -> str:
+    if s.review_queue is None:
+        raise InputError(OPEN_A_QUEUE)
+    return s.review_queue
+
+
 def _holding(s: TabState) -> tuple[str, int]:
-    if s.review_queue is None or s.review_position is None:
-        raise InputError("Open a review queue first (an extract folder, this tab's posts or a stored queue).")
-    return s.review_queue, s.review_position
+    if s.review_position is None:
+        raise InputError(OPEN_A_QUEUE)
+    return _open_queue(s), s.review_position
 
 
 @callback(REVIEW)
@@ -165,9 +175,7 @@ def skip(ctl: Controller, annotator: str | None, tab: TabState | None, oauth_nam
 def undo(ctl: Controller, annotator: str | None, tab: TabState | None, oauth_name: str | None = None) -> Update:
     s = tab or TabState()
     who = annotator_of(ctl, annotator, s, oauth_name)
-    if s.review_queue is None:
-        raise InputError("Open a review queue first.")
-    claimed = ctl.queues.undo(s.review_queue, who)
+    claimed = ctl.queues.undo(_open_queue(s), who)
     return present(ctl, s, claimed, who, f"Undid your decision on item {claimed.position + 1}; decide it again.")
 
 
@@ -175,9 +183,8 @@ def undo(ctl: Controller, annotator: str | None, tab: TabState | None, oauth_nam
 def next_item(ctl: Controller, annotator: str | None, tab: TabState | None, oauth_name: str | None = None) -> Update:
     s = tab or TabState()
     who = annotator_of(ctl, annotator, s, oauth_name)
-    if s.review_queue is None:
-        raise InputError("Open a review queue first.")
-    return present(ctl, s, ctl.queues.held(s.review_queue, who) or ctl.queues.next(s.review_queue, who), who)
+    queue_id = _open_queue(s)
+    return present(ctl, s, ctl.queues.held(queue_id, who) or ctl.queues.next(queue_id, who), who)
 
 
 @callback(REVIEW)

@@ -68,9 +68,7 @@ class NerTagger(PretrainedModel):
             self.tokenizer, encoder = frozen_text_backbone(config.text_backbone)
         else:
             self.tokenizer, encoder = load_text_backbone(config.text_backbone, pretrained=False)
-        self.encoder = encoder.eval()
-        for p in self.encoder.parameters():
-            p.requires_grad_(False)
+        self.encoder = encoder.eval().requires_grad_(False)
         num_layers = int(encoder.config.num_hidden_layers) + 1
         self.head = NerHead(config, num_layers, int(encoder.config.hidden_size))
         self.tag_to_id = {t: i for i, t in enumerate(config.tags)}

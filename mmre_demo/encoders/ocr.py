@@ -252,7 +252,10 @@ def _model_paths() -> dict[str, str]:
 
 
 def _onnx_model(model_path: str, threads: int) -> Any:
-    return cpu_session(model_path, threads)
+    """A session of RapidOCR's model, rewritten into the ops onnxruntime fuses (`onnx_rewrite.cpu_friendly`)."""
+    from mmre_demo.encoders.onnx_rewrite import cpu_friendly
+
+    return cpu_session(cpu_friendly(model_path), threads)
 
 
 def make_engine(max_side: int = DEFAULT_MAX_SIDE, threads: int | None = None) -> RapidEngine:

@@ -16,6 +16,7 @@ import os
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +79,19 @@ def export_cached(module: nn.Module, example: tuple[torch.Tensor, ...], name: st
     once. Raises what the export raises (e.g. an error without the `onnx` package)."""
     import torch
 
-    path = cache_dir() / "onnx" / f"{name}-{weights_digest(module)}.onnx"
+    def export(tmp: str) -> None:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module.eval(), example, tmp, dynamo=False, opset_version=ONNX_OPSET,
+                              input_names=input_names, output_names=list(output_names), dynamic_axes=dynamic_axes)
+
+    return write_cached(name, weights_digest(module), export)
+
+
+def write_cached(name: str, key: str, write: Callable[[str], None]) -> Path:
+    """The cached ONNX file `name`-`key`, written once by `write(temporary path)`; the KEEP_PER_NAME newest
+    of a name are kept. Raises what `write` raises (nothing is left behind then)."""
+    path = cache_dir() / "onnx" / f"{name}-{key}.onnx"
     with _EXPORT_LOCK:
         if path.is_file():
             return path
@@ -86,15 +99,11 @@ def export_cached(module: nn.Module, example: tuple[torch.Tensor, ...], name: st
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.part")
         os.close(fd)
         try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(module.eval(), example, tmp, dynamo=False, opset_version=ONNX_OPSET,
-                                  input_names=input_names, output_names=list(output_names),
-                                  dynamic_axes=dynamic_axes)
+            write(tmp)
             os.replace(tmp, path)  # atomic: another process sees the whole file or none
         finally:
             Path(tmp).unlink(missing_ok=True)
-        log.info("exported %s to %s", name, path)
+        log.info("wrote %s to %s", name, path)
         _prune(path.parent, name)
         return path
 

@@ -120,6 +120,34 @@ def test_a_caption_once_student_learns_from_a_pair_marker_teacher(tiny_setup, ca
     assert np.load(tmp / "student" / "teacher_logits.npy").shape == (len(LINES) * 4, 23)
 
 
+def test_an_ensemble_teaches_the_mean_of_its_log_probabilities(tiny_setup, capsys):
+    """Two teachers: each scores the pairs once (its own file), the student learns their mean log-probabilities."""
+    import numpy as np
+    import torch
+
+    from mmre_demo.train.config import RelationTrainConfig
+    from mmre_demo.train.relation import teacher_logits
+
+    tmp, data, images, bert, vit = tiny_setup
+    common = ["train", "--train", str(data), "--val", str(data), "--text-backbone", bert, "--vision-backbone", vit,
+              "--lora-r", "2", "--batch-size", "4", "--epochs", "1", "--select-on", "gold"]
+    for name, arch, seed in (("a", "pair-markers", "1"), ("b", "entity-pooling", "2")):
+        assert main(common + ["--out", str(tmp / name), "--architecture", arch, "--seed", seed]) == 0
+    teachers = [tmp / "a" / "best", tmp / "b" / "best"]
+    assert main(common + ["--out", str(tmp / "student"), "--seed", "3", "--distill-from", *map(str, teachers)]) == 0
+    first, second = (np.load(tmp / "student" / f) for f in ("teacher_logits.npy", "teacher_logits_2.npy"))
+    assert first.shape == second.shape == (len(LINES) * 4, 23) and not np.allclose(first, second)
+    from mmre_demo.data.mnre import read_mnre
+
+    examples, _ = read_mnre(data)
+    args = RelationTrainConfig(out=tmp / "student", distill_from=tuple(teachers))
+    n = len(LINES) * 4
+    mixed = teacher_logits(args, [examples[0]] * n, None, tmp / "student")  # the stamps match: read back, not rerun
+    expected = (torch.log_softmax(torch.from_numpy(first).double(), -1)
+                + torch.log_softmax(torch.from_numpy(second).double(), -1)) / 2
+    np.testing.assert_allclose(mixed, expected.numpy(), atol=1e-6)
+
+
 def test_distillation_loss_is_zero_only_when_the_student_agrees():
     import torch
 

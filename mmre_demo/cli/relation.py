@@ -66,7 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--image-text", action="store_true",
                    help="give the model the text read in each image (OCR) as a second segment after the caption "
                         "(needs --images; the shipped model is trained without it)")
-    t.add_argument("--distill-from", help="a saved teacher model whose distributions the student also learns")
+    t.add_argument("--distill-from", nargs="+", metavar="MODEL",
+                   help="saved teacher model(s) whose distributions the student also learns (several: their ensemble)")
     t.add_argument("--distill-weight", type=float, default=run.distill_weight,
                    help="share of the distillation term in the loss (default: %(default)s)")
     t.add_argument("--distill-temperature", type=float, default=run.distill_temperature,
@@ -187,7 +188,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       extra_fraction=args.extra_fraction, silver_weight=args.silver_weight,
                       init_from=Path(args.init_from) if args.init_from else None,
                       ner_weights=Path(args.ner_weights) if args.ner_weights else None, select_on=args.select_on,
-                      distill_from=Path(args.distill_from) if args.distill_from else None,
+                      distill_from=tuple(Path(t) for t in args.distill_from or ()),
                       distill_weight=args.distill_weight, distill_temperature=args.distill_temperature)
     state = train(targs, train_ex, val_ex, images_dir=args.images)
     print(json.dumps({"best_epoch": state.get("best_epoch"), "best_val_f1": state["best_f1"],

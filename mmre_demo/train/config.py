@@ -38,10 +38,10 @@ class RelationTrainConfig:
     silver_weight: float = 1.0  # loss weight of a silver pair (some are true relations MNRE left out)
     init_from: Path | None = None  # start from a saved model (its config wins over `config`)
     ner_weights: Path | None = None  # tagger for silver pairs and end-to-end selection (default: shipped)
-    # distillation: a saved teacher's calibrated distribution on every training pair, mixed into the loss
-    # (weight `distill_weight`, softened by `distill_temperature`); e.g. the one-pass-per-pair model
-    # teaching a caption-once student
-    distill_from: Path | None = None
+    # distillation: saved teachers' distribution on every training pair (several: the mean of their
+    # log-probabilities), mixed into the loss (weight `distill_weight`, softened by `distill_temperature`);
+    # e.g. the one-pass-per-pair model and an mpnet model teaching a MiniLM caption-once student
+    distill_from: tuple[Path, ...] = ()
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
     select_on: SelectOn = "end_to_end"

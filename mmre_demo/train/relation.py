@@ -104,19 +104,30 @@ def _load_model(args: RelationTrainConfig, device: str, resume_dir: Path) -> tup
 
 
 def teacher_logits(args: RelationTrainConfig, examples: list[MnreExample], images_dir, out: Path) -> np.ndarray:
-    """The teacher's raw logits on every training pair (computed once, kept in OUT/teacher_logits.npy for
-    `--resume`; the file names the teacher, so another teacher is never read back)."""
-    path = out / "teacher_logits.npy"
-    stamp = out / "teacher.json"
-    wanted = {"teacher": str(args.distill_from), "pairs": len(examples)}
+    """What the student learns from on every training pair: one teacher's raw logits, or for several (an
+    ensemble) the mean of their log-probabilities. Each teacher's logits are computed once and kept in
+    OUT/teacher_logits[_N].npy for `--resume`, beside a stamp naming the teacher, so another teacher's file is
+    never read back."""
+    per_teacher = [_one_teacher(teacher, examples, images_dir, out, i, args.device)
+                   for i, teacher in enumerate(args.distill_from)]
+    if len(per_teacher) == 1:
+        return per_teacher[0]
+    log_probs = [torch.log_softmax(torch.from_numpy(x).double(), dim=-1) for x in per_teacher]
+    return torch.stack(log_probs).mean(0).float().numpy()
+
+
+def _one_teacher(teacher_dir: Path, examples: list[MnreExample], images_dir, out: Path, index: int,
+                 device: str) -> np.ndarray:
+    suffix = f"_{index + 1}" if index else ""
+    path, stamp = out / f"teacher_logits{suffix}.npy", out / f"teacher{suffix}.json"
+    wanted = {"teacher": str(teacher_dir), "pairs": len(examples)}
     if path.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == wanted:
         return np.load(path)
-    teacher = load_relation_model(args.distill_from, device=resolve_device(args.device))
+    teacher = load_relation_model(teacher_dir, device=resolve_device(device))
     teacher.merge_adapters()
     cache = ImageCache(teacher)
     cache.add_folder(images_dir, {e.img_id for e in examples if e.img_id})
-    log.info("teacher %s (%s) scores %d training pairs", args.distill_from, teacher.config.architecture,
-             len(examples))
+    log.info("teacher %s (%s) scores %d training pairs", teacher_dir, teacher.config.architecture, len(examples))
     logits = predict_logits(teacher, prepare_items(teacher, examples, cache), cache)
     np.save(path, logits)
     stamp.write_text(json.dumps(wanted))

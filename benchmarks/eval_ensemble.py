@@ -46,8 +46,8 @@ def main(run_dirs: list[str]) -> None:
         groups.append(tuple(run_dirs))
     for g in groups:
         mean = sum(lp[d] for d in g) / len(g)
-        offset, temperature = fit_calibration(mean, gold)
-        threshold, f1 = best_gold_threshold(calibrated(mean, 0, offset, temperature), gold)
+        offsets, temperature = fit_calibration(mean, gold)
+        threshold, f1 = best_gold_threshold(calibrated(mean, offsets, temperature), gold)
         print(json.dumps({"models": list(g), "val_f1": round(f1, 4), "gold_threshold": threshold}), flush=True)
 
 

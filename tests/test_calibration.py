@@ -11,6 +11,7 @@ from mmre_demo.train.calibration import (
     ece_noise_floor,
     expected_calibration_error,
     fit_calibration,
+    fit_none_offset,
     fit_temperature,
     nll,
     softmax,
@@ -31,7 +32,7 @@ def test_a_fitted_temperature_lowers_nll_and_ece_on_an_overconfident_set():
     t = fit_temperature(logits, gold)
     assert t == pytest.approx(3.0, rel=0.15)
     assert nll(logits, gold, t) < nll(logits, gold)
-    r = calibration_report(logits, gold, 0, 0.0, t)
+    r = calibration_report(logits, gold, 0, np.zeros(5), t)
     assert r["ece_after"] < r["ece_before"] / 2 and r["ece_after"] < 0.03 and r["ece_held_out"] < 0.04
 
 
@@ -41,9 +42,33 @@ def test_the_none_offset_undoes_a_shifted_none_logit():
     logits, gold = overconfident_set()
     biased = logits.copy()
     biased[:, 0] -= 1.5 * 3.0
-    offset, t = fit_calibration(biased, gold, none_id=0)
+    offset, t = fit_none_offset(biased, gold, none_id=0)
     assert offset == pytest.approx(4.5, abs=0.6) and t == pytest.approx(3.0, rel=0.15)
-    assert np.allclose(calibrated(biased, 0, offset, t), softmax(logits / 3.0), atol=0.03)
+    offsets, t = fit_calibration(biased, gold, none_id=0)
+    assert offsets[0] - offsets[1:].mean() == pytest.approx(4.5, abs=0.6) and t == pytest.approx(3.0, rel=0.15)
+    assert np.abs(calibrated(biased, offsets, t) - softmax(logits / 3.0)).mean() < 0.01
+
+
+def test_per_label_offsets_undo_a_relation_the_model_learned_too_rarely():
+    """Label 3's logit 2 too low (a rare relation): the per-label fit raises it and the calibrated
+    probabilities approach the true model's; the L2 penalty keeps the untouched labels' offsets near 0."""
+    logits, gold = overconfident_set()
+    biased = logits.copy()
+    biased[:, 3] -= 2.0 * 3.0
+    offsets, t = fit_calibration(biased, gold, none_id=0)
+    relative = offsets - offsets[[1, 2, 4]].mean()
+    assert relative[3] == pytest.approx(6.0, abs=1.0) and abs(relative[0]) < 0.5
+    assert nll(biased + offsets, gold, t) < nll(biased + np.eye(5)[0] * fit_none_offset(biased, gold)[0], gold,
+                                               fit_none_offset(biased, gold)[1])
+    assert np.abs(calibrated(biased, offsets, t) - softmax(logits / 3.0)).mean() < 0.02
+
+
+def test_an_old_config_keeps_its_none_offset():
+    from mmre_demo.model.config import RelationConfig
+
+    cfg = RelationConfig.from_dict({"none_bias": 1.25, "labels": ["None", "a", "b"]})
+    assert cfg.label_bias == [1.25, 0.0, 0.0]
+    assert RelationConfig.from_dict({"labels": ["None", "a"]}).label_bias == []
 
 
 def test_temperature_never_changes_the_labels():

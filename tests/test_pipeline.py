@@ -85,16 +85,20 @@ def test_image_influence_is_measured_against_the_same_pairs_without_the_image(pi
 def test_calibrated_probabilities_use_the_stored_temperature(pipeline):
     logits = torch.tensor([[2.0, 0.5, -1.0] + [0.0] * (pipeline.model.config.num_labels - 3)])
     cfg = pipeline.model.config
-    saved = cfg.temperature, cfg.none_bias
+    saved = cfg.temperature, cfg.label_bias
+    offsets = [0.5 * i for i in range(cfg.num_labels)]
     try:
-        cfg.none_bias, cfg.temperature = 0.0, 1.0
+        cfg.label_bias, cfg.temperature = [], 1.0
         sharp = pipeline.model.probabilities(logits)
         cfg.temperature = 2.0
         soft = pipeline.model.probabilities(logits)
+        cfg.label_bias = offsets
+        shifted = pipeline.model.probabilities(logits)
     finally:
-        cfg.temperature, cfg.none_bias = saved
+        cfg.temperature, cfg.label_bias = saved
     assert int(sharp.argmax()) == int(soft.argmax()) and float(soft.max()) < float(sharp.max())
     assert torch.allclose(soft, (logits / 2.0).softmax(-1))
+    assert torch.allclose(shifted, ((logits + torch.tensor(offsets)) / 2.0).softmax(-1))
 
 
 def test_type_constraint_only_allows_matching_relations():

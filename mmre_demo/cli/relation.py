@@ -232,7 +232,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                             "end_to_end": check.end_to_end, "calibrated_on": Path(args.val).name}
     model.save_pretrained(args.out)
     e2e = check.end_to_end or {}
-    summary = {"none_bias": check.none_bias, "temperature": round(check.temperature, 4), "threshold": check.threshold,
+    summary = {"none_bias": check.calibration["none_offset"], "label_bias": check.label_bias,
+               "temperature": round(check.temperature, 4), "threshold": check.threshold,
                "gold_threshold": check.gold_threshold, "gold_f1": round(check.gold["f1"], 4),
                "ece_before": round(check.calibration["ece_before"], 4),
                "ece_after": round(check.calibration["ece_after"], 4),

@@ -39,9 +39,9 @@ class RelationConfig(SavedConfig):
     # with it (`mmre train --image-text`); the shipped model is trained without (see its model card)
     image_text: bool = False
     image_text_tokens: int = 32  # word pieces of the image text kept (the caption keeps the rest)
-    # calibration (fitted together by likelihood on validation gold pairs): probabilities are
-    # softmax((logits + none_bias on None) / temperature)
-    none_bias: float = 0.0
+    # calibration (fitted together by likelihood on validation gold pairs, `train/calibration.py`):
+    # probabilities are softmax((logits + label_bias) / temperature); empty = no offsets
+    label_bias: list[float] = field(default_factory=list)
     temperature: float = 1.0
     # decision rule: a pair's best relation counts when its calibrated probability reaches a threshold
     threshold: float = 0.5  # the product's (app, CLI, extract): max end-to-end F1 on validation
@@ -50,8 +50,13 @@ class RelationConfig(SavedConfig):
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RelationConfig:
-        """A saved config; one written before architectures had names is a `pair-markers` model."""
-        return super().from_dict({"architecture": "pair-markers", **raw})
+        """A saved config; one written before architectures had names is a `pair-markers` model, one written
+        before per-label offsets has its one offset, on `None`."""
+        raw = {"architecture": "pair-markers", **raw}
+        if "label_bias" not in raw and raw.get("none_bias"):
+            labels = raw.get("labels") or list(RELATIONS)
+            raw["label_bias"] = [float(raw["none_bias"]) if label == "None" else 0.0 for label in labels]
+        return super().from_dict(raw)
 
     @classmethod
     def saved_threshold(cls, config_path: str | Path) -> float:

@@ -213,11 +213,12 @@ class RelationModel(PretrainedModel):
             merge()
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """Calibrated probabilities: the fitted `None` offset, then the fitted temperature (see
+        """Calibrated probabilities: the fitted per-label offsets, then the fitted temperature (see
         `train/calibration.py`); decisions threshold them (`decoding.relation_decisions`)."""
-        bias = torch.zeros(logits.shape[-1], device=logits.device)
-        bias[self.config.labels.index("None")] = self.config.none_bias
-        return ((logits + bias) / self.config.temperature).softmax(-1)
+        bias = self.config.label_bias
+        if bias:
+            logits = logits + torch.tensor(bias, dtype=logits.dtype, device=logits.device)
+        return (logits / self.config.temperature).softmax(-1)
 
     # ---- save / load (PretrainedModel) --------------------------------------------------------
     def saved_state_dict(self) -> dict[str, torch.Tensor]:

@@ -1,10 +1,13 @@
 """Calibration: a probability of 0.8 should be right about 80% of the time.
 
-A fine-tuned classifier is overconfident, and training on many `None` pairs shifts how likely it
-thinks `None` is. Two numbers, fitted on validation data by minimising the negative log-likelihood,
-fix both: an offset on the `None` logit and a temperature T that rescales all logits (temperature
-scaling, Guo et al. 2017, with the bias term of vector scaling kept for the one class that is not
-a relation). ECE (15 equal-width bins, top label) measures what is left.
+A fine-tuned classifier is overconfident, and training on many `None` pairs (and few of some relations)
+shifts how likely it thinks each label is. Fitted on validation data by minimising the negative
+log-likelihood: a temperature T that rescales all logits (temperature scaling, Guo et al. 2017) and an
+offset per label (the bias of vector scaling): the `None` offset free, the relations' offsets held near 0
+by an L2 penalty, since a relation has only a few dozen validation pairs. ECE (15 equal-width bins, top
+label) measures what is left. On MNRE val, fitted on one half and scored on the other (5 splits), the
+per-label offsets against a `None` offset alone: gold-pair F1 0.541 -> 0.552, ECE 0.055 -> 0.045
+(`weights/relation/README.md`, "Calibration").
 """
 
 from __future__ import annotations
@@ -57,7 +60,10 @@ def _shift(logits: np.ndarray, none_id: int, offset: float) -> np.ndarray:
     return out
 
 
-def fit_calibration(logits: np.ndarray, gold: Sequence[int], none_id: int = 0,
+OFFSET_PENALTY = 1.0  # L2 on the relations' offsets, per validation pair (0.3 / 1 / 3 compared: 1 best held out)
+
+
+def fit_none_offset(logits: np.ndarray, gold: Sequence[int], none_id: int = 0,
                     offsets: Sequence[float] = tuple(np.arange(-8.0, 8.001, 0.5))) -> tuple[float, float]:
     """(None offset, temperature) minimising the NLL: a grid over the offset, refined twice around the
     best, with the best temperature for each offset."""
@@ -77,9 +83,39 @@ def fit_calibration(logits: np.ndarray, gold: Sequence[int], none_id: int = 0,
     return round(c, 4), t
 
 
-def calibrated(logits: np.ndarray, none_id: int, offset: float, temperature: float) -> np.ndarray:
-    """The calibrated probabilities: softmax((logits + offset on None) / T)."""
-    return softmax(_shift(logits, none_id, offset), temperature)
+def fit_calibration(logits: np.ndarray, gold: Sequence[int], none_id: int = 0,
+                    penalty: float = OFFSET_PENALTY) -> tuple[np.ndarray, float]:
+    """(an offset per label, temperature) minimising the NLL + `penalty` * (sum of the relations' squared
+    offsets) / n, by L-BFGS from the best None offset and temperature (`fit_none_offset`)."""
+    import torch
+
+    offset, temperature = fit_none_offset(logits, gold, none_id)
+    if len(gold) == 0:
+        return np.zeros(np.shape(logits)[-1]), temperature
+    x = torch.from_numpy(np.asarray(logits, dtype=np.float64))
+    y = torch.as_tensor(np.asarray(gold), dtype=torch.long)
+    bias = torch.zeros(x.shape[1], dtype=torch.float64)
+    bias[none_id] = offset
+    bias.requires_grad_(True)
+    log_t = torch.tensor(float(np.log(temperature)), dtype=torch.float64, requires_grad=True)
+    penalised = torch.ones(x.shape[1], dtype=torch.float64)
+    penalised[none_id] = 0.0
+    optimizer = torch.optim.LBFGS([bias, log_t], max_iter=200, line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy((x + bias) / log_t.exp(), y)
+        loss = loss + penalty * (penalised * bias**2).sum() / len(y)
+        loss.backward()
+        return loss
+
+    optimizer.step(objective)
+    return np.round(bias.detach().numpy(), 4), float(log_t.detach().exp())
+
+
+def calibrated(logits: np.ndarray, offsets: np.ndarray, temperature: float) -> np.ndarray:
+    """The calibrated probabilities: softmax((logits + offsets) / T)."""
+    return softmax(np.asarray(logits, dtype=np.float64) + np.asarray(offsets, dtype=np.float64), temperature)
 
 
 def expected_calibration_error(probs: np.ndarray, gold: Sequence[int], bins: int = 15) -> float:
@@ -117,25 +153,25 @@ def ece_noise_floor(probs: np.ndarray, bins: int = 15, draws: int = 100, seed: i
     return float(np.mean(values))
 
 
-def calibration_report(logits: np.ndarray, gold: Sequence[int], none_id: int, offset: float,
+def calibration_report(logits: np.ndarray, gold: Sequence[int], none_id: int, offsets: np.ndarray,
                        temperature: float, folds: int = 2, seed: int = 0) -> dict[str, float]:
     """ECE and NLL of the raw softmax ("before") and of the calibrated probabilities ("after"), on the
     examples the calibration was fitted on; `ece_held_out`: the mean ECE of `folds` refits, each
     scored on the part it was not fitted on (the honest estimate for unseen data); and the noise
     floors of both (`ece_noise_floor`), what a perfectly calibrated model would show there."""
-    shifted = _shift(logits, none_id, offset)
+    shifted = np.asarray(logits, dtype=np.float64) + np.asarray(offsets, dtype=np.float64)
     gold = np.asarray(gold)
     held_out, held_out_floor = [], []
     order = np.random.default_rng(seed).permutation(len(gold))
     for part in np.array_split(order, folds) if len(gold) >= 2 * folds else []:
         rest = np.setdiff1d(order, part)
         c, t = fit_calibration(logits[rest], gold[rest], none_id)
-        probs = calibrated(logits[part], none_id, c, t)
+        probs = calibrated(logits[part], c, t)
         held_out.append(expected_calibration_error(probs, gold[part]))
         held_out_floor.append(ece_noise_floor(probs))
     after = softmax(shifted, temperature)
     return {
-        "none_offset": offset,
+        "none_offset": float(np.asarray(offsets)[none_id]),
         "temperature": temperature,
         "ece_before": expected_calibration_error(softmax(logits), gold),
         "ece_after": expected_calibration_error(after, gold),

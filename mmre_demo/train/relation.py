@@ -146,7 +146,7 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature:
 class EpochCheck:
     """Validation after an epoch: calibration, the two thresholds and the scores they give."""
 
-    none_bias: float
+    label_bias: list[float]
     temperature: float
     threshold: float  # the product's (end-to-end F1)
     gold_threshold: float  # gold-pair F1
@@ -160,7 +160,7 @@ class EpochCheck:
 
 def check_on_validation(model: RelationModel, val_items: list[Item], cache: ImageCache,
                         val_examples: list[MnreExample], tagger, images_dir, end_to_end: bool) -> EpochCheck:
-    """Calibrate (None offset + temperature, likelihood on the gold pairs), then tune the gold-pair
+    """Calibrate (per-label offsets + temperature, likelihood on the gold pairs), then tune the gold-pair
     threshold (gold-pair F1) and the product's threshold (end-to-end F1).
 
     Sets them on `model.config`, so the end-to-end run sees the model exactly as it would be saved.
@@ -170,11 +170,11 @@ def check_on_validation(model: RelationModel, val_items: list[Item], cache: Imag
     none_id = model.config.labels.index("None")
     gold = [ex.label_id for ex in val_examples]
     logits = predict_logits(model, val_items, cache)
-    offset, temperature = fit_calibration(logits, gold, none_id)
-    gold_threshold, _ = best_gold_threshold(calibrated(logits, none_id, offset, temperature), gold, none_id)
+    offsets, temperature = fit_calibration(logits, gold, none_id)
+    probs = calibrated(logits, offsets, temperature)
+    gold_threshold, _ = best_gold_threshold(probs, gold, none_id)
     cfg = model.config
-    cfg.none_bias, cfg.temperature, cfg.gold_threshold = offset, temperature, gold_threshold
-    probs = calibrated(logits, none_id, offset, temperature)
+    cfg.label_bias, cfg.temperature, cfg.gold_threshold = [float(b) for b in offsets], temperature, gold_threshold
     gold_scores = mnre_scores(gold, relation_decisions(probs, gold_threshold, none_id).tolist(), none_id)
     e2e, threshold = None, cfg.threshold
     if end_to_end and tagger is not None:
@@ -188,8 +188,8 @@ def check_on_validation(model: RelationModel, val_items: list[Item], cache: Imag
         model.train(was_training)
         threshold, e2e = best_threshold(runs)
         cfg.threshold = threshold
-    report = calibration_report(logits, gold, none_id, offset, temperature)
-    return EpochCheck(offset, temperature, threshold, gold_threshold, gold_scores, report, e2e)
+    report = calibration_report(logits, gold, none_id, offsets, temperature)
+    return EpochCheck(cfg.label_bias, temperature, threshold, gold_threshold, gold_scores, report, e2e)
 
 
 def train(args: RelationTrainConfig, train_examples: list[MnreExample], val_examples: list[MnreExample],
@@ -279,7 +279,7 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], val_exam
         row = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_f1": check.gold["f1"],
                "val_precision": check.gold["precision"], "val_recall": check.gold["recall"],
                "val_accuracy": check.gold["accuracy"], "gold_threshold": check.gold_threshold,
-               "none_bias": check.none_bias, "temperature": round(check.temperature, 4),
+               "none_bias": check.calibration["none_offset"], "temperature": round(check.temperature, 4),
                "ece_before": round(check.calibration["ece_before"], 4),
                "ece_after": round(check.calibration["ece_after"], 4),
                "ece_held_out": round(check.calibration["ece_held_out"], 4), "threshold": check.threshold,

@@ -31,7 +31,14 @@ def test_open_stores_a_queue_of_every_pair(opened):
 
 def test_walk_decides_by_keys_and_undo_takes_back(opened):
     db, qid, pairs = opened
-    done = mmre("review", "walk", qid, "--annotator", "terminal", "--db", str(db), stdin="a\nr\n1\nu\nz\ns\nq\n")
+    from mmre_demo.annotations.review import ReviewQueues
+
+    queues, keys, position = ReviewQueues(AnnotationStore(db)), ["a", "r"], 2
+    while not queues.item(qid, position).relabel_choices():  # relabel the first later item that offers a label
+        keys.append("s")
+        position += 1
+    keys += ["1", "u", "z", "s", "q"]
+    done = mmre("review", "walk", qid, "--annotator", "terminal", "--db", str(db), stdin="\n".join(keys) + "\n")
     assert done.returncode == 0, done.stderr
     assert "unknown key 'z'" in done.stdout
     assert done.stdout.strip().endswith(f"2 of {pairs} reviewed")  # a, r, 1 then undo of the relabel

@@ -20,6 +20,7 @@ each guarded by its exact pattern; a model without the patterns comes out unchan
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -202,7 +203,9 @@ def rewrite(model: Any) -> dict[str, int]:
     return counts
 
 
+@functools.lru_cache(maxsize=16)
 def source_digest(path: str | Path) -> str:
+    """The cache key of a shipped model file: read and hashed once per process, not once per OCR engine."""
     h = hashlib.sha256(f"rewrite {REWRITE_VERSION}".encode())
     h.update(Path(path).read_bytes())
     return h.hexdigest()[:16]

@@ -31,6 +31,7 @@ from mmre_demo.data.text import CleanCaption, clean_caption
 from mmre_demo.decoding import best_relations, decode_directions, select_pairs
 from mmre_demo.device import resolve_device
 from mmre_demo.encoders.ocr import ImageText, TextReader
+from mmre_demo.encoders.onnx_runtime import one_shared_copy
 from mmre_demo.encoders.vision import imagenet_class_names
 from mmre_demo.explain.evidence import pair_evidence
 from mmre_demo.grounding import Grounding, ImageEntity, Tagger, also_in_image, ground_entities
@@ -50,6 +51,8 @@ from mmre_demo.prediction import (
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from mmre_demo.model.ner import NerTagger
 
 BATCH_PASSES = tuning.BATCH_PASSES.value  # encoder passes per forward pass (measured: mmre_demo.tuning)
 
@@ -102,6 +105,38 @@ def _stack_visual(parts: list[VisualTokens]) -> VisualTokens:
     probs = None if first.concept_probs is None else torch.cat([p.concept_probs for p in parts])
     return VisualTokens(torch.cat([p.tokens for p in parts]), torch.cat([p.mask for p in parts]), first.n_spatial,
                         first.grid_hw, ids, probs)
+
+
+def serve_on_onnxruntime(model: RelationModel, tagger: NerTagger | None) -> None:
+    """Serving on the CPU: onnxruntime's sessions of the frozen networks opened now (not on a click), and
+    one copy of each of their weights kept in the process — PyTorch's copies released, and the word
+    embeddings the tagger's backbone and the relation encoder hold alike (LoRA leaves them as pretrained)
+    one tensor both sessions read (RSS after load: benchmarks/bench_vs_baseline.py predict)."""
+    encoders = [model.text_encoder] + ([tagger.encoder] if tagger is not None else [])
+    tables = [e.get_input_embeddings().weight for e in encoders]
+    shared = one_shared_copy(tables)
+    if shared is not None:
+        for table in tables:
+            table.data = shared
+    share = [shared] if shared is not None else []
+    model.serve_on_onnxruntime(share)
+    if tagger is not None:
+        tagger.serve_on_onnxruntime(share)
+    return_freed_heap()
+
+
+def return_freed_heap() -> None:
+    """Hand the heap that loading freed (checkpoint parsing, the export, the released weights) back to the
+    system: glibc keeps it otherwise (~45 MB of RSS here). A no-op where the C library has no malloc_trim."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to hand back this way
+        pass
 
 
 def on_typed_caption(pred: Prediction, typed: CleanCaption) -> Prediction:
@@ -193,11 +228,8 @@ class Pipeline:
 
             tagger = NerTagger.from_pretrained(layout.tagger, device=dev)
         reader = TextReader(threads=threads, workers=ocr_workers) if read_text else None
-        if torch.device(dev).type == "cpu":  # onnxruntime's copies of the frozen networks: made now, not on a click
-            model.vision.onnx_runner()
-            model.onnx_runner()
-            if tagger is not None:
-                tagger.onnx_runner()
+        if torch.device(dev).type == "cpu":
+            serve_on_onnxruntime(model, tagger)
         return cls(model, tagger, dev, type_constraint, reader, batch_window_ms=batch_window_ms)
 
     # ---- what the model is ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mmre_demo.encoders import onnx_runtime
-from mmre_demo.encoders.onnx_runtime import OnnxRunner
+from mmre_demo.encoders.onnx_runtime import OnnxRunner, one_shared_copy, release_weights, weights_released
 
 
 @pytest.fixture()
@@ -120,3 +120,23 @@ def test_one_session_per_thread_count(cache):
     r = runner(small_module())
     assert r.session(1) is r.session(1) and r.session(2) is not r.session(1)
     assert onnx_runtime.ort_options(1).intra_op_num_threads == 1
+
+
+def test_a_released_module_runs_on_its_session_which_reads_a_shared_table_in_place(cache):
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Embedding(50, 8), nn.Linear(8, 3)).eval()
+    ids = torch.randint(0, 50, (2, 5))
+    expected = module(ids).detach()
+    assert one_shared_copy([module[0].weight, torch.zeros(50, 8)]) is None  # unequal tables are not shared
+    table = one_shared_copy([module[0].weight, module[0].weight.detach().clone()])
+    assert table is not None and table.data_ptr() != module[0].weight.data_ptr()
+    module[0].weight.data = table
+    r = OnnxRunner.for_module(module, (ids,), "shared", ["ids"], {"ids": {0: "b", 1: "t"}, "output": {0: "b", 1: "t"}},
+                              share=[table])
+    bias = module[1].bias.detach().clone()
+    release_weights(module, keep=[table])
+    assert weights_released(module) and not weights_released(small_module())
+    assert module[1].weight.numel() == 0 and module[0].weight.data_ptr() == table.data_ptr()
+    torch.testing.assert_close(r(ids), expected, atol=1e-6, rtol=1e-6)  # the session kept its own Linear
+    table.zero_()  # the session reads the shared table, not a copy: only the Linear's bias is left
+    torch.testing.assert_close(r(ids), bias.expand(2, 5, 3), atol=1e-6, rtol=1e-6)

@@ -54,6 +54,34 @@ def test_predict_gives_one_decoded_pair_per_entity_pair_with_evidence(pipeline):
     json.dumps(pred.to_dict(with_arrays=True))
 
 
+def test_serving_keeps_one_copy_of_the_frozen_weights_and_predicts_as_pytorch(pipeline, monkeypatch):
+    """On the CPU onnxruntime runs the frozen networks and PyTorch's copies are released; the word embeddings
+    of the tagger and the relation encoder are one tensor. The predictions are those of the whole model on
+    PyTorch, and the shared frozen backbone loads afresh for its other users (sentence embeddings)."""
+    from mmre_demo.encoders.onnx_runtime import weights_released
+    from mmre_demo.encoders.text import SentenceEmbedder
+
+    model, tagger = pipeline.model, pipeline.tagger
+    assert all(weights_released(m) for m in (model.text_encoder, tagger.encoder, model.vision.model))
+    table = model.text_encoder.get_input_embeddings().weight
+    assert table.data_ptr() == tagger.encoder.get_input_embeddings().weight.data_ptr()
+    assert sum(p.numel() for p in model.text_encoder.parameters()) == table.numel()
+    assert model.vision.model._fc.weight.numel() > 0  # the classifier reads the grid cells: kept
+
+    monkeypatch.setenv("MMRE_ONNX", "0")
+    whole = Pipeline.load(device="cpu", read_text=False)
+    assert not weights_released(whole.model.text_encoder) and not weights_released(whole.tagger.encoder)
+    img = Image.new("RGB", (320, 240), (30, 60, 200))
+    served, reference = pipeline.predict(img, CAPTION), whole.predict(img, CAPTION)
+    assert [(e.text, e.type) for e in served.entities] == [(e.text, e.type) for e in reference.entities]
+    assert len(served.pairs) == len(reference.pairs) > 0
+    for a, b in zip(served.pairs, reference.pairs):
+        assert (a.head.text, a.tail.text, a.label) == (b.head.text, b.tail.text, b.label)
+        assert a.probability == pytest.approx(b.probability, abs=1e-3)
+    vectors = SentenceEmbedder.load().embed(["NASA", "Houston"])
+    assert torch.allclose(vectors.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
 def test_a_prediction_read_back_from_its_dict_is_the_same_prediction(pipeline):
     img = Image.new("RGB", (320, 240), (30, 60, 200))
     d = pipeline.predict(img, CAPTION, ENTS).to_dict(with_arrays=True)

@@ -6,6 +6,10 @@ frozen MiniLM 2x faster than eager PyTorch, the same outputs to 1e-4 (`mmre_demo
 Each ONNX file is exported from the PyTorch module on first use and cached, keyed by a digest of its
 weights (`export_cached`): the packaged weights stay the one source; nothing is downloaded. Where the
 export cannot be made (no `onnx` package) or $MMRE_ONNX=0, PyTorch runs the module, with the same result.
+
+A serving process keeps one copy of each frozen weight: once a session runs a module, PyTorch's copy is
+released (`release_weights`), and a weight two modules hold alike (the tagger's and the relation encoder's
+word embeddings) is one tensor that their sessions read in place (`OnnxRunner.for_module(share=...)`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,11 +54,16 @@ def ort_options(threads: int) -> Any:
     return opts
 
 
-def cpu_session(model: str | bytes, threads: int) -> Any:
-    """An InferenceSession on the CPU of an ONNX file (path) or its bytes."""
+def cpu_session(model: str | bytes, threads: int, initializers: Mapping[str, Any] | None = None) -> Any:
+    """An InferenceSession on the CPU of an ONNX file (path) or its bytes. `initializers`: name -> OrtValue
+    the session reads in place of its own copy of that initializer (the caller keeps the OrtValue alive;
+    a name the graph lacks is ignored)."""
     import onnxruntime as ort
 
-    return ort.InferenceSession(model, sess_options=ort_options(threads), providers=["CPUExecutionProvider"])
+    opts = ort_options(threads)
+    for name, value in (initializers or {}).items():
+        opts.add_initializer(name, value)
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 def cache_dir() -> Path:
@@ -121,22 +131,64 @@ def enabled() -> bool:
     return tuning.ONNX_RUNTIME.value if not raw else raw not in ("0", "false", "no", "off")
 
 
+def release_weights(module: nn.Module, keep: Collection[torch.Tensor] = ()) -> None:
+    """Free PyTorch's copy of a frozen module's weights once onnxruntime runs it: every parameter and buffer
+    becomes an empty tensor, but those in `keep` (still read, or shared with a session). Afterwards the
+    module must not be run on PyTorch (`weights_released` says so to its callers)."""
+    import torch
+
+    kept = {t.data_ptr() for t in keep}
+    for tensor in chain(module.parameters(), module.buffers()):
+        if tensor.data_ptr() not in kept:
+            tensor.data = torch.empty(0, dtype=tensor.dtype, device=tensor.device)
+    module._mmre_weights_released = True
+
+
+def weights_released(module: nn.Module) -> bool:
+    """Whether `release_weights` emptied `module` (then only its onnxruntime session can run it)."""
+    return bool(getattr(module, "_mmre_weights_released", False))
+
+
+def onnx_serves(module: nn.Module, inputs: torch.Tensor) -> bool:
+    """Whether a frozen module's onnxruntime session (where there is one) runs this call: always once
+    PyTorch's copy of its weights is released, else for CPU inputs outside training (no gradients)."""
+    import torch
+
+    return weights_released(module) or (inputs.device.type == "cpu" and not torch.is_grad_enabled())
+
+
+def one_shared_copy(tensors: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """A fresh tensor equal to each of `tensors` (e.g. two encoders' word embeddings), or None where they
+    differ. Fresh: outside the checkpoints' memory maps, which are then freed with the modules' weights."""
+    import torch
+
+    first = tensors[0]
+    if any(t.shape != first.shape or t.dtype != first.dtype or not torch.equal(t, first) for t in tensors[1:]):
+        return None
+    return first.detach().clone()
+
+
 class OnnxRunner:
     """A frozen module exported to ONNX and run by onnxruntime on the CPU: tensors in, a tensor out (a tuple
     of them for a module with several outputs). One session per thread count (the caller's torch thread
-    count when called: the pipeline's `threads`)."""
+    count when called: the pipeline's `threads`). `shared`: initializer name -> a tensor whose memory the
+    sessions read in place of their own copy."""
 
-    def __init__(self, path: Path, input_names: list[str], n_outputs: int = 1):
+    def __init__(self, path: Path, input_names: list[str], n_outputs: int = 1,
+                 shared: Mapping[str, torch.Tensor] | None = None):
         self.path, self.input_names, self.n_outputs = path, input_names, n_outputs
         self._sessions: dict[int, Any] = {}
         self._lock = threading.Lock()
+        self._shared = dict(shared or {})  # kept alive: the sessions read their memory
+        self._shared_values: dict[str, Any] | None = None
 
     @classmethod
     def for_module(cls, module: nn.Module, example: tuple[torch.Tensor, ...], name: str, input_names: list[str],
-                   dynamic_axes: dict[str, dict[int, str]],
-                   output_names: tuple[str, ...] = ("output",)) -> OnnxRunner | None:
+                   dynamic_axes: dict[str, dict[int, str]], output_names: tuple[str, ...] = ("output",),
+                   share: Sequence[torch.Tensor] = ()) -> OnnxRunner | None:
         """The runner of `module` (exported and cached on first use), or None where it cannot be made:
-        the caller then runs the module on PyTorch."""
+        the caller then runs the module on PyTorch. `share`: weights of `module` its sessions read from
+        PyTorch's memory instead of copying (an embedding table: used as it is, never repacked)."""
         import torch
 
         if not enabled():
@@ -144,8 +196,10 @@ class OnnxRunner:
         try:
             import onnxruntime  # noqa: F401
 
+            ptrs = {t.data_ptr() for t in share}
+            shared = {n: t for n, t in module.state_dict(keep_vars=True).items() if t.data_ptr() in ptrs}
             runner = cls(export_cached(module, example, name, input_names, dynamic_axes, output_names), input_names,
-                         len(output_names))
+                         len(output_names), shared)
             runner.session(torch.get_num_threads())  # opened now, while the cached file is surely there
             return runner
         except Exception as exc:  # noqa: BLE001 - the PyTorch path always works
@@ -155,7 +209,12 @@ class OnnxRunner:
     def session(self, threads: int) -> Any:
         with self._lock:
             if threads not in self._sessions:
-                self._sessions[threads] = cpu_session(str(self.path), threads)
+                if self._shared_values is None:
+                    import onnxruntime as ort
+
+                    self._shared_values = {n: ort.OrtValue.ortvalue_from_numpy(t.detach().numpy())
+                                           for n, t in self._shared.items()}
+                self._sessions[threads] = cpu_session(str(self.path), threads, self._shared_values)
             return self._sessions[threads]
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:

@@ -17,6 +17,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from mmre_demo.encoders.integrity import verify
+from mmre_demo.encoders.onnx_runtime import weights_released
 from mmre_demo.encoders.options import INT8_SCOPES, Int8Scope
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,11 @@ def frozen_text_backbone(name: str = DEFAULT_TEXT_BACKBONE) -> tuple[PreTrainedT
     """A tokenizer and the pretrained backbone `name`, frozen (eval, no gradients). The backbone is built once
     per process and shared by its frozen users (the NER tagger, sentence embeddings), which never change it;
     each caller gets its own tokenizer (a fast tokenizer used from two threads at once can fail). A caller
-    must not train the backbone, change it in place or move it to another device than the other users'."""
+    must not train the backbone, change it in place or move it to another device than the other users'.
+    A backbone whose weights a serving tagger released (`onnx_runtime.release_weights`) is loaded afresh."""
     key = resolve_text_backbone(name)
     with _frozen_lock:
-        if key not in _frozen:
+        if key not in _frozen or weights_released(_frozen[key]):  # released: a serving tagger reads onnxruntime's
             tokenizer, model = load_text_backbone(name)
             _frozen[key] = model.eval().requires_grad_(False)
         else:

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from mmre_demo.encoders.integrity import verify
-from mmre_demo.encoders.onnx_runtime import OnnxRunner
+from mmre_demo.encoders.onnx_runtime import OnnxRunner, onnx_serves, release_weights
 
 DEFAULT_VISION_BACKBONE = "efficientnet-lite0"
 _LITE_PACKAGES = {
@@ -106,7 +106,7 @@ class VisionBackbone(nn.Module):
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """EfficientNet's feature map: by onnxruntime on the CPU when it can (3.5x), else PyTorch."""
-        if pixels.device.type == "cpu" and not torch.is_grad_enabled() and (onnx := self.onnx_runner()) is not None:
+        if onnx_serves(self.model, pixels) and (onnx := self.onnx_runner()) is not None:
             return onnx(pixels.float())
         return self.model.extract_features(pixels)
 
@@ -117,6 +117,15 @@ class VisionBackbone(nn.Module):
                 _FeatureExtractor(self.model), (torch.zeros(1, 3, size, size),), f"{self.name}-features",
                 ["pixels"], {"pixels": {0: "batch"}, "output": {0: "batch"}})
         return self._onnx_features
+
+    def serve_on_onnxruntime(self) -> bool:
+        """Serving on the CPU: the feature extractor's session opened now and PyTorch's copy of its weights
+        released (the ImageNet classifier stays: it reads the pooled feature and the grid cells). False
+        where there is no session (a hub backbone, or no onnxruntime path: PyTorch keeps it whole)."""
+        if self.kind != "efficientnet" or self.onnx_runner() is None:
+            return False
+        release_weights(self.model, keep=list(self.model._fc.parameters()))
+        return True
 
     def cell_logits(self, grid: torch.Tensor) -> torch.Tensor | None:
         """ImageNet logits of each grid cell (the classifier applied per cell), or None without a classifier."""

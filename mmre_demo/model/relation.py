@@ -17,6 +17,7 @@ Only the trained parts are saved (safetensors + JSON, `model.base`); backbones c
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from mmre_demo.data.schema import Entity
-from mmre_demo.encoders.onnx_runtime import OnnxRunner
+from mmre_demo.encoders.onnx_runtime import OnnxRunner, onnx_serves, release_weights
 from mmre_demo.encoders.text import SentenceEmbedder, load_text_backbone
 from mmre_demo.encoders.vision import VisionBackbone, VisionOutput, imagenet_class_names, load_vision_backbone
 from mmre_demo.model.base import PretrainedModel
@@ -122,16 +123,17 @@ class RelationModel(PretrainedModel):
         """The passes' last hidden states (S, T, d) and, when wanted, last-layer attention averaged over
         heads (S, T, T); `mask` is additive (S, 1, T, T). A frozen encoder (a serving model: adapters
         folded) runs on onnxruntime when it can (mmre_demo.encoders.onnx_runtime), else PyTorch."""
-        if input_ids.device.type == "cpu" and not torch.is_grad_enabled() and (onnx := self.onnx_runner()) is not None:
+        if onnx_serves(self.text_encoder, input_ids) and (onnx := self.onnx_runner()) is not None:
             hidden, attention = onnx(input_ids, mask, position_ids)
             return hidden, attention if want_attention else None
         out = self.text_encoder(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
                                 output_attentions=want_attention)
         return out.last_hidden_state, out.attentions[-1].mean(1) if want_attention and out.attentions else None
 
-    def onnx_runner(self) -> OnnxRunner | None:
-        """The frozen text encoder on onnxruntime (exported on first use), or None: a trainable encoder, or
-        no onnxruntime path (PyTorch then, with the same result)."""
+    def onnx_runner(self, share: Sequence[torch.Tensor] = ()) -> OnnxRunner | None:
+        """The frozen text encoder on onnxruntime (exported on first use; `share`: its weights the session
+        reads from PyTorch's memory), or None: a trainable encoder, or no onnxruntime path (PyTorch then,
+        with the same result)."""
         if not hasattr(self, "_onnx_encoder"):
             self._onnx_encoder = None
             if not any(p.requires_grad for p in self.text_encoder.parameters()):
@@ -142,8 +144,20 @@ class RelationModel(PretrainedModel):
                     ["input_ids", "mask", "position_ids"],
                     {"input_ids": {0: "passes", 1: "tokens"}, "mask": {0: "passes", 2: "tokens", 3: "keys"},
                      "position_ids": {0: "passes", 1: "tokens"}, "hidden": {0: "passes", 1: "tokens"},
-                     "attention": {0: "passes", 1: "tokens", 2: "keys"}}, output_names=("hidden", "attention"))
+                     "attention": {0: "passes", 1: "tokens", 2: "keys"}}, output_names=("hidden", "attention"),
+                    share=share)
         return self._onnx_encoder
+
+    def serve_on_onnxruntime(self, share: Sequence[torch.Tensor] = ()) -> bool:
+        """Serving on the CPU: the frozen networks' onnxruntime sessions opened now (not on a click) and
+        PyTorch's copies of their weights released (one copy of each weight in the process; the ImageNet
+        classifier stays: it also reads the grid cells). `share`: text-encoder weights its session reads
+        in place. False where no session could be made (the model then stays whole, on PyTorch)."""
+        vision_onnx = self.vision.serve_on_onnxruntime()
+        if self.onnx_runner(share) is None:
+            return False
+        release_weights(self.text_encoder, keep=share)
+        return vision_onnx
 
     # ---- text side: what an architecture defines ------------------------------------------------
     architecture: ClassVar[str] = ""

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from mmre_demo.data.schema import Entity, check_caption
-from mmre_demo.encoders.onnx_runtime import OnnxRunner
+from mmre_demo.encoders.onnx_runtime import OnnxRunner, release_weights, weights_released
 from mmre_demo.model.base import PretrainedModel
 from mmre_demo.model.ner.bio import bio_spans, repair_bio
 from mmre_demo.model.ner.config import NerConfig
@@ -138,20 +138,33 @@ class NerTagger(PretrainedModel):
     def hidden_states(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T, L, D): every layer of the frozen backbone, by onnxruntime on the CPU when it can (2x
         PyTorch, mmre_demo.encoders.onnx_runtime), else PyTorch (also for the int8 backbone)."""
-        if ids.device.type == "cpu" and not self.backbone_int8 and (onnx := self.onnx_runner()) is not None:
+        if (weights_released(self.encoder) or (ids.device.type == "cpu" and not self.backbone_int8)) and (
+                onnx := self.onnx_runner()) is not None:
             return onnx(ids, mask)
         out = self.encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
         return torch.stack(out.hidden_states, dim=2)
 
-    def onnx_runner(self) -> OnnxRunner | None:
-        if not hasattr(self, "_onnx_layers"):  # exported on first use
+    def onnx_runner(self, share: Sequence[torch.Tensor] = ()) -> OnnxRunner | None:
+        """The frozen backbone's layers on onnxruntime (exported on first use; `share`: its weights the
+        session reads from PyTorch's memory), or None (PyTorch then)."""
+        if not hasattr(self, "_onnx_layers"):
             example = (torch.ones(1, 8, dtype=torch.long), torch.ones(1, 8, dtype=torch.long))
             name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(self.config.text_backbone)).strip("_") + "-layers"
             self._onnx_layers = OnnxRunner.for_module(
                 _AllLayers(self.encoder), example, name, ["input_ids", "attention_mask"],
                 {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                 "output": {0: "batch", 1: "tokens"}})
+                 "output": {0: "batch", 1: "tokens"}}, share=share)
         return self._onnx_layers
+
+    def serve_on_onnxruntime(self, share: Sequence[torch.Tensor] = ()) -> bool:
+        """Serving on the CPU: the backbone's session opened now (not on a click) and PyTorch's copy of its
+        weights released, but `share` (read in place by the session). The backbone is the process's shared
+        frozen one (`frozen_text_backbone`), which loads afresh for a later user. False (nothing released)
+        for the int8 backbone or where no session could be made."""
+        if self.backbone_int8 or self.onnx_runner(share) is None:
+            return False
+        release_weights(self.encoder, keep=share)
+        return True
 
     @staticmethod
     def _pool_words(hidden: torch.Tensor, lengths: list[int]) -> torch.Tensor:

@@ -221,3 +221,23 @@ def test_lora_adapts_attention_of_mpnet_style_backbones(tmp_path: Path):
     a, b = ents("Alice Smith", "Paris")
     out = run_batch(model.eval(), [pair_item(model, a, b)], None, explain=True)
     assert out.logits.shape == (1, len(RELATIONS)) and out.token_attention is not None
+
+
+def test_cross_attention_projects_each_image_once_with_the_same_result_as_per_pair_keys():
+    from mmre_demo.model.fusion import CrossModalAttention
+
+    torch.manual_seed(0)
+    attn = CrossModalAttention(16).eval()
+    with torch.no_grad():
+        for proj in (attn.q_proj, attn.k_proj, attn.v_proj):
+            proj.weight.add_(0.1 * torch.randn_like(proj.weight))
+    queries, keys = torch.randn(5, 2, 16), torch.randn(2, 7, 16)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[1, 5:] = False  # the second image has fewer tokens
+    index = torch.tensor([0, 1, 1, 0, 1])  # which image each pair reads
+    with torch.no_grad():
+        once, w_once = attn(queries, keys, mask, index)
+        per_pair, w_pair = attn(queries, keys[index], mask[index])
+    torch.testing.assert_close(once, per_pair, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(w_once, w_pair, atol=1e-6, rtol=1e-6)
+    assert float(w_once[1, :, 5:].max()) < 1e-6  # masked tokens get no weight

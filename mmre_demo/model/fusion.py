@@ -80,15 +80,20 @@ class CrossModalAttention(nn.Module):
             nn.init.zeros_(proj.bias)
         self.log_temperature = nn.Parameter(torch.tensor(float(init_temperature)).log())
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """queries (B, Q, d), keys (B, N, d), mask (B, N) -> (attended (B, Q, d), weights (B, Q, N))."""
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor,
+                index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """queries (B, Q, d), keys (I, N, d), mask (I, N) -> (attended (B, Q, d), weights (B, Q, N)); query row
+        b reads the keys of image `index[b]` (default: I == B, row b's own). The keys are projected once
+        per image, not once per pair reading it (a caption's pairs share one image)."""
         q = F.normalize(self.q_proj(self.q_norm(queries)), dim=-1)
         k = F.normalize(self.k_proj(self.k_norm(keys)), dim=-1)
+        v = self.v_proj(keys)
+        if index is not None:
+            k, v, mask = k[index], v[index], mask[index]
         scores = (q @ k.transpose(1, 2)) * self.log_temperature.exp()
         scores = scores.masked_fill(~mask.unsqueeze(1), -1e4)
         weights = scores.softmax(dim=-1)
-        return weights @ self.v_proj(keys), weights
+        return weights @ v, weights
 
 
 class GatedFusion(nn.Module):

@@ -205,7 +205,7 @@ class RelationModel(PretrainedModel):
         if visual is not None and bool(has_image.any()):
             idx = image_index if image_index is not None else torch.zeros_like(rows)
             queries = torch.stack([head, tail], dim=1)
-            attended, entity_attention = self.cross_attention(queries, visual.tokens[idx], visual.mask[idx])
+            attended, entity_attention = self.cross_attention(queries, visual.tokens, visual.mask, idx)
             image_pair = attended.flatten(1)
         else:
             image_pair = torch.zeros_like(text_pair)

@@ -31,6 +31,7 @@ from mmre_demo.data.text import CleanCaption, clean_caption
 from mmre_demo.decoding import best_relations, decode_directions, select_pairs
 from mmre_demo.device import resolve_device
 from mmre_demo.encoders.ocr import ImageText, TextReader
+from mmre_demo.encoders.onnx_runtime import enabled as onnx_runtime_enabled
 from mmre_demo.encoders.onnx_runtime import one_shared_copy
 from mmre_demo.encoders.vision import imagenet_class_names
 from mmre_demo.explain.evidence import pair_evidence
@@ -112,6 +113,8 @@ def serve_on_onnxruntime(model: RelationModel, tagger: NerTagger | None) -> None
     one copy of each of their weights kept in the process — PyTorch's copies released, and the word
     embeddings the tagger's backbone and the relation encoder hold alike (LoRA leaves them as pretrained)
     one tensor both sessions read (RSS after load: benchmarks/bench_vs_baseline.py predict)."""
+    if not onnx_runtime_enabled():  # $MMRE_ONNX=0: PyTorch runs everything, whole
+        return
     encoders = [model.text_encoder] + ([tagger.encoder] if tagger is not None else [])
     tables = [e.get_input_embeddings().weight for e in encoders]
     shared = one_shared_copy(tables)

@@ -118,14 +118,12 @@ class VisionBackbone(nn.Module):
                 ["pixels"], {"pixels": {0: "batch"}, "output": {0: "batch"}})
         return self._onnx_features
 
-    def serve_on_onnxruntime(self) -> bool:
+    def serve_on_onnxruntime(self) -> None:
         """Serving on the CPU: the feature extractor's session opened now and PyTorch's copy of its weights
-        released (the ImageNet classifier stays: it reads the pooled feature and the grid cells). False
-        where there is no session (a hub backbone, or no onnxruntime path: PyTorch keeps it whole)."""
-        if self.kind != "efficientnet" or self.onnx_runner() is None:
-            return False
-        release_weights(self.model, keep=list(self.model._fc.parameters()))
-        return True
+        released (the ImageNet classifier stays: it reads the pooled feature and the grid cells). Nothing is
+        released without a session (a hub backbone, or no onnxruntime path: PyTorch keeps it whole)."""
+        if self.kind == "efficientnet" and self.onnx_runner() is not None:
+            release_weights(self.model, keep=list(self.model._fc.parameters()))
 
     def cell_logits(self, grid: torch.Tensor) -> torch.Tensor | None:
         """ImageNet logits of each grid cell (the classifier applied per cell), or None without a classifier."""

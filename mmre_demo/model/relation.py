@@ -148,16 +148,13 @@ class RelationModel(PretrainedModel):
                     share=share)
         return self._onnx_encoder
 
-    def serve_on_onnxruntime(self, share: Sequence[torch.Tensor] = ()) -> bool:
+    def serve_on_onnxruntime(self, share: Sequence[torch.Tensor] = ()) -> None:
         """Serving on the CPU: the frozen networks' onnxruntime sessions opened now (not on a click) and
-        PyTorch's copies of their weights released (one copy of each weight in the process; the ImageNet
-        classifier stays: it also reads the grid cells). `share`: text-encoder weights its session reads
-        in place. False where no session could be made (the model then stays whole, on PyTorch)."""
-        vision_onnx = self.vision.serve_on_onnxruntime()
-        if self.onnx_runner(share) is None:
-            return False
-        release_weights(self.text_encoder, keep=share)
-        return vision_onnx
+        PyTorch's copies of their weights released (one copy of each weight in the process). `share`:
+        text-encoder weights its session reads in place. A network without a session stays whole, on PyTorch."""
+        self.vision.serve_on_onnxruntime()
+        if self.onnx_runner(share) is not None:
+            release_weights(self.text_encoder, keep=share)
 
     # ---- text side: what an architecture defines ------------------------------------------------
     architecture: ClassVar[str] = ""

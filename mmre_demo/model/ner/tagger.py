@@ -156,15 +156,13 @@ class NerTagger(PretrainedModel):
                  "output": {0: "batch", 1: "tokens"}}, share=share)
         return self._onnx_layers
 
-    def serve_on_onnxruntime(self, share: Sequence[torch.Tensor] = ()) -> bool:
+    def serve_on_onnxruntime(self, share: Sequence[torch.Tensor] = ()) -> None:
         """Serving on the CPU: the backbone's session opened now (not on a click) and PyTorch's copy of its
         weights released, but `share` (read in place by the session). The backbone is the process's shared
-        frozen one (`frozen_text_backbone`), which loads afresh for a later user. False (nothing released)
-        for the int8 backbone or where no session could be made."""
-        if self.backbone_int8 or self.onnx_runner(share) is None:
-            return False
-        release_weights(self.encoder, keep=share)
-        return True
+        frozen one (`frozen_text_backbone`), which loads afresh for a later user. Nothing is released for
+        the int8 backbone or where no session could be made."""
+        if not self.backbone_int8 and self.onnx_runner(share) is not None:
+            release_weights(self.encoder, keep=share)
 
     @staticmethod
     def _pool_words(hidden: torch.Tensor, lengths: list[int]) -> torch.Tensor:

@@ -241,3 +241,20 @@ def test_cross_attention_projects_each_image_once_with_the_same_result_as_per_pa
     torch.testing.assert_close(once, per_pair, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(w_once, w_pair, atol=1e-6, rtol=1e-6)
     assert float(w_once[1, :, 5:].max()) < 1e-6  # masked tokens get no weight
+
+
+def test_a_model_reads_with_the_backbones_first_layers_and_saves_that(tmp_path: Path):
+    from mmre_demo.data.schema import InputError
+
+    torch.manual_seed(0)
+    model = build_relation_model(RelationConfig(text_layers=2, lora_r=4, lora_alpha=8)).eval()
+    assert model.text_encoder.config.num_hidden_layers == 2
+    assert not any(".layer.2." in n for n, _ in model.text_encoder.named_parameters())
+    model.save_pretrained(tmp_path / "m")
+    loaded = load_relation_model(tmp_path / "m", for_inference=True)
+    assert loaded.config.text_layers == 2 and loaded.text_encoder.config.num_hidden_layers == 2
+    a, b = ents("Alice Smith", "Bob Jones")
+    items = [pair_item(model, a, b), pair_item(model, b, a)]
+    np.testing.assert_allclose(predict_logits(model, items, None), predict_logits(loaded, items, None), atol=1e-4)
+    with pytest.raises(InputError, match="has 6 layers"):
+        build_relation_model(RelationConfig(text_layers=7))

@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-rows", type=int, default=model.max_rows,
                    help="pairs per caption-once pass (default: %(default)s)")
     t.add_argument("--text-backbone", default=model.text_backbone, help="default: %(default)s")
+    t.add_argument("--text-layers", type=int, default=model.text_layers,
+                   help="read with the backbone's first N layers only (default: all)")
     t.add_argument("--vision-backbone", default=model.vision_backbone, help="default: %(default)s")
     t.add_argument("--backbone-training", choices=BACKBONE_TRAININGS, default=model.backbone_training)
     t.add_argument("--lora-r", type=int, default=model.lora_r, help="LoRA rank; alpha = 2 r (default: %(default)s)")
@@ -178,7 +180,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.image_text and not args.images:
         raise InputError("--image-text reads the text in the training images: give them with --images DIR")
     config = RelationConfig(architecture=args.architecture, max_rows=args.max_rows,
-                            text_backbone=args.text_backbone, vision_backbone=args.vision_backbone,
+                            text_backbone=args.text_backbone, text_layers=args.text_layers,
+                            vision_backbone=args.vision_backbone,
                             backbone_training=args.backbone_training, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
                             image_text=args.image_text)
     targs = RelationTrainConfig(out=Path(args.out), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

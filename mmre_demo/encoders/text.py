@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from mmre_demo.data.schema import InputError
 from mmre_demo.encoders.integrity import verify
 from mmre_demo.encoders.onnx_runtime import weights_released
 from mmre_demo.encoders.options import INT8_SCOPES, Int8Scope
@@ -91,6 +92,18 @@ def load_text_backbone(
 
 _frozen: dict[str, PreTrainedModel] = {}
 _frozen_lock = threading.Lock()
+
+
+def keep_first_layers(model: PreTrainedModel, n: int) -> PreTrainedModel:
+    """`model` reading with its first `n` transformer layers only (BERT- and MPNet-style encoders): a wide
+    encoder's lower layers cost a fraction of its forward (weights/relation/README.md, "What a stronger text
+    backbone would cost"). An `n` outside 1..the number of layers is an InputError (a bad `--text-layers`)."""
+    layers = model.encoder.layer
+    if not 0 < n <= len(layers):
+        raise InputError(f"--text-layers {n}: the text backbone has {len(layers)} layers (give 1 to {len(layers)})")
+    model.encoder.layer = layers[:n]
+    model.config.num_hidden_layers = n
+    return model
 
 
 def frozen_text_backbone(name: str = DEFAULT_TEXT_BACKBONE) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:

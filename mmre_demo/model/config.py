@@ -22,6 +22,7 @@ BACKBONE_TRAININGS: tuple[str, ...] = get_args(BackboneTraining)
 class RelationConfig(SavedConfig):
     architecture: Architecture = "entity-pooling"
     text_backbone: str = "minilm"  # short name, HF id or local folder
+    text_layers: int = 0  # only the text backbone's first N layers read (a wide encoder, cheaper); 0: all
     vision_backbone: str = "efficientnet-lite0"  # efficientnet-lite0/1/2, HF id or local folder
     labels: list[str] = field(default_factory=lambda: list(RELATIONS))
     max_length: int = 128  # word pieces of text per pass (a longer caption is read in windows)

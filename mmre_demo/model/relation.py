@@ -27,7 +27,7 @@ from torch import nn
 
 from mmre_demo.data.schema import Entity
 from mmre_demo.encoders.onnx_runtime import OnnxRunner, onnx_serves, release_weights
-from mmre_demo.encoders.text import SentenceEmbedder, load_text_backbone
+from mmre_demo.encoders.text import SentenceEmbedder, keep_first_layers, load_text_backbone
 from mmre_demo.encoders.vision import VisionBackbone, VisionOutput, imagenet_class_names, load_vision_backbone
 from mmre_demo.model.base import PretrainedModel
 from mmre_demo.model.config import ARCHITECTURES, RelationConfig
@@ -64,6 +64,8 @@ class RelationModel(PretrainedModel):
         # backbone is a plain frozen encoder (no peft import, no merge step; the same weights as a merge)
         self.folded_adapters = fold_adapters and config.backbone_training == "lora"
         self.tokenizer, encoder = load_text_backbone(config.text_backbone, pretrained=pretrained_backbones)
+        if config.text_layers:
+            encoder = keep_first_layers(encoder, config.text_layers)
         dim = int(encoder.config.hidden_size)
         self.vision: VisionBackbone = load_vision_backbone(config.vision_backbone, pretrained=pretrained_backbones)
         self.vision.requires_grad_(False)

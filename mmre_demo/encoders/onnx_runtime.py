@@ -180,7 +180,12 @@ class OnnxRunner:
         self._sessions: dict[int, Any] = {}
         self._lock = threading.Lock()
         self._shared = dict(shared or {})  # kept alive: the sessions read their memory
-        self._shared_values: dict[str, Any] | None = None
+        self._shared_values: dict[str, Any] = {}
+        if self._shared:
+            import onnxruntime as ort
+
+            self._shared_values = {n: ort.OrtValue.ortvalue_from_numpy(t.detach().numpy())
+                                   for n, t in self._shared.items()}
 
     @classmethod
     def for_module(cls, module: nn.Module, example: tuple[torch.Tensor, ...], name: str, input_names: list[str],
@@ -209,11 +214,6 @@ class OnnxRunner:
     def session(self, threads: int) -> Any:
         with self._lock:
             if threads not in self._sessions:
-                if self._shared_values is None:
-                    import onnxruntime as ort
-
-                    self._shared_values = {n: ort.OrtValue.ortvalue_from_numpy(t.detach().numpy())
-                                           for n, t in self._shared.items()}
                 self._sessions[threads] = cpu_session(str(self.path), threads, self._shared_values)
             return self._sessions[threads]
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from mmre_demo.data.schema import Entity, check_caption
-from mmre_demo.encoders.onnx_runtime import OnnxRunner, release_weights, weights_released
+from mmre_demo.encoders.onnx_runtime import OnnxRunner, onnx_serves, release_weights
 from mmre_demo.model.base import PretrainedModel
 from mmre_demo.model.ner.bio import bio_spans, repair_bio
 from mmre_demo.model.ner.config import NerConfig
@@ -138,8 +138,7 @@ class NerTagger(PretrainedModel):
     def hidden_states(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T, L, D): every layer of the frozen backbone, by onnxruntime on the CPU when it can (2x
         PyTorch, mmre_demo.encoders.onnx_runtime), else PyTorch (also for the int8 backbone)."""
-        if (weights_released(self.encoder) or (ids.device.type == "cpu" and not self.backbone_int8)) and (
-                onnx := self.onnx_runner()) is not None:
+        if not self.backbone_int8 and onnx_serves(self.encoder, ids) and (onnx := self.onnx_runner()) is not None:
             return onnx(ids, mask)
         out = self.encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
         return torch.stack(out.hidden_states, dim=2)

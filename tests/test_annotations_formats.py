@@ -60,11 +60,48 @@ def test_label_studio_round_trip_keeps_every_standing_decision(decided, tmp_path
     assert _export(decided.path, out, "label-studio") == 0
     tasks = json.loads(out.read_text())
     assert len(tasks) == 2 and tasks[0]["data"]["text"] == CAP and tasks[0]["data"]["img_id"] == "img.jpg"
-    assert [a["completed_by"]["email"] for a in tasks[0]["annotations"]] == ["ann", "bob"]
+    assert all("completed_by" not in a for t in tasks for a in t["annotations"])  # Label Studio refuses strangers
+    assert list(tasks[0]["meta"]["mmre_demo"]["annotators"].values()) == ["ann", "bob"]
     empty = tmp_path / "empty.sqlite3"
     assert main(["annotations", "import", str(out), "--format", "label-studio", "--db", str(empty)]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["imported"] == 6
     assert standing(AnnotationStore(empty)) == standing(decided)
+
+
+def as_label_studio_exports_them(tasks: list[dict]) -> list[dict]:
+    """What Label Studio's JSON export makes of imported tasks: new ids (ours kept as `import_id`),
+    `completed_by` the importing user's id, predictions listed by id only, the meta unchanged."""
+    out = []
+    for n, t in enumerate(tasks, start=1):
+        anns = [{**{k: v for k, v in a.items() if k != "id"}, "id": 500 + i, "import_id": a["id"], "completed_by": 1}
+                for i, a in enumerate(t["annotations"])]
+        out.append({"id": 90 + n, "data": t["data"], "meta": t["meta"], "annotations": anns, "predictions": [7]})
+    return out
+
+
+def test_names_and_predictions_survive_label_studio_s_export_through_the_meta(decided):
+    tasks = as_label_studio_exports_them(label_studio_tasks(decided.current()))
+    back = [(c.head.text, c.tail.text, c.predicted, d, lab, who)
+            for c, d, lab, who in label_studio_decisions(json.dumps(tasks), "export.json")]
+    assert ("Eileen Collins", "NASA", "/per/org/member_of", "accept", None, "ann") in back
+    assert ("Eileen Collins", "NASA", "/per/org/member_of", "reject", None, "bob") in back
+    assert ("Messi", "Camp Nou", "None", "relabel", "/per/loc/place_of_residence", "bob") in back
+
+
+def test_an_annotation_made_in_label_studio_keeps_its_user_beside_the_imported_ones(decided):
+    tasks = as_label_studio_exports_them(label_studio_tasks(decided.current("bob")))
+    mine = {**tasks[0]["annotations"][0], "id": 777, "completed_by": 3}
+    mine.pop("import_id")
+    tasks[0]["annotations"].append(mine)
+    who = [w for *_, w in label_studio_decisions(json.dumps(tasks), "export.json")]
+    assert who.count("label-studio-user-3") == 1 and who.count("bob") == 3
+
+
+def test_completed_by_is_written_only_on_request(decided):
+    tasks = label_studio_tasks(decided.current(), completed_by=True)
+    assert [a["completed_by"]["email"] for a in tasks[0]["annotations"]] == ["ann", "bob"]
+    assert all("annotators" not in t["meta"]["mmre_demo"] and "completed_by" not in a
+               for t in label_studio_tasks(decided.current(), annotator_names=False) for a in t["annotations"])
 
 
 def test_entities_of_unknown_type_round_trip_as_untyped(tmp_path):
@@ -193,3 +230,20 @@ def test_stats_show_counts_and_agreement(decided, capsys):
 def test_exporting_a_missing_store_is_an_error_not_an_empty_file(tmp_path, capsys):
     assert _export(tmp_path / "nope.sqlite3", tmp_path / "o.json", "label-studio") == 2
     assert "no such annotation store" in capsys.readouterr().err and not (tmp_path / "o.json").exists()
+
+
+@pytest.mark.parametrize(("meta", "expected"), [
+    ({"mmre_demo": {"predicted": {"10-24-PER": ["/per/org/member_of", 0.9]}}},
+     "expected 'start-end-TYPE>start-end-TYPE'"),
+    ({"mmre_demo": {"predicted": {"10-24-PER>28-32-ORG": ["/per/org/works_for", 0.9]}}}, "unknown relation label"),
+    ({"mmre_demo": {"annotators": ["ann"]}}, "meta.mmre_demo.annotators must map annotation ids to names"),
+], ids=["pair-key", "relation-label", "annotators-list"])
+def test_a_broken_meta_is_refused_with_its_task_and_nothing_stored(tmp_path, capsys, meta, expected):
+    db = tmp_path / "store.sqlite3"
+    f = tmp_path / "meta.json"
+    result = [SPAN_PER, SPAN_ORG, _rel("p", "o", "/per/org/member_of")]
+    f.write_text(json.dumps([{"id": 41, "data": {"text": CAP}, "meta": meta, "annotations": [{"result": result}]}]))
+    assert main(["annotations", "import", str(f), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}: task 1 (id 41)" in err and expected in err
+    assert AnnotationStore(db).count() == 0

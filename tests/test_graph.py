@@ -78,7 +78,7 @@ def test_exports_round_trip(tmp_path):
     back = nx.read_graphml(io.BytesIO(kg.to_graphml(g, 0.0).encode()))
     assert back.has_node("PER:Eileen Collins") and back.number_of_edges() == g.number_of_edges()
     paths = kg.write_all(g, tmp_path, 0.5)
-    assert [p.rsplit(".", 1)[1] for p in paths] == ["json", "csv", "graphml"]
+    assert [p.rsplit(".", 1)[1] for p in paths] == ["json", "csv", "graphml", "ttl", "zip"]
 
 
 def test_figure_empty_small_and_200_nodes():

@@ -329,7 +329,7 @@ def test_graph_accumulates_clears_and_exports(ctl, tmp_path):
     out = ok(cb.run(ctl, ex[1]["path"], ex[1]["caption"], 0.5, False, s))
     assert s.graph.number_of_nodes() > n1
     files = ok(cb.export_graph(ctl, 0.5, s))[Output.FILES]
-    assert sorted(Path(f).suffix for f in files) == [".csv", ".graphml", ".json"]
+    assert sorted(Path(f).suffix for f in files) == [".csv", ".graphml", ".json", ".ttl", ".zip"]
     assert all(Path(f).stat().st_size > 0 for f in files)
     out = ok(cb.clear_graph(ctl, 0.5, s))
     assert s.graph.number_of_nodes() == 0 and out[Output.NODE].choices == []

@@ -4,13 +4,16 @@
   and its probability, the decision, the relation that holds, who, when, where from).
 - **Label Studio** (JSON export of a relation-extraction project, labelstud.io/guide/task_format):
   one task per caption (and image): `data.text` is the caption, `data.image` the image (`data.img_id`
-  its MNRE image id); one annotation per annotator (`completed_by.email` = the annotator's name): the
+  its MNRE image id); one annotation per annotator, named in the task's `meta` (Label Studio accepts
+  only its own users' e-mails in `completed_by`; `label_studio_tasks`): the
   pair's entities as span regions (`type: "labels"`, labelled PER/ORG/LOC/MISC, or UNTYPED) and the
   decision as a relation between them (`type: "relation"`, `direction: "right"` = head -> tail) labelled with the MNRE
   relation name. A rejected pair is a relation labelled **"None"** (the annotator says no relation
   holds; a pair with no relation at all was not decided). The model's prediction on each pair goes in
-  the task's `predictions` (model_version "mmre_demo"), so the import tells accept from relabel.
+  the task's `predictions` (model_version "mmre_demo") and its meta, so the import tells accept from relabel.
   Offsets are Python string indices (code points), which Label Studio uses for `Text` since 1.6.
+  The ML backend (`ls_backend.py`: the model's pre-annotations) builds its results with the same builders
+  (`label_studio_result`, `span_region`, `relation_item`: the same region ids).
 
 The import checks every decision as the app does (`Candidate.decide` and `Candidate.check`) and names
 the task and the result id of the first bad one; nothing of a refused file is stored (the caller passes
@@ -22,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -36,6 +39,8 @@ LS_LABELS = "label"  # the config's <Labels name=...>: span regions' from_name
 LS_TEXT = "text"  # the config's <Text name=...>: span regions' to_name (and the task's data key)
 LS_IMAGE = "image"  # the config's <Image name=...> and its data key
 LS_MODEL_VERSION = "mmre_demo"
+LS_LOCAL_FILES = "/data/local-files/?d=images/"  # Label Studio's URL of images/<img_id> under its local-files root
+LS_META = "mmre_demo"  # the task's meta key holding annotator names and the model's predictions
 LS_NO_RELATION = NONE_LABEL  # the relation label of a rejected pair
 LS_UNTYPED = "UNTYPED"  # the span label of an entity whose type is unknown (the store allows it; it constrains nothing)
 SPAN_LABELS: tuple[str, ...] = (*ENTITY_TYPES, LS_UNTYPED)
@@ -63,54 +68,79 @@ def jsonl_text(decisions: Iterable[Decision]) -> str:
 
 
 # ---- Label Studio: export ------------------------------------------------------------------------
-def _region_id(e: Entity) -> str:
+def region_id(e: Entity) -> str:
     """Stable, readable ids: the span and its type (the same span typed twice is two regions)."""
     return f"{e.start}-{e.end}-{e.type or 'untyped'}"
 
 
-def _span_region(e: Entity) -> dict[str, Any]:
+def span_region(e: Entity, score: float | None = None, from_name: str = LS_LABELS,
+                to_name: str = LS_TEXT) -> dict[str, Any]:
+    """One entity as a span region (`from_name` / `to_name`: the config's <Labels> and <Text> names)."""
     label = e.type if e.type in ENTITY_TYPES else LS_UNTYPED
-    return {"id": _region_id(e), "from_name": LS_LABELS, "to_name": LS_TEXT, "type": "labels",
-            "value": {"start": e.start, "end": e.end, "text": e.text, "labels": [label]}}
+    region: dict[str, Any] = {"id": region_id(e), "from_name": from_name, "to_name": to_name, "type": "labels",
+                              "value": {"start": e.start, "end": e.end, "text": e.text, "labels": [label]}}
+    if score is not None:
+        region["score"] = score
+    return region
 
 
-def _relation_item(c: Candidate, label: str, score: float | None = None) -> dict[str, Any]:
-    item: dict[str, Any] = {"from_id": _region_id(c.head), "to_id": _region_id(c.tail), "type": "relation",
+def relation_item(head: Entity, tail: Entity, label: str, score: float | None = None) -> dict[str, Any]:
+    """A relation head -> tail between the span regions of `head` and `tail`."""
+    item: dict[str, Any] = {"from_id": region_id(head), "to_id": region_id(tail), "type": "relation",
                             "direction": "right", "labels": [label]}
     if score is not None:
         item["score"] = score
     return item
 
 
-def _result(pairs: Sequence[tuple[Candidate, str, float | None]]) -> list[dict[str, Any]]:
-    """Span regions (each once, in caption order) then one relation per pair."""
+LabelledPair = tuple[Entity, Entity, str, float | None]  # head, tail, relation label, its score (None: none)
+
+
+def label_studio_result(entities: Iterable[Entity], relations: Sequence[LabelledPair],
+                        span_score: Callable[[Entity], float | None] = lambda e: None,
+                        from_name: str = LS_LABELS, to_name: str = LS_TEXT) -> list[dict[str, Any]]:
+    """Span regions (`entities` and the relations' ends, each span once, in caption order) then one relation
+    item per (head, tail, label, score): an annotation's or a prediction's `result`."""
     spans: dict[str, Entity] = {}
-    for c, _, _ in pairs:
-        for e in (c.head, c.tail):
-            spans.setdefault(_region_id(e), e)
-    regions = [_span_region(e) for e in sorted(spans.values(), key=lambda e: (e.start, e.end, e.type))]
-    return regions + [_relation_item(c, label, score) for c, label, score in pairs]
+    for e in [*entities, *(end for head, tail, _, _ in relations for end in (head, tail))]:
+        spans.setdefault(region_id(e), e)
+    regions = [span_region(e, span_score(e), from_name, to_name)
+               for e in sorted(spans.values(), key=lambda e: (e.start, e.end, e.type))]
+    return regions + [relation_item(head, tail, label, score) for head, tail, label, score in relations]
+
+
+def _result(pairs: Sequence[tuple[Candidate, str, float | None]]) -> list[dict[str, Any]]:
+    """The decided (or predicted) pairs: their spans, then one relation per pair."""
+    return label_studio_result((), [(c.head, c.tail, label, score) for c, label, score in pairs])
 
 
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def label_studio_tasks(decisions: Sequence[Decision], image_prefix: str = "",
-                       annotator_names: bool = True) -> list[dict[str, Any]]:
+def _pair_key(head: Entity, tail: Entity) -> str:
+    """A pair as the ids of its span regions: how the task's meta names it."""
+    return f"{region_id(head)}>{region_id(tail)}"
+
+
+def label_studio_tasks(decisions: Sequence[Decision], image_prefix: str = "", annotator_names: bool = True,
+                       completed_by: bool = False) -> list[dict[str, Any]]:
     """Label Studio tasks, one per (caption, image), from standing decisions (`AnnotationStore.current()`).
 
     `image_prefix` goes before each img_id in `data.image` (e.g. "/data/local-files/?d=images/" for
-    Label Studio's local storage); without `annotator_names` the annotations carry no `completed_by`
-    (Label Studio then gives them to the user who imports them: it refuses names that are not the
-    e-mail of a project member)."""
+    Label Studio's local storage). Label Studio refuses an annotation whose `completed_by.email` is not
+    one of its users' and exports predictions as bare ids, so what the import needs goes in the task's
+    `meta` (kept as it is by Label Studio's import and export): `meta.mmre_demo.annotators` names each
+    annotation's annotator by its id (Label Studio keeps our id as `import_id`) and
+    `meta.mmre_demo.predicted` the model's label and probability per pair. `completed_by` (off by
+    default) also writes the name as `completed_by.email`, for annotators who are Label Studio users."""
     tasks: dict[tuple[str, str | None], dict[str, list[Decision]]] = {}
     for d in decisions:
         c = d.candidate
         tasks.setdefault((c.caption, c.img_id), {}).setdefault(d.annotator, []).append(d)
     out = []
     for n, ((caption, img_id), by_annotator) in enumerate(tasks.items(), start=1):
-        annotations, predicted = [], {}
+        annotations, predicted, names = [], {}, {}
         for who, ds in by_annotator.items():
             ann: dict[str, Any] = {"id": n * 1000 + len(annotations) + 1,
                                    "result": _result([(d.candidate, d.relation, None) for d in ds]),
@@ -118,12 +148,18 @@ def label_studio_tasks(decisions: Sequence[Decision], image_prefix: str = "",
                                    "created_at": _iso(max(d.created for d in ds)),
                                    "updated_at": _iso(max(d.created for d in ds))}
             if annotator_names:
-                ann["completed_by"] = {"email": who}
+                names[str(ann["id"])] = who
+                if completed_by:
+                    ann["completed_by"] = {"email": who}
             annotations.append(ann)
             for d in ds:
                 predicted.setdefault(d.candidate.key, (d.candidate, d.candidate.predicted, d.candidate.probability))
+        meta: dict[str, Any] = {"predicted": {_pair_key(c.head, c.tail): [label, p]
+                                              for c, label, p in predicted.values()}}
+        if names:
+            meta["annotators"] = names
         data = {LS_TEXT: caption, LS_IMAGE: f"{image_prefix}{img_id}" if img_id else "", "img_id": img_id or ""}
-        out.append({"id": n, "data": data, "annotations": annotations,
+        out.append({"id": n, "data": data, "meta": {LS_META: meta}, "annotations": annotations,
                     "predictions": [{"model_version": LS_MODEL_VERSION, "result": _result(list(predicted.values()))}]})
     return out
 
@@ -252,9 +288,46 @@ def _pairs(result: Any, text: str, where: Where) -> list[tuple[Where, Entity, En
     return out
 
 
-def _predictions(task: dict[str, Any], text: str, where: Where) -> dict[tuple[int, int, int, int], tuple[str, Any]]:
-    """What the model predicted per pair (spans), from the task's predictions (checked like annotations)."""
+def _meta(task: dict[str, Any], where: Where) -> dict[str, Any]:
+    """This project's part of the task's meta (`label_studio_tasks`); {} for tasks made elsewhere."""
+    meta = task.get("meta")
+    ours = meta.get(LS_META) if isinstance(meta, dict) else None
+    if ours is None:
+        return {}
+    if not isinstance(ours, dict):
+        raise where.fail(f"meta.{LS_META} must be an object")
+    return ours
+
+
+def _span_of_region_id(rid: str) -> tuple[int, int]:
+    start, end, _ = rid.split("-", 2)
+    return int(start), int(end)
+
+
+def _meta_predictions(ours: dict[str, Any], where: Where) -> dict[tuple[int, int, int, int], tuple[str, Any]]:
+    """The model's label and probability per pair as `label_studio_tasks` wrote them in the meta."""
     out: dict[tuple[int, int, int, int], tuple[str, Any]] = {}
+    predicted = ours.get("predicted") or {}
+    if not isinstance(predicted, dict):
+        raise where.fail(f"meta.{LS_META}.predicted must map pairs to [label, probability]")
+    for key, value in predicted.items():
+        try:
+            head, tail = key.split(">")
+            pair = (*_span_of_region_id(head), *_span_of_region_id(tail))
+            label, score = value
+        except (ValueError, TypeError):
+            raise where.fail(f"meta.{LS_META}.predicted: {key!r}: expected 'start-end-TYPE>start-end-TYPE' "
+                             f"mapped to [label, probability]") from None
+        if label not in RELATIONS:
+            raise where.fail(f"meta.{LS_META}.predicted: {key!r}: unknown relation label {label!r}")
+        out[pair] = (label, float(score) if isinstance(score, (int, float)) else None)
+    return out
+
+
+def _predictions(task: dict[str, Any], text: str, where: Where) -> dict[tuple[int, int, int, int], tuple[str, Any]]:
+    """What the model predicted per pair (spans): the meta's record of it (Label Studio's export lists
+    predictions by id only), else the task's first prediction (checked like annotations)."""
+    out: dict[tuple[int, int, int, int], tuple[str, Any]] = _meta_predictions(_meta(task, where), where)
     for pred in task.get("predictions") or []:
         if not isinstance(pred, dict):
             continue  # some Label Studio exports list prediction ids only: nothing to read
@@ -276,10 +349,15 @@ def _img_id(data: dict[str, Any]) -> str | None:
     return None
 
 
-def _annotator(ann: dict[str, Any], override: str | None) -> str:
-    """`--annotator` wins; else Label Studio's completed_by (an e-mail, or a user id)."""
+def _annotator(ann: dict[str, Any], override: str | None, names: dict[str, Any]) -> str:
+    """`--annotator` wins; else the name the meta gives the annotation (by the id we exported it with, which
+    Label Studio keeps as `import_id`); else Label Studio's completed_by (an e-mail, or a user id)."""
     if override:
         return override
+    for key in ("import_id", "id"):
+        name = names.get(str(ann.get(key)))
+        if isinstance(name, str) and name:
+            return name
     who = ann.get("completed_by")
     if isinstance(who, dict):
         return str(who.get("email") or who.get("username") or who.get("id") or "")
@@ -305,13 +383,16 @@ def _task_decisions(task: dict[str, Any], where: Where, annotator: str | None) -
     if not isinstance(annotations, list):
         raise where.fail("'annotations' must be a list")
     predicted = _predictions(task, text, where)
+    names = _meta(task, where).get("annotators") or {}
+    if not isinstance(names, dict):
+        raise where.fail(f"meta.{LS_META}.annotators must map annotation ids to names")
     out: list[Imported] = []
     for ann in annotations:
         if not isinstance(ann, dict):
             raise where.fail("an annotation must be an object")
         if ann.get("was_cancelled"):
             continue  # skipped in Label Studio: no decision
-        who = _annotator(ann, annotator)
+        who = _annotator(ann, annotator, names)
         for at, head, tail, relation in _pairs(ann.get("result", []), text, where):
             label, score = predicted.get((head.start, head.end, tail.start, tail.end), (NONE_LABEL, None))
             cand = Candidate(text, img_id, head, tail, label, score)

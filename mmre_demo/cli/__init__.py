@@ -6,6 +6,8 @@
 - `mmre_demo.cli.extract`: extract
 - `mmre_demo.cli.review`: review open, review list, review walk
 - `mmre_demo.cli.annotations`: annotations export, annotations import, annotations stats
+- `mmre_demo.cli.graph`: graph export (a graph file as Neo4j import files, RDF, GraphML, JSON, CSV)
+- `mmre_demo.cli.label_studio`: label-studio-backend (the model as a Label Studio ML backend)
 
 A subcommand handler returns an int exit code; an InputError / DataFormatError becomes a one-line
 message on stderr and exit code 2 (never a traceback). Progress messages of the library (training
@@ -21,7 +23,8 @@ import os
 import sys
 
 _COMMAND_MODULES = ("mmre_demo.cli.relation", "mmre_demo.cli.ner", "mmre_demo.cli.kge", "mmre_demo.cli.extract",
-                    "mmre_demo.cli.review", "mmre_demo.cli.annotations")
+                    "mmre_demo.cli.review", "mmre_demo.cli.annotations", "mmre_demo.cli.graph",
+                    "mmre_demo.cli.label_studio")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from mmre_demo.annotations.formats import FORMATS
+    from mmre_demo.annotations.formats import FORMATS, LS_LOCAL_FILES
 
     a = sub.add_parser("annotations", help="export, import and count the annotators' decisions")
     asub = a.add_subparsers(dest="annotations_command", required=True)
@@ -22,10 +22,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--annotator", help="only this annotator's decisions (default: everyone's)")
     e.add_argument("--history", action="store_true",
                    help="jsonl only: every decision ever made, superseded and undone ones included")
-    e.add_argument("--image-prefix", default="",
-                   help="label-studio: put this before each img_id in data.image (e.g. /data/local-files/?d=images/)")
+    e.add_argument("--image-prefix", default=LS_LOCAL_FILES,
+                   help="label-studio: put this before each img_id in data.image (default: %(default)s: Label "
+                        "Studio serves images/<img_id> under its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT through a "
+                        "local storage on that images folder; docs/annotations.md)")
     e.add_argument("--no-annotator-names", action="store_true",
-                   help="label-studio: leave completed_by out (Label Studio then assigns the importing user)")
+                   help="label-studio: leave the annotators' names out (the import then takes Label Studio's users)")
+    e.add_argument("--completed-by", action="store_true",
+                   help="label-studio: also name each annotator as completed_by.email (only when the names are "
+                        "e-mails of the Label Studio project's users: it refuses any other)")
     e.add_argument("-o", "--out", required=True, help="file to write")
     e.set_defaults(handler=cmd_export)
 
@@ -75,7 +80,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif args.format == "jsonl":
         out.write_text(formats.jsonl_text(decisions), encoding="utf-8")
     else:
-        tasks = formats.label_studio_tasks(decisions, args.image_prefix, not args.no_annotator_names)
+        tasks = formats.label_studio_tasks(decisions, args.image_prefix, not args.no_annotator_names,
+                                           args.completed_by)
         out.write_text(json.dumps(tasks, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({"format": args.format, "decisions": len(decisions), "out": str(out)}))
     return 0

@@ -463,7 +463,8 @@ def export_graph(ctl: Controller, threshold: float, tab: TabState | None) -> Upd
     paths = kg.write_all(s.graph, folder, threshold)
     n = len(kg.triples(s.graph, threshold))
     return {Output.TAB: s, Output.FILES: paths,
-            Output.STATUS: Status("ok", f"Exported {n} triples (threshold {threshold:.2f}) as JSON, CSV and GraphML.")}
+            Output.STATUS: Status("ok", f"Exported {n} triples (threshold {threshold:.2f}) as JSON, CSV, GraphML, "
+                                        "RDF (Turtle) and Neo4j import files (zip).")}
 
 
 # ---- exploring: search, focus, filters, provenance -------------------------------------------------

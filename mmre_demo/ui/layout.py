@@ -193,7 +193,7 @@ def build(controller: Controller | None = None) -> gr.Blocks:
                 with gr.Row(equal_height=True):
                     clear_btn = gr.Button("Clear graph", variant="stop", elem_id="clear-graph")
                     export_btn = gr.Button("Export graph", elem_id="export-graph")
-                files = gr.File(label="Triples and graph (JSON, CSV, GraphML)", file_count="multiple",
+                files = gr.File(label="Triples and graph (JSON, CSV, GraphML, RDF, Neo4j)", file_count="multiple",
                                 interactive=False, elem_id="graph-files")
                 with gr.Accordion("Load graph: open a corpus graph (graph.json / graph.graphml from `mmre extract` "
                                   "or an export)", open=False, elem_id="load-graph-box"):

@@ -99,13 +99,28 @@ def test_train_options_default_to_the_run_config():
         model.text_backbone, model.vision_backbone, model.backbone_training, model.lora_r)
     assert (args.architecture, args.max_rows, args.distill_weight, args.distill_temperature) == (
         model.architecture, model.max_rows, run.distill_weight, run.distill_temperature)
+    assert (args.dev, args.dev_fraction, args.dev_seed) == (None, run.dev_fraction, run.dev_seed)
+
+
+def test_the_dev_split_options_share_one_default():
+    """`mmre train`, `mmre calibrate` and `mmre dev-split` carve the same dev split unless told otherwise."""
+    from mmre_demo.cli import build_parser
+
+    parser = build_parser()
+    train = parser.parse_args(["train", "--train", "t", "--out", "o"])  # --val is optional: it only confirms
+    calibrate = parser.parse_args(["calibrate", "--weights", "w", "--train", "t", "--out", "o"])
+    split = parser.parse_args(["dev-split", "--train", "t", "--out", "o"])
+    assert train.val is None
+    assert (train.dev_fraction, train.dev_seed) == (calibrate.dev_fraction, calibrate.dev_seed) == (
+        split.fraction, split.seed)
 
 
 def test_a_caption_once_student_learns_from_a_pair_marker_teacher(tiny_setup, capsys):
     """`--distill-from`: the teacher scores every training pair once (kept for --resume); the student trains."""
     tmp, data, images, bert, vit = tiny_setup
-    common = ["train", "--train", str(data), "--val", str(data), "--out", "", "--text-backbone", bert,
-              "--vision-backbone", vit, "--lora-r", "2", "--batch-size", "4", "--seed", "1", "--epochs", "1",
+    # --dev given: every training line is trained on (no dev carved out of it), so the teacher scores all 12
+    common = ["train", "--train", str(data), "--dev", str(data), "--val", str(data), "--out", "", "--text-backbone",
+              bert, "--vision-backbone", vit, "--lora-r", "2", "--batch-size", "4", "--seed", "1", "--epochs", "1",
               "--select-on", "gold"]
     teacher = common.copy()
     teacher[teacher.index("--out") + 1] = str(tmp / "teacher")
@@ -129,7 +144,7 @@ def test_an_ensemble_teaches_the_mean_of_its_log_probabilities(tiny_setup, capsy
     from mmre_demo.train.relation import teacher_logits
 
     tmp, data, images, bert, vit = tiny_setup
-    common = ["train", "--train", str(data), "--val", str(data), "--text-backbone", bert, "--vision-backbone", vit,
+    common = ["train", "--train", str(data), "--dev", str(data), "--text-backbone", bert, "--vision-backbone", vit,
               "--lora-r", "2", "--batch-size", "4", "--epochs", "1", "--select-on", "gold"]
     for name, arch, seed in (("a", "pair-markers", "1"), ("b", "entity-pooling", "2")):
         assert main(common + ["--out", str(tmp / name), "--architecture", arch, "--seed", seed]) == 0

@@ -1,15 +1,23 @@
-"""`mmre predict`, `mmre train`, `mmre calibrate`, `mmre eval`."""
+"""`mmre predict`, `mmre train`, `mmre calibrate`, `mmre eval`, `mmre dev-split`.
+
+Every choice (epochs, calibration, thresholds) is made on a dev split carved from the training file by
+caption (or `--dev FILE`); `--val` is scored once on the chosen model and reported (docs/evaluation.md)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
+from mmre_demo.data.splits import DEV_FRACTION, DEV_SEED
 from mmre_demo.model.config import ARCHITECTURES, BACKBONE_TRAININGS, RelationConfig
 from mmre_demo.prediction import DEFAULT_TOP_K, MAX_PAIRS
-from mmre_demo.train.config import RelationTrainConfig
+from mmre_demo.train.bootstrap import N_BOOT
+from mmre_demo.train.config import SELECT_ON, RelationTrainConfig
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "relation, reject: None); starts from the shipped model unless --init-from says otherwise "
                         "(docs/annotations.md: the settings that keep the end-to-end F1)")
     t.add_argument("--annotator", help="with --annotations: only this annotator's decisions")
-    t.add_argument("--val", required=True)
+    t.add_argument("--dev", help="MNRE-format file every choice is made on (epoch, calibration, thresholds); "
+                                 "default: a dev split carved from --train by caption (--dev-fraction, --dev-seed; "
+                                 "`mmre dev-split` writes the same one), else from the decisions")
+    t.add_argument("--dev-fraction", type=float, default=run.dev_fraction, help="default: %(default)s")
+    t.add_argument("--dev-seed", type=int, default=run.dev_seed, help="default: %(default)s")
+    t.add_argument("--val", help="confirmation set (MNRE val): the chosen model is scored on it once and reported; "
+                                 "never used to choose")
     t.add_argument("--images", help="folder of images named by img_id (optional)")
     t.add_argument("--out", required=True)
     t.add_argument("--epochs", type=int, default=run.epochs, help="default: %(default)s")
@@ -74,13 +88,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="share of the distillation term in the loss (default: %(default)s)")
     t.add_argument("--distill-temperature", type=float, default=run.distill_temperature,
                    help="softening of both distributions (default: %(default)s)")
-    t.add_argument("--select-on", choices=["end_to_end", "gold"], default=run.select_on,
-                   help="best epoch by the product's end-to-end F1 on val (default) or by gold-pair F1")
+    t.add_argument("--select-on", choices=SELECT_ON, default=run.select_on,
+                   help="best epoch by the product's end-to-end F1 on dev (default) or by gold-pair F1")
     t.set_defaults(handler=cmd_train)
 
-    c = sub.add_parser("calibrate", help="fit a saved model's calibration and thresholds on validation data")
+    c = sub.add_parser("calibrate", help="fit a saved model's calibration and thresholds on dev data")
     c.add_argument("--weights", required=True, help="saved relation model folder")
-    c.add_argument("--val", required=True, help="MNRE-format validation file")
+    c.add_argument("--dev", help="MNRE-format file to fit on (e.g. the dev.txt of `mmre dev-split`)")
+    c.add_argument("--train", help="without --dev: the training file whose dev split (carved by caption, as "
+                                   "`mmre train` carves it) is fitted on")
+    c.add_argument("--dev-fraction", type=float, default=run.dev_fraction, help="default: %(default)s")
+    c.add_argument("--dev-seed", type=int, default=run.dev_seed, help="default: %(default)s")
+    c.add_argument("--val", help="confirmation set (MNRE val): scored once after fitting and reported")
     c.add_argument("--out", required=True, help="where to save the calibrated model (may be --weights itself)")
     c.add_argument("--images", default=None, help="folder of images named by img_id")
     c.add_argument("--ner-weights", help="tagger for the end-to-end threshold "
@@ -107,9 +126,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="score the lines whose image is in --images twice: with and without the images")
     e.add_argument("--report-dir", help="where to write report.txt and confusion.png "
                                         "(default: runs/eval/<data file name without extension>)")
+    e.add_argument("--curve", action="store_true",
+                   help="also F1 over the thresholds 0.20-0.70 (end to end with --detect-entities, else gold pairs), "
+                        "with the stable threshold of that curve (train/thresholds.py)")
+    e.add_argument("--compare-to", metavar="WEIGHTS",
+                   help="paired bootstrap over captions against this model (e.g. the shipped weights/): gold pairs, "
+                        "and end to end with --detect-entities; each model at its own thresholds")
+    e.add_argument("--n-boot", type=int, default=N_BOOT, help="resamples of --compare-to (default: %(default)s)")
     e.add_argument("--skip-bad", action="store_true")
     e.add_argument("--json", action="store_true", help="the last stdout line is the JSON summary")
     e.set_defaults(handler=cmd_eval)
+
+    d = sub.add_parser("dev-split", help="carve a dev split from an MNRE training file by caption")
+    d.add_argument("--train", required=True, help="MNRE-format training file")
+    d.add_argument("--out", required=True, help="folder for train.txt (train minus dev), dev.txt and split.json")
+    d.add_argument("--fraction", type=float, default=DEV_FRACTION, help="share of the captions (default: %(default)s)")
+    d.add_argument("--seed", type=int, default=DEV_SEED, help="default: %(default)s")
+    d.set_defaults(handler=cmd_dev_split)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -158,6 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mmre_demo.data.mnre import read_mnre
     from mmre_demo.data.product_pairs import PAIR_SOURCES
     from mmre_demo.data.schema import InputError
+    from mmre_demo.train.protocol import choose_dev
     from mmre_demo.train.relation import train
 
     sources = tuple(s.strip() for s in args.pairs.split(",") if s.strip())
@@ -170,13 +204,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.train and not args.annotations:
         raise InputError("give the training data: --train FILE (MNRE lines) and/or --annotations DB")
     train_ex, bad_t = read_mnre(args.train, skip_bad=args.skip_bad) if args.train else ([], 0)
-    val_ex, bad_v = read_mnre(args.val, skip_bad=args.skip_bad)
+    val_ex, bad_v = read_mnre(args.val, skip_bad=args.skip_bad) if args.val else ([], 0)
     if bad_t or bad_v:
         print(f"skipped malformed lines: {bad_t} in {args.train}, {bad_v} in {args.val}")
-    if args.limit:
-        train_ex = train_ex[: args.limit]
-    if args.annotations:
-        train_ex += _annotation_examples(args)
+    decisions = _annotation_examples(args) if args.annotations else []
+    # the dev split comes from the MNRE lines when there are any (the same dev for every run on that file),
+    # else from the decisions; --limit and the decisions only ever shorten or extend the training side
+    choice = choose_dev(train_ex if args.train else decisions, args.select_on, args.dev,
+                        args.train, args.dev_fraction, args.dev_seed, args.skip_bad)
+    train_ex = list(choice.train[: args.limit] if args.limit else choice.train)
+    if args.train:
+        train_ex += decisions
     if args.image_text and not args.images:
         raise InputError("--image-text reads the text in the training images: give them with --images DIR")
     config = RelationConfig(architecture=args.architecture, max_rows=args.max_rows,
@@ -192,11 +230,24 @@ def cmd_train(args: argparse.Namespace) -> int:
                       init_from=Path(args.init_from) if args.init_from else None,
                       ner_weights=Path(args.ner_weights) if args.ner_weights else None, select_on=args.select_on,
                       distill_from=tuple(Path(t) for t in args.distill_from or ()),
-                      distill_weight=args.distill_weight, distill_temperature=args.distill_temperature)
-    state = train(targs, train_ex, val_ex, images_dir=args.images)
-    print(json.dumps({"best_epoch": state.get("best_epoch"), "best_val_f1": state["best_f1"],
-                      "saved": str(Path(args.out) / "best")}))
+                      distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
+                      dev_fraction=args.dev_fraction, dev_seed=args.dev_seed)
+    state = train(targs, train_ex, choice.dev, images_dir=args.images, confirm_examples=val_ex or None,
+                  selection=choice.selection, confirm_file=Path(args.val).name if args.val else "")
+    summary = {"best_epoch": state.get("best_epoch"), "best_dev_f1": state["best_f1"], "selected_on": "dev",
+               "select_metric": args.select_on, "dev_ids_sha256": choice.selection.dev_ids_sha256,
+               "saved": str(Path(args.out) / "best")}
+    if "confirmation" in state:
+        summary["confirmation"] = _confirmation_summary(state["confirmation"])
+    print(json.dumps(summary))
     return 0
+
+
+def _confirmation_summary(result: dict) -> dict:
+    e2e = result.get("end_to_end") or {}
+    return {"file": result["file"], "gold_f1": round(result["gold"]["f1"], 4),
+            **({"e2e_f1": round(e2e["f1"], 4), "e2e_precision": round(e2e["precision"], 4),
+                "e2e_recall": round(e2e["recall"], 4)} if e2e else {})}
 
 
 def _annotation_examples(args: argparse.Namespace) -> list:
@@ -215,24 +266,45 @@ def _annotation_examples(args: argparse.Namespace) -> list:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Refit a saved model's calibration and thresholds (e.g. after a tagger change)."""
+    """Refit a saved model's calibration and thresholds on dev (e.g. after a tagger change); --val reported."""
     from mmre_demo.data.mnre import read_mnre
     from mmre_demo.data.paths import WeightsLayout
+    from mmre_demo.data.schema import InputError
     from mmre_demo.device import resolve_device
     from mmre_demo.model.batching import ImageCache, prepare_items
     from mmre_demo.model.ner import NerTagger
     from mmre_demo.model.relation import RelationModel
-    from mmre_demo.train.relation import check_on_validation
+    from mmre_demo.train.protocol import Selection, choose_dev, confirm
+    from mmre_demo.train.relation import check_on_dev
 
-    examples, _ = read_mnre(args.val)
+    if not args.dev and not args.train:
+        raise InputError("calibration is fitted on a dev split, never on --val: give --dev FILE (e.g. the dev.txt "
+                         "of `mmre dev-split`) or --train FILE (its dev split is carved as `mmre train` carves it); "
+                         "see docs/evaluation.md")
+    train_ex = read_mnre(args.train)[0] if args.train else []
+    choice = choose_dev(train_ex, "end_to_end", args.dev, args.train, args.dev_fraction, args.dev_seed)
+    examples = choice.dev
     layout = WeightsLayout.find(args.weights, args.ner_weights)
     model = RelationModel.from_pretrained(layout.relation, device=resolve_device(args.device))
+    chosen_before = Selection.from_metrics(model.config.metrics)
+    if chosen_before.dev_ids_sha256 and chosen_before.dev_ids_sha256 != choice.selection.dev_ids_sha256:
+        log.warning("this model's epoch was chosen on another dev split (%s...) than the one fitted on now (%s...)",
+                    chosen_before.dev_ids_sha256[:12], (choice.selection.dev_ids_sha256 or "")[:12])
     cache = ImageCache(model)
     cache.add_folder(args.images, {e.img_id for e in examples if e.img_id})
-    check = check_on_validation(model, prepare_items(model, examples, cache), cache, examples,
-                                NerTagger.from_pretrained(layout.tagger), args.images, end_to_end=True)
-    model.config.metrics = {**model.config.metrics, "val": check.gold, "calibration": check.calibration,
-                            "end_to_end": check.end_to_end, "calibrated_on": Path(args.val).name}
+    tagger = NerTagger.from_pretrained(layout.tagger)
+    check = check_on_dev(model, prepare_items(model, examples, cache), cache, examples, tagger, args.images,
+                         end_to_end=True)
+    kept = {k: v for k, v in model.config.metrics.items() if k not in ("val", "confirmation")}  # of the old fit
+    model.config.metrics = {**kept, "dev": check.gold, "calibration": check.calibration,
+                            "end_to_end": check.end_to_end, "calibrated_on": choice.selection.file,
+                            "selected_on": "dev", "selection": choice.selection.to_dict(),
+                            "threshold_curves": {k: c.to_dict() for k, c in check.curves.items()}}
+    confirmation = None
+    if args.val:
+        val_ex, _ = read_mnre(args.val)
+        confirmation = confirm(model, val_ex, args.images, tagger, Path(args.val).name)
+        model.config.metrics["confirmation"] = confirmation
     model.save_pretrained(args.out)
     e2e = check.end_to_end or {}
     summary = {"none_bias": check.calibration["none_offset"], "label_bias": check.label_bias,
@@ -245,7 +317,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                "ece_held_out_noise_floor": round(check.calibration["ece_held_out_noise_floor"], 4),
                "e2e_f1": round(e2e.get("f1", 0.0), 4),
                "e2e_precision": round(e2e.get("precision", 0.0), 4), "e2e_recall": round(e2e.get("recall", 0.0), 4),
+               "calibrated_on": choice.selection.file, "dev_ids_sha256": choice.selection.dev_ids_sha256,
                "saved": str(args.out)}
+    if confirmation is not None:
+        summary["confirmation"] = _confirmation_summary(confirmation)
     print(json.dumps(summary))
     return 0
 
@@ -291,12 +366,49 @@ def cmd_eval(args: argparse.Namespace) -> int:
                              title=f"{Path(args.data).name}: F1 {result['scores']['f1']:.3f}")
     print(f"report: {report_dir / 'report.txt'}  confusion matrix: {png}")
     summary = summary_line(result["scores"])
+    if not args.json:
+        print(" ".join(f"{k}={v}" for k, v in summary.items()))
+    if args.curve:
+        from mmre_demo.train.end_to_end import caption_index
+        from mmre_demo.train.metrics import stable_gold_threshold
+
+        none_id = model.config.labels.index("None")
+        curve = stable_gold_threshold(result["probs"], result["gold"], caption_index(examples), none_id)
+        print(f"gold-pair F1 over thresholds on {Path(args.data).name} (the model's gold threshold: "
+              f"{model.config.gold_threshold:.3f}):\n{curve.table()}")
+        summary["curve"] = curve.to_dict()
+    if args.compare_to:
+        from mmre_demo.train.bootstrap import paired_bootstrap
+
+        other = _gold_counts(args.compare_to, examples, args, entity_types)
+        compared = paired_bootstrap(other, _counts_of_gold_result(model, examples, result), n_boot=args.n_boot)
+        print(compared.line("gold pairs", "reference", "candidate"))
+        summary["compare"] = {"to": args.compare_to, "gold": compared.to_dict()}
     if args.json:
         print(json.dumps(summary))
-    else:
-        print(" ".join(f"{k}={v}" for k, v in summary.items()))
     sys.stdout.flush()
     return 0
+
+
+def _counts_of_gold_result(model, examples: list, result: dict):
+    """Each caption's (found, predicted, gold) gold pairs at the model's gold threshold."""
+    from mmre_demo.train.end_to_end import caption_index
+    from mmre_demo.train.metrics import gold_pair_counts
+
+    return gold_pair_counts(result["probs"], result["gold"], caption_index(examples), model.config.gold_threshold,
+                            model.config.labels.index("None"))
+
+
+def _gold_counts(weights: str, examples: list, args: argparse.Namespace, entity_types=None):
+    """Gold-pair counts per caption of the model in `weights` (at its own gold threshold)."""
+    from mmre_demo.data.paths import WeightsLayout
+    from mmre_demo.device import resolve_device
+    from mmre_demo.model.relation import RelationModel
+    from mmre_demo.train.evaluate import evaluate_gold_entities
+
+    model = RelationModel.from_pretrained(WeightsLayout.find(weights).relation, device=resolve_device(args.device))
+    result = evaluate_gold_entities(model, examples, args.images, entity_types=entity_types)
+    return _counts_of_gold_result(model, examples, result)
 
 
 def _rounded(d: dict) -> dict:
@@ -312,6 +424,7 @@ def _eval_end_to_end(args: argparse.Namespace, examples: list) -> int:
                          ner_weights=args.ner_weights)
     threshold = pipe.threshold if args.threshold is None else args.threshold
     runs = predict_captions(pipe, examples, args.images, progress=not args.json and sys.stderr.isatty())
+    del pipe
     scores = score_runs(runs, threshold)
     if args.records:
         Path(args.records).parent.mkdir(parents=True, exist_ok=True)
@@ -325,5 +438,47 @@ def _eval_end_to_end(args: argparse.Namespace, examples: list) -> int:
         print(f"recall ceiling set by the tagger: {s['recall_ceiling']:.3f}")
         print("false positives: " + ", ".join(f"{k} {v}" for k, v in s["false_positives"].items()))
         print("misses: " + ", ".join(f"{k} {v}" for k, v in s["misses"].items()))
-    print(json.dumps(_rounded(scores)))
+    summary = _rounded(scores)
+    if args.curve:
+        from mmre_demo.train.end_to_end import stable_end_to_end_threshold
+
+        curve, _ = stable_end_to_end_threshold(runs)
+        print(f"end-to-end F1 over thresholds on {Path(args.data).name} (scored at {threshold:.3f}):\n"
+              f"{curve.table()}")
+        summary["curve"] = curve.to_dict()
+    if args.compare_to:
+        summary["compare"] = _compare_end_to_end(args, examples, runs, threshold)
+    print(json.dumps(summary))
+    return 0
+
+
+def _compare_end_to_end(args: argparse.Namespace, examples: list, runs: list, threshold: float) -> dict:
+    """`--compare-to`: the paired bootstrap of this model against the other, end to end (each with its own
+    threshold and tagger: `--ner-weights` and `--threshold` are this model's) and on gold pairs."""
+    from mmre_demo.pipeline import Pipeline
+    from mmre_demo.train.bootstrap import paired_bootstrap
+    from mmre_demo.train.end_to_end import caption_counts, predict_captions
+
+    other = Pipeline.load(args.compare_to, device=args.device, type_constraint=not args.no_type_constraint)
+    other_threshold = other.threshold
+    other_runs = predict_captions(other, examples, args.images, progress=not args.json and sys.stderr.isatty())
+    del other
+    e2e = paired_bootstrap(caption_counts(other_runs, other_threshold), caption_counts(runs, threshold),
+                           n_boot=args.n_boot)
+    gold = paired_bootstrap(_gold_counts(args.compare_to, examples, args), _gold_counts(args.weights, examples, args),
+                            n_boot=args.n_boot)
+    print(gold.line("gold pairs", "reference", "candidate"))
+    print(e2e.line(f"end to end (thresholds {other_threshold:.3f} / {threshold:.3f})", "reference", "candidate"))
+    print("ships only when the end-to-end interval's lower bound is above 0 (docs/evaluation.md): "
+          + ("yes" if e2e.verdict == "better" else "no"))
+    return {"to": args.compare_to, "gold": gold.to_dict(), "end_to_end": e2e.to_dict(),
+            "thresholds": {"reference": other_threshold, "candidate": threshold}}
+
+
+def cmd_dev_split(args: argparse.Namespace) -> int:
+    """Write OUT/train.txt, OUT/dev.txt and OUT/split.json (data/splits.py)."""
+    from mmre_demo.data.splits import write_dev_split
+
+    info = write_dev_split(args.train, args.out, args.fraction, args.seed)
+    print(json.dumps(info.to_dict()))
     return 0

@@ -8,6 +8,7 @@ naming the file and the line.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,22 @@ def _parse_token_line(line: str) -> tuple[str, str]:
     if len(parts) != 2 or not parts[0]:
         raise ValueError(f"expected 'token<TAB>tag', got {line!r}")
     return parts[0], normalise_tag(parts[1].strip())
+
+
+def bio_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """`[(first_word, end_word_exclusive, type)]` with the seqeval (non-strict) convention:
+    an I- that does not continue an entity of its type starts a new one."""
+    spans: list[tuple[int, int, str]] = []
+    start, etype = None, None
+    for i, tag in enumerate(list(tags) + ["O"]):
+        prefix, _, t = tag.partition("-")
+        continues = prefix == "I" and start is not None and t == etype
+        if start is not None and not continues:
+            spans.append((start, i, etype))
+            start, etype = None, None
+        if prefix in ("B", "I") and not continues:
+            start, etype = i, t
+    return spans
 
 
 def parse_conll(lines: list[str], path: str | Path = "<string>") -> list[TaggedSentence]:

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from mmre_demo.data.product_pairs import PairSource
+from mmre_demo.data.splits import DEV_FRACTION, DEV_SEED
 from mmre_demo.model.config import RelationConfig
 
-# which validation F1 picks the best epoch: the product's (end to end, detected entities) or MNRE's gold pairs
+# which dev F1 picks the best epoch: the product's (end to end, detected entities) or MNRE's gold pairs
 SelectOn = Literal["end_to_end", "gold"]
 SELECT_ON: tuple[str, ...] = get_args(SelectOn)
 
@@ -45,6 +46,10 @@ class RelationTrainConfig:
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
     select_on: SelectOn = "end_to_end"
+    # the dev split every choice is made on, carved from the training file by caption when no dev file is
+    # given (data/splits.py; docs/evaluation.md); its seed is not `seed`, so runs of any seed choose on one dev
+    dev_fraction: float = DEV_FRACTION
+    dev_seed: int = DEV_SEED
     config: RelationConfig = field(default_factory=RelationConfig)
 
 

@@ -26,6 +26,7 @@ from mmre_demo.data.mnre import MnreExample
 from mmre_demo.data.names import normalise_name
 from mmre_demo.data.schema import Entity, InputError
 from mmre_demo.prediction import Predictor, PredictRequest
+from mmre_demo.train.thresholds import ThresholdCurve, stable_threshold
 
 FALSE_POSITIVE_REASONS = ("unannotated_pair", "gold_none_pair", "wrong_label", "wrong_direction")
 MISS_REASONS = ("entity_not_detected", "boundary_differs", "relation_wrong")
@@ -161,6 +162,13 @@ def gold_by_caption(examples: Sequence[MnreExample]) -> dict[str, list[MnreExamp
     return dict(groups)
 
 
+def caption_index(examples: Sequence[MnreExample]) -> np.ndarray:
+    """Each line's caption as a number, in `gold_by_caption`'s order (so the gold-pair counts of
+    `metrics.gold_pair_counts` and the end-to-end counts of `caption_counts` are the same captions)."""
+    numbers: dict[str, int] = {}
+    return np.array([numbers.setdefault(ex.caption, len(numbers)) for ex in examples], dtype=np.int64)
+
+
 @dataclass
 class CaptionRun:
     """What the product produced for one caption (every decoded pair, before any threshold)."""
@@ -229,6 +237,16 @@ def score_runs(runs: Sequence[CaptionRun], threshold: float) -> dict[str, Any]:
     return scores
 
 
+def caption_counts(runs: Sequence[CaptionRun], threshold: float) -> np.ndarray:
+    """Each caption's (found, predicted, gold) triples at `threshold`, the counts `score_captions` sums:
+    the input of the paired bootstrap and of `thresholds.stable_threshold`."""
+    rows = []
+    for run in runs:
+        e = caption_errors(run.result(threshold))
+        rows.append((len(e.found), e.n_predicted, e.n_gold))
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
 def recall_ceiling_of_runs(runs: Sequence[CaptionRun]) -> float:
     """Share of gold relation triples whose head and tail names are both among the detected entities:
     the end-to-end recall no relation classifier can beat with these entities."""
@@ -245,7 +263,8 @@ THRESHOLD_GRID = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
 
 
 def best_threshold(runs: Sequence[CaptionRun], grid: Sequence[float] = THRESHOLD_GRID) -> tuple[float, dict[str, Any]]:
-    """The threshold with the highest end-to-end F1 on these (validation) runs, and its scores."""
+    """The threshold with the highest end-to-end F1 on these runs, and its scores: the single best point,
+    which does not travel (training and `mmre calibrate` use `stable_end_to_end_threshold`)."""
     best: tuple[float, dict[str, Any]] | None = None
     for t in grid:
         scores = score_runs(runs, t)
@@ -253,3 +272,10 @@ def best_threshold(runs: Sequence[CaptionRun], grid: Sequence[float] = THRESHOLD
             best = (float(t), scores)
     assert best is not None
     return best
+
+
+def stable_end_to_end_threshold(runs: Sequence[CaptionRun], **options: Any) -> tuple[ThresholdCurve, dict[str, Any]]:
+    """The stable threshold of these (dev) runs (`thresholds.stable_threshold`; `options` go to it), and the
+    end-to-end scores at it."""
+    curve = stable_threshold(lambda t: caption_counts(runs, t), **options)
+    return curve, score_runs(runs, curve.chosen)

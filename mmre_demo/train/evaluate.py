@@ -77,6 +77,7 @@ def evaluate_gold_entities(model: RelationModel, examples: list[MnreExample],
         "confusion": confusion_matrix(gold, pred, model.config.num_labels),
         "pred": pred,
         "gold": gold,
+        "probs": probs,  # calibrated (and type-constrained): the threshold curve and the paired bootstrap read them
     }
 
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from mmre_demo.train.thresholds import ThresholdCurve, stable_threshold
 
 
 def mnre_scores(gold: Sequence[int], pred: Sequence[int], none_id: int = 0) -> dict[str, float]:
@@ -92,7 +95,8 @@ THRESHOLD_GRID = tuple(round(float(x), 2) for x in np.arange(0.05, 0.96, 0.05))
 def best_gold_threshold(probs: np.ndarray, gold: Sequence[int], none_id: int = 0,
                         grid: Sequence[float] = THRESHOLD_GRID) -> tuple[float, float]:
     """The probability threshold (decision rule of `relation_decisions`) that maximises MNRE micro F1
-    on these (validation) gold pairs, and that F1."""
+    on these gold pairs, and that F1: the single best point, which does not travel (training and
+    `mmre calibrate` use `stable_gold_threshold`)."""
     from mmre_demo.decoding import relation_decisions
 
     best = (0.5, -1.0)
@@ -101,3 +105,24 @@ def best_gold_threshold(probs: np.ndarray, gold: Sequence[int], none_id: int = 0
         if f1 > best[1] + 1e-12:
             best = (float(t), f1)
     return best
+
+
+def gold_pair_counts(probs: np.ndarray, gold: Sequence[int], captions: Sequence[int], threshold: float,
+                     none_id: int = 0) -> np.ndarray:
+    """Each caption's (found, predicted, gold) gold pairs at `threshold` (`captions`: each line's caption
+    number, 0..n-1), the counts whose micro F1 is `mnre_scores`'s."""
+    from mmre_demo.decoding import relation_decisions
+
+    pred = relation_decisions(probs, threshold, none_id)
+    gold = np.asarray(gold)
+    captions = np.asarray(captions, dtype=np.int64)
+    per_line = np.stack([(pred == gold) & (pred != none_id), pred != none_id, gold != none_id], axis=1)
+    counts = np.zeros((int(captions.max()) + 1 if len(captions) else 0, 3), dtype=np.int64)
+    np.add.at(counts, captions, per_line.astype(np.int64))
+    return counts
+
+
+def stable_gold_threshold(probs: np.ndarray, gold: Sequence[int], captions: Sequence[int], none_id: int = 0,
+                          **options: Any) -> ThresholdCurve:
+    """The stable gold-pair threshold (`thresholds.stable_threshold`; `options` go to it)."""
+    return stable_threshold(lambda t: gold_pair_counts(probs, gold, captions, t, none_id), **options)

@@ -1,10 +1,11 @@
 """Training and evaluation of the relation model on MNRE-format files.
 
 Seeded, length-bucketed batches, AdamW with warm-up and linear decay, resumable from `OUT/last/`.
-After each epoch the model is calibrated and its thresholds tuned on validation; the best epoch (by
-the product's end-to-end F1, or by gold-pair F1) is kept. The training pairs are MNRE's lines and,
-on request, the pairs the product forms too (`data/product_pairs.py`). Images are optional:
-examples whose `img_id` is found in `--images` use it, the rest are text-only.
+After each epoch the model is calibrated and its thresholds chosen on the dev split (`train/protocol.py`:
+never on MNRE val, which only confirms the chosen model once); the best epoch (by the product's end-to-end
+F1, or by gold-pair F1, both at the stable thresholds of `train/thresholds.py`) is kept. The training
+pairs are MNRE's lines and, on request, the pairs the product forms too (`data/product_pairs.py`).
+Images are optional: examples whose `img_id` is found in `--images` use it, the rest are text-only.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,9 @@ from mmre_demo.device import resolve_device
 from mmre_demo.model.batching import ImageCache, Item, batches, predict_logits, prepare_items, run_batch
 from mmre_demo.model.relation import RelationModel, build_relation_model, load_relation_model
 from mmre_demo.train.config import RelationTrainConfig
-from mmre_demo.train.metrics import best_gold_threshold, mnre_scores
+from mmre_demo.train.metrics import mnre_scores, stable_gold_threshold
+from mmre_demo.train.protocol import Selection, confirm, selection_of
+from mmre_demo.train.thresholds import ThresholdCurve
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +147,8 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature:
 
 @dataclass
 class EpochCheck:
-    """Validation after an epoch: calibration, the two thresholds and the scores they give."""
+    """The check on dev after an epoch: calibration, the two thresholds, the scores they give and the
+    threshold curves they were read from."""
 
     label_bias: list[float]
     temperature: float
@@ -153,49 +157,57 @@ class EpochCheck:
     gold: dict  # MNRE gold-pair scores at `gold_threshold`
     calibration: dict
     end_to_end: dict | None  # the product's scores at `threshold`
+    curves: dict[str, ThresholdCurve] = field(default_factory=dict)  # "gold", "end_to_end"
 
     def selection_f1(self, select_on: str) -> float:
         return self.end_to_end["f1"] if select_on == "end_to_end" and self.end_to_end else self.gold["f1"]
 
 
-def check_on_validation(model: RelationModel, val_items: list[Item], cache: ImageCache,
-                        val_examples: list[MnreExample], tagger, images_dir, end_to_end: bool) -> EpochCheck:
-    """Calibrate (per-label offsets + temperature, likelihood on the gold pairs), then tune the gold-pair
-    threshold (gold-pair F1) and the product's threshold (end-to-end F1).
+def check_on_dev(model: RelationModel, dev_items: list[Item], cache: ImageCache, dev_examples: list[MnreExample],
+                 tagger, images_dir, end_to_end: bool) -> EpochCheck:
+    """Calibrate (per-label offsets + temperature, likelihood on the gold pairs), then choose the gold-pair
+    threshold (gold-pair F1) and the product's threshold (end-to-end F1), each the stable threshold of its
+    curve (`thresholds.stable_threshold`), all on the dev examples.
 
     Sets them on `model.config`, so the end-to-end run sees the model exactly as it would be saved.
     """
     from mmre_demo.train.calibration import calibrated, calibration_report, fit_calibration
+    from mmre_demo.train.end_to_end import caption_index
 
     none_id = model.config.labels.index("None")
-    gold = [ex.label_id for ex in val_examples]
-    logits = predict_logits(model, val_items, cache)
+    gold = [ex.label_id for ex in dev_examples]
+    logits = predict_logits(model, dev_items, cache)
     offsets, temperature = fit_calibration(logits, gold, none_id)
     probs = calibrated(logits, offsets, temperature)
-    gold_threshold, _ = best_gold_threshold(probs, gold, none_id)
+    curves = {"gold": stable_gold_threshold(probs, gold, caption_index(dev_examples), none_id)}
+    gold_threshold = curves["gold"].chosen
     cfg = model.config
     cfg.label_bias, cfg.temperature, cfg.gold_threshold = [float(b) for b in offsets], temperature, gold_threshold
     gold_scores = mnre_scores(gold, relation_decisions(probs, gold_threshold, none_id).tolist(), none_id)
     e2e, threshold = None, cfg.threshold
     if end_to_end and tagger is not None:
         from mmre_demo.pipeline import Pipeline
-        from mmre_demo.train.end_to_end import best_threshold, predict_captions
+        from mmre_demo.train.end_to_end import predict_captions, stable_end_to_end_threshold
 
         was_training = model.training
         model.eval()
         device = str(next(model.parameters()).device)
-        runs = predict_captions(Pipeline(model, tagger, device), val_examples, images_dir)
+        runs = predict_captions(Pipeline(model, tagger, device), dev_examples, images_dir)
         model.train(was_training)
-        threshold, e2e = best_threshold(runs)
-        cfg.threshold = threshold
+        curves["end_to_end"], e2e = stable_end_to_end_threshold(runs)
+        threshold = cfg.threshold = curves["end_to_end"].chosen
     report = calibration_report(logits, gold, none_id, offsets, temperature)
-    return EpochCheck(cfg.label_bias, temperature, threshold, gold_threshold, gold_scores, report, e2e)
+    return EpochCheck(cfg.label_bias, temperature, threshold, gold_threshold, gold_scores, report, e2e, curves)
 
 
-def train(args: RelationTrainConfig, train_examples: list[MnreExample], val_examples: list[MnreExample],
-          images_dir: str | Path | None = None) -> dict:
-    """Train; keep the best epoch on validation (end-to-end F1 at its tuned threshold, or gold-pair F1)
-    in OUT/best with its calibration and thresholds; returns the history."""
+def train(args: RelationTrainConfig, train_examples: list[MnreExample], dev_examples: list[MnreExample],
+          images_dir: str | Path | None = None, confirm_examples: list[MnreExample] | None = None,
+          selection: Selection | None = None, confirm_file: str = "") -> dict:
+    """Train on `train_examples`; keep the best epoch on `dev_examples` (end-to-end F1 at its stable threshold,
+    or gold-pair F1) in OUT/best with its calibration and thresholds, all chosen on dev; then score the chosen
+    model once on `confirm_examples` (MNRE val), reported in its metrics as `confirmation`, never chosen on.
+    `selection`: the record of the dev data (`protocol.choose_dev`; default: `dev_examples`, unnamed).
+    Returns the state (history, best epoch, best dev F1, confirmation)."""
     from mmre_demo.data.product_pairs import build_product_pairs
 
     _seed_everything(args.seed)
@@ -206,12 +218,14 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], val_exam
     model, state = _load_model(args, device, resume_dir)
     model.train()
     tagger = None
+    if selection is None:
+        selection = selection_of(dev_examples, train_examples, args.select_on)
     if "silver" in args.pair_sources or args.select_on == "end_to_end":
         from mmre_demo.model.ner import NerTagger
 
         tagger = NerTagger.from_pretrained(args.ner_weights)
     cache = ImageCache(model)
-    found, bad = cache.add_folder(images_dir, {e.img_id for e in train_examples + val_examples if e.img_id})
+    found, bad = cache.add_folder(images_dir, {e.img_id for e in train_examples + dev_examples if e.img_id})
     if images_dir:
         log.info("images: %d found in %s (%d unreadable); the other examples are text-only", found, images_dir, bad)
     detected = _tag_captions(tagger, train_examples) if "silver" in args.pair_sources else {}
@@ -226,7 +240,7 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], val_exam
     teacher = None
     if args.distill_from:
         teacher = torch.from_numpy(teacher_logits(args, [ex for _, ex in pairs], images_dir, out))
-    val_items = prepare_items(model, val_examples, cache)
+    dev_items = prepare_items(model, dev_examples, cache)
     rng = random.Random(args.seed)
     per_epoch = len(gold_items) + (len(extra_items) if args.extra_fraction >= 1 else
                                    int(round(len(extra_items) * args.extra_fraction)))
@@ -273,12 +287,12 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], val_exam
             seen += len(labels)
             bar.set_postfix(loss=f"{total / seen:.4f}")
         train_seconds = time.time() - started
-        check = check_on_validation(model, val_items, cache, val_examples, tagger, images_dir,
-                                    args.select_on == "end_to_end")
+        check = check_on_dev(model, dev_items, cache, dev_examples, tagger, images_dir,
+                             args.select_on == "end_to_end")
         e2e = check.end_to_end or {}
-        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_f1": check.gold["f1"],
-               "val_precision": check.gold["precision"], "val_recall": check.gold["recall"],
-               "val_accuracy": check.gold["accuracy"], "gold_threshold": check.gold_threshold,
+        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "dev_f1": check.gold["f1"],
+               "dev_precision": check.gold["precision"], "dev_recall": check.gold["recall"],
+               "dev_accuracy": check.gold["accuracy"], "gold_threshold": check.gold_threshold,
                "none_bias": check.calibration["none_offset"], "temperature": round(check.temperature, 4),
                "ece_before": round(check.calibration["ece_before"], 4),
                "ece_after": round(check.calibration["ece_after"], 4),
@@ -294,13 +308,33 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], val_exam
         if check.selection_f1(args.select_on) > state["best_f1"]:
             state["best_f1"] = check.selection_f1(args.select_on)
             state["best_epoch"] = epoch
-            model.config.metrics = {"val": check.gold, "epoch": epoch,
+            model.config.metrics = {"dev": check.gold, "epoch": epoch,
                                     "calibration": check.calibration, "end_to_end": e2e or None,
-                                    "pair_sources": list(args.pair_sources), "selected_on": args.select_on}
+                                    "pair_sources": list(args.pair_sources), "selected_on": "dev",
+                                    "select_metric": args.select_on, "selection": selection.to_dict(),
+                                    "threshold_curves": {k: c.to_dict() for k, c in check.curves.items()}}
             model.save_pretrained(out / "best")
         state["epoch"] = epoch
         _save_last(out, model, optimizer, scheduler, state)
     if writer is not None:
         writer.close()
     (out / "history.json").write_text(json.dumps(state["history"], indent=2))
+    if confirm_examples and (out / "best").is_dir():
+        # end to end only when the product's threshold was chosen (on dev): with --select-on gold it was not
+        state["confirmation"] = _confirm_best(out / "best", confirm_examples, images_dir,
+                                              tagger if args.select_on == "end_to_end" else None, device, confirm_file)
     return state
+
+
+def _confirm_best(best: Path, examples: list[MnreExample], images_dir, tagger, device: str, file: str) -> dict:
+    """Score the chosen model once on the confirmation set; saved as its `metrics["confirmation"]`."""
+    model = load_relation_model(best, device=device)
+    result = confirm(model, examples, images_dir, tagger, file)
+    model.config.metrics = {**model.config.metrics, "confirmation": result}
+    model.save_pretrained(best)
+    e2e = result.get("end_to_end") or {}
+    log.info("confirmation on %s (reported, never chosen on): gold-pair F1 %.4f%s. Against the shipped model: "
+             "mmre eval --data VAL --detect-entities --weights %s --compare-to weights (docs/evaluation.md)",
+             file or "the confirmation set", result["gold"]["f1"],
+             f", end-to-end F1 {e2e['f1']:.4f}" if e2e else "", best)
+    return result

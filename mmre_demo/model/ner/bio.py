@@ -1,4 +1,5 @@
-"""BIO rules: tags -> entity spans (seqeval's convention), repair of stray I- tags, valid moves."""
+"""BIO rules: tags -> entity spans (seqeval's convention; `bio_spans` lives in the torch-free `data/conll.py`
+and is re-exported here), repair of stray I- tags, valid moves."""
 
 from __future__ import annotations
 
@@ -7,21 +8,9 @@ from collections.abc import Sequence
 
 import torch
 
+from mmre_demo.data.conll import bio_spans
 
-def bio_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
-    """`[(first_word, end_word_exclusive, type)]` with the seqeval (non-strict) convention:
-    an I- that does not continue an entity of its type starts a new one."""
-    spans: list[tuple[int, int, str]] = []
-    start, etype = None, None
-    for i, tag in enumerate(list(tags) + ["O"]):
-        prefix, _, t = tag.partition("-")
-        continues = prefix == "I" and start is not None and t == etype
-        if start is not None and not continues:
-            spans.append((start, i, etype))
-            start, etype = None, None
-        if prefix in ("B", "I") and not continues:
-            start, etype = i, t
-    return spans
+__all__ = ["allowed_transitions", "bio_spans", "repair_bio"]  # bio_spans lives with the CoNLL reader (torch-free)
 
 
 def repair_bio(tags: Sequence[str]) -> list[str]:

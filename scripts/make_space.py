@@ -6,7 +6,7 @@
 The folder holds exactly: app.py, the mmre_demo package, weights/, assets/, requirements.txt (for the
 Space's Python), packages.txt (Debian packages the Space installs with apt), README.md (the Space's front
 matter: sdk_version is the Gradio installed here, python_version this interpreter's) and .gitattributes
-(Git LFS for the weights). README "Hugging Face Spaces" shows how to push it (untested: no Hub here).
+(Git LFS for the weights). docs/install.md "Hugging Face Spaces" shows how to push it (untested: no Hub here).
 
 Text in the image: the README installs rapidocr-onnxruntime with `pip install --no-deps` because it asks
 for the GUI build of OpenCV, which needs libGL; a requirements file cannot say --no-deps. A Space does
@@ -91,7 +91,7 @@ def space_readme(readme: str) -> str:
     header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
     return (f"---\n{header}---\n\n# {meta['title']}\n\n{first_paragraph(readme)}\n\n"
             f"Assembled by `scripts/make_space.py` from the mmre_demo repository (commit {commit()}); its README "
-            "has the command line, the model and the measured results.\n")
+            "has the measured results and links to the command line and the model.\n")
 
 
 def make_space(out: Path, torch_index_url: str | None = TORCH_CPU_INDEX) -> Path:

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_WEIGHTS = PROJECT_ROOT / "weights"
-WEIGHTS_ENV = "MMRE_WEIGHTS"  # the default weights folder (README "Command line")
+WEIGHTS_ENV = "MMRE_WEIGHTS"  # the default weights folder (docs/cli.md "Which weights")
 _DEPRECATED_WEIGHTS_ENV = "MMRE_WEIGHTS_DIR"  # its old name, still read
 RELATION_SUBDIR, TAGGER_SUBDIR = "relation", "ner"
 _VERSIONED_SUFFIXES = (".json", ".safetensors")  # what a saved model is (README files are not)

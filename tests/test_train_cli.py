@@ -191,3 +191,42 @@ def test_image_text_training_needs_the_images(tiny_setup, capsys):
                  "--text-backbone", bert, "--vision-backbone", vit, "--image-text"])
     assert code == 2
     assert "--image-text reads the text in the training images" in capsys.readouterr().err
+
+
+CONLL = """IMGID:1
+Alice\tB-PER
+visits\tO
+Acme\tB-ORG
+Corp\tI-ORG
+in\tO
+Paris\tB-LOC
+
+IMGID:2
+only\tO
+Bob\tB-PER
+
+"""
+
+
+def test_a_transfer_set_is_learnt_from_the_teachers_alone(tiny_setup, capsys):
+    """`--transfer-set`: every ordered pair of a tweet's entities is scored by the teacher beside the MNRE pairs
+    (3 entities: 6 pairs; a tweet with one entity gives none), and the student trains on them."""
+    tmp, data, images, bert, vit = tiny_setup
+    conll = tmp / "train.txt"
+    conll.write_text(CONLL)
+    common = ["train", "--train", str(data), "--dev", str(data), "--out", "", "--text-backbone", bert,
+              "--vision-backbone", vit, "--lora-r", "2", "--batch-size", "4", "--seed", "1", "--epochs", "1",
+              "--select-on", "gold"]
+    teacher = [*common[:common.index("--out") + 1], str(tmp / "teacher"), *common[common.index("--out") + 2:]]
+    assert main(teacher) == 0
+    student = [*common[:common.index("--out") + 1], str(tmp / "student"), *common[common.index("--out") + 2:]]
+    assert main(student + ["--transfer-set", str(conll)]) == 2
+    assert "--transfer-set has no relation labels" in capsys.readouterr().err
+    assert main(student + ["--transfer-set", str(conll), "--distill-from", str(tmp / "teacher" / "best")]) == 0
+    import numpy as np
+
+    assert np.load(tmp / "student" / "teacher_logits.npy").shape == (len(LINES) * 4 + 6, 23)
+    test_file = tmp / "test.txt"
+    test_file.write_text(CONLL)
+    assert main(student + ["--transfer-set", str(test_file), "--distill-from", str(tmp / "teacher" / "best")]) == 2
+    assert "a test split is held out" in capsys.readouterr().err

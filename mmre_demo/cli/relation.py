@@ -88,6 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="share of the distillation term in the loss (default: %(default)s)")
     t.add_argument("--distill-temperature", type=float, default=run.distill_temperature,
                    help="softening of both distributions (default: %(default)s)")
+    t.add_argument("--transfer-set", nargs="+", metavar="CONLL",
+                   help="Twitter NER train/valid files (CoNLL) whose tweets' entity pairs the student learns from the "
+                        "teachers alone (needs --distill-from; test files are refused)")
     t.add_argument("--select-on", choices=SELECT_ON, default=run.select_on,
                    help="best epoch by the product's end-to-end F1 on dev (default) or by gold-pair F1")
     t.set_defaults(handler=cmd_train)
@@ -203,6 +206,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError(f"--silver-weight must be positive, got {args.silver_weight}")
     if not args.train and not args.annotations:
         raise InputError("give the training data: --train FILE (MNRE lines) and/or --annotations DB")
+    if args.transfer_set and not args.distill_from:
+        raise InputError("--transfer-set has no relation labels: the student learns it from --distill-from teachers")
     train_ex, bad_t = read_mnre(args.train, skip_bad=args.skip_bad) if args.train else ([], 0)
     val_ex, bad_v = read_mnre(args.val, skip_bad=args.skip_bad) if args.val else ([], 0)
     if bad_t or bad_v:
@@ -231,6 +236,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       ner_weights=Path(args.ner_weights) if args.ner_weights else None, select_on=args.select_on,
                       distill_from=tuple(Path(t) for t in args.distill_from or ()),
                       distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
+                      transfer_files=tuple(Path(f) for f in args.transfer_set or ()),
                       dev_fraction=args.dev_fraction, dev_seed=args.dev_seed)
     state = train(targs, train_ex, choice.dev, images_dir=args.images, confirm_examples=val_ex or None,
                   selection=choice.selection, confirm_file=Path(args.val).name if args.val else "")

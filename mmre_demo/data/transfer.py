@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmre_demo.data.conll import bio_spans, read_conll, twitter_ner_files
-from mmre_demo.data.mnre import tokens_to_caption
+from mmre_demo.data.labels import NONE_LABEL
+from mmre_demo.data.mnre import MnreExample, tokens_to_caption
 from mmre_demo.data.names import normalise_name
 from mmre_demo.data.schema import Entity, InputError
 
@@ -66,3 +67,17 @@ def _captions(paths: list[Path], min_entities: int) -> Iterator[TransferCaption]
             if len({name for e in entities if (name := normalise_name(e.text))}) >= min_entities:
                 yield TransferCaption(caption, sentence.tokens, tuple(entities), sentence.img_id, source,
                                       sentence.line_no)
+
+
+def transfer_pairs(captions: Iterator[TransferCaption] | Sequence[TransferCaption],
+                   max_pairs: int = 30) -> list[MnreExample]:
+    """Every ordered pair of a caption's entities with different names (at most `max_pairs` per caption, the
+    product's cap), as examples a teacher scores. Their relation is a placeholder (`None`): the transfer set
+    has no relation labels, so training reads only the teacher's distribution on them, never this label. No
+    image: the Twitter images are not MNRE's and are not here."""
+    out: list[MnreExample] = []
+    for c in captions:
+        pairs = [(h, t) for h in c.entities for t in c.entities
+                 if normalise_name(h.text) != normalise_name(t.text)]
+        out += [MnreExample(c.caption, h, t, NONE_LABEL, None, c.tokens, c.line_no) for h, t in pairs[:max_pairs]]
+    return out

@@ -45,6 +45,9 @@ class RelationTrainConfig:
     distill_from: tuple[Path, ...] = ()
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
+    # unlabelled captions with gold entities (Twitter-2015/2017 train + valid CoNLL files; data/transfer.py):
+    # every ordered pair is scored by the teachers and learnt from their distribution alone (no hard label)
+    transfer_files: tuple[Path, ...] = ()
     select_on: SelectOn = "end_to_end"
     # the dev split every choice is made on, carved from the training file by caption when no dev file is
     # given (data/splits.py; docs/evaluation.md); its seed is not `seed`, so runs of any seed choose on one dev

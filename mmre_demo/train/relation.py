@@ -106,6 +106,23 @@ def _load_model(args: RelationTrainConfig, device: str, resume_dir: Path) -> tup
     return build_relation_model(args.config).to(device), fresh
 
 
+TRANSFER = "transfer"  # the pair source of the transfer set: learnt from the teachers' distribution alone
+
+
+def _transfer_pairs(args: RelationTrainConfig, counts: dict) -> list[tuple[str, MnreExample]]:
+    """The transfer set's pairs (source `TRANSFER`), counted into `counts`."""
+    if not args.transfer_files:
+        return []
+    if not args.distill_from:
+        raise InputError("a transfer set has no relation labels: it needs teachers (distill_from)")
+    from mmre_demo.data.transfer import transfer_captions, transfer_pairs
+
+    examples = transfer_pairs(transfer_captions(args.transfer_files))
+    counts[TRANSFER] = len(examples)
+    log.info("transfer set: %d pairs from %d files", len(examples), len(args.transfer_files))
+    return [(TRANSFER, ex) for ex in examples]
+
+
 def teacher_logits(args: RelationTrainConfig, examples: list[MnreExample], images_dir, out: Path) -> np.ndarray:
     """What the student learns from on every training pair: one teacher's raw logits, or for several (an
     ensemble) the mean of their log-probabilities. Each teacher's logits are computed once and kept in
@@ -230,6 +247,7 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], dev_exam
         log.info("images: %d found in %s (%d unreadable); the other examples are text-only", found, images_dir, bad)
     detected = _tag_captions(tagger, train_examples) if "silver" in args.pair_sources else {}
     pairs, counts = build_product_pairs(train_examples, detected, args.pair_sources)
+    pairs += _transfer_pairs(args, counts)
     log.info("training pairs: %s", json.dumps(counts))
     items = prepare_items(model, [ex for _, ex in pairs], cache,
                           weights=[args.silver_weight if source == "silver" else 1.0 for source, _ in pairs])
@@ -276,7 +294,8 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], dev_exam
             if teacher is not None:
                 rows = torch.tensor([i for it in batch for i in it.indices])
                 kd = distillation_loss(output.logits, teacher[rows].to(output.logits.device), args.distill_temperature)
-                per_row = (1 - args.distill_weight) * per_row + args.distill_weight * kd
+                labelled = torch.tensor([pairs[i][0] != TRANSFER for i in rows.tolist()], device=kd.device)
+                per_row = torch.where(labelled, (1 - args.distill_weight) * per_row + args.distill_weight * kd, kd)
             loss = (per_row * weights).sum() / weights.sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

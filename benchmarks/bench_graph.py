@@ -89,7 +89,8 @@ def main() -> None:
     import torch  # noqa: F401 - loaded before timing, as in the app
 
     from mmre_demo.annotations import AnnotationStore
-    from mmre_demo.ui import callbacks as cb
+    from mmre_demo.ui import graph as gt
+    from mmre_demo.ui import outputs
     from mmre_demo.ui.controller import Controller
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_graph_"))
@@ -111,12 +112,12 @@ def main() -> None:
     out = {}
 
     def open_corpus() -> None:
-        out.update(cb.load_graph(ctl, str(path), 0.5, None))
+        out.update(gt.load_graph(ctl, str(path), 0.5, None))
 
     results["open_10k_s"] = round(median_s(open_corpus, args.repeats), 3)
-    s = out[cb.Output.TAB]
+    s = out[outputs.Output.TAB]
     results["session_keeps"] = {"nodes": s.graph.number_of_nodes(), "edges": s.graph.number_of_edges()}
-    results["status"] = out[cb.Output.STATUS].message
+    results["status"] = out[outputs.Output.STATUS].message
     if args.screenshot:
         fig, _ = kg.figure(view150, 0.0, title=note)
         screenshot(fig, Path(args.screenshot))

@@ -63,24 +63,24 @@ def test_latest_decision_wins_but_history_is_kept(tmp_path):
 
 
 def test_durable_across_store_and_controller_recreation(tmp_path, pipeline):
-    from mmre_demo.ui import callbacks as cb
+    from mmre_demo.ui import extract, review
     from mmre_demo.ui.controller import Controller, examples
     from mmre_demo.ui.outputs import Output
 
     db = tmp_path / "ann.sqlite3"
     ex = examples()[0]
     ctl = Controller(pipeline=pipeline, annotations=AnnotationStore(db), export_dir=tmp_path / "exp")
-    out = cb.run(ctl, ex["path"], ex["caption"], 0.5, False, None)
+    out = extract.run(ctl, ex["path"], ex["caption"], 0.5, False, None)
     s = out[Output.TAB]
-    out = cb.annotate(ctl, "1", "accept", None, "alice", 0.5, s)
+    out = extract.annotate(ctl, "1", "accept", None, "alice", 0.5, s)
     assert out[Output.STATUS].kind == "ok", out[Output.STATUS]
-    out = cb.annotate(ctl, "2", "relabel", "/per/loc/place_of_residence", "alice", 0.5, s)
+    out = extract.annotate(ctl, "2", "relabel", "/per/loc/place_of_residence", "alice", 0.5, s)
     assert out[Output.STATUS].kind == "ok", out[Output.STATUS]
     del ctl
     # the "app restarts": a new store and a new controller on the same file
     ctl2 = Controller(pipeline=pipeline, annotations=AnnotationStore(db), export_dir=tmp_path / "exp2")
     assert len(ctl2.annotations.rows()) == 2
-    text = open(cb.export_annotations(ctl2)[Output.ANNOTATIONS_FILE], encoding="utf-8").read()
+    text = open(review.export_annotations(ctl2)[Output.ANNOTATIONS_FILE], encoding="utf-8").read()
     rels = [parse_mnre_line(ln).relation for ln in text.splitlines()]
     assert len(rels) == 2 and rels[1] == "/per/loc/place_of_residence"
     img_id = parse_mnre_line(text.splitlines()[0]).img_id

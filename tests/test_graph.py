@@ -182,3 +182,57 @@ def test_posts_and_their_scores_survive_the_exports(tmp_path):
             d = back.edges[a, b, "/per/org/member_of"]
             assert d["posts"] == ["p1", "p2"] and d["post_scores"] == [0.7, 0.9] and d["score"] == 0.9
     assert kg.posts_table(kg.read_graph(tmp_path / "mmre_graph.json"))["p2"]["caption"] == "Acme hires Ann"
+
+
+def test_drawn_counts_say_what_the_figure_title_says():
+    from mmre_demo.kge.predict import Suggestion
+
+    g = kg.new_graph()
+    a, b, c = kg.add_entity(g, "Ann", "PER"), kg.add_entity(g, "Acme", "ORG"), kg.add_entity(g, "Bob", "PER")
+    kg.add_relation(g, a, "/per/org/member_of", b, 0.9)
+    kg.add_relation(g, c, "/per/org/member_of", b, 0.2)  # below the threshold
+    sug = [Suggestion(head=a, relation="/per/per/peer", tail=c, score=0.4)] * 2  # one link, listed twice
+    fig, _ = kg.figure(g, 0.5, suggestions=sug)
+    counts = kg.drawn_counts(g, 0.5, sug)
+    assert counts == "3 entities, 1 relations, 1 suggested link (threshold 0.50)"
+    assert fig.layout.title.text == f"Knowledge graph — {counts}"
+
+
+def _decided(relation: str, decision: str, replaces=None):
+    from mmre_demo.annotations import Candidate, Decision
+
+    caption = "Ann joined Acme."
+    cand = Candidate(caption, None, Entity("Ann", 0, 3, "PER"), Entity("Acme", 11, 15, "ORG"), "/per/org/member_of",
+                     0.8)
+    return Decision(cand, "ana", decision, relation, replaces=replaces)
+
+
+def test_a_decision_replaces_what_stood_on_the_pair_and_its_undo_brings_it_back():
+    from mmre_demo.annotations import Undo
+
+    g = kg.new_graph()
+    a, b = kg.add_entity(g, "Ann", "PER"), kg.add_entity(g, "Acme", "ORG")
+    kg.add_relation(g, a, "/per/org/member_of", b, 0.8)
+    kg.add_relation(g, a, "/org/org/subsidiary", b, 0.1)  # the model's other relation for the pair
+    first = _decided("/per/loc/place_of_residence", "relabel")
+    kg.apply_decision(g, first)
+    assert {(k, d["source"]) for _, _, k, d in g.edges(keys=True, data=True)} == {
+        ("/per/loc/place_of_residence", kg.ANNOTATED)}
+    second = _decided("None", "reject", replaces=first)
+    kg.apply_decision(g, second)  # the earlier decision goes with it
+    assert g.number_of_edges() == 0
+    kg.take_back_decision(g, Undo(second, first))  # the earlier decision stands again
+    assert [k for *_, k in g.edges(keys=True)] == ["/per/loc/place_of_residence"]
+    kg.take_back_decision(g, Undo(first, None))  # nothing decided: the prediction stands again
+    assert {(k, d["source"]) for _, _, k, d in g.edges(keys=True, data=True)} == {
+        ("/per/org/member_of", kg.PREDICTED)}
+
+
+def test_an_added_suggestion_keeps_its_rank_and_gives_way_to_a_prediction():
+    g = kg.new_graph()
+    a, b = kg.add_entity(g, "Ann", "PER"), kg.add_entity(g, "Acme", "ORG")
+    kg.add_suggested_link(g, a, "/per/org/member_of", b, 0.4, rank=2)
+    d = g.edges[a, b, "/per/org/member_of"]
+    assert (d["source"], d["rank"]) == (kg.SUGGESTED, 2)
+    kg.add_relation(g, a, "/per/org/member_of", b, 0.9, kg.PREDICTED)
+    assert g.edges[a, b, "/per/org/member_of"]["source"] == kg.PREDICTED

@@ -17,8 +17,11 @@ from mmre_demo import graph as kg
 from mmre_demo.annotations import AnnotationStore
 from mmre_demo.data.labels import fitting_relations
 from mmre_demo.data.schema import Entity, InputError
-from mmre_demo.ui import callbacks as cb
-from mmre_demo.ui.controller import Controller, PipelineLoader, TabState, examples
+from mmre_demo.ui import extract as extract_tab
+from mmre_demo.ui import graph as graph_tab
+from mmre_demo.ui import layout
+from mmre_demo.ui import review as review_tab
+from mmre_demo.ui.controller import Controller, PipelineLoader, examples
 from mmre_demo.ui.outputs import (
     EVIDENCE,
     EXTRACTION,
@@ -29,8 +32,11 @@ from mmre_demo.ui.outputs import (
     Choices,
     Output,
     Status,
+    callback,
+    hide_server_paths,
 )
 from mmre_demo.ui.render import entity_segments, word_segments
+from mmre_demo.ui.state import TabState
 from tests.conftest import app_controller
 
 CAPTION = "Astronaut Eileen Collins of NASA poses at the Johnson Space Center in Houston."
@@ -45,7 +51,7 @@ def ctl(pipeline, tmp_path_factory):
 @pytest.fixture(scope="module")
 def _first_run(ctl):
     ex = examples()[0]
-    return cb.run(ctl, ex["path"], ex["caption"], 0.5, False, None)
+    return extract_tab.run(ctl, ex["path"], ex["caption"], 0.5, False, None)
 
 
 @pytest.fixture()
@@ -96,16 +102,16 @@ def test_the_graph_is_drawn_while_its_tab_is_open(ctl):
     """Extracting with another tab open leaves the drawing alone; opening the Graph tab draws what the
     extraction added; while it is open each extraction redraws it; leaving it stops that again."""
     first, second = examples()[:2]
-    s = ok(cb.run(ctl, None, first["caption"], 0.5, False, None))[Output.TAB]
-    opened = ok(cb.show_graph(ctl, 0.5, s))
+    s = ok(extract_tab.run(ctl, None, first["caption"], 0.5, False, None))[Output.TAB]
+    opened = ok(graph_tab.show_graph(ctl, 0.5, s))
     drawn = {str(n) for tr in opened[Output.GRAPH].data for n in (tr.customdata if tr.customdata is not None else [])}
     assert drawn and drawn <= set(s.graph) and opened[Output.NODE].choices
-    out = ok(cb.run(ctl, second["path"], second["caption"], 0.5, False, s, read_text=False))
+    out = ok(extract_tab.run(ctl, second["path"], second["caption"], 0.5, False, s, read_text=False))
     assert out[Output.GRAPH].data and isinstance(out[Output.NODE], Choices)
     redrawn = {str(n) for tr in out[Output.GRAPH].data for n in (tr.customdata if tr.customdata is not None else [])}
     assert drawn < redrawn  # the second post's entities (and its image) joined the drawing
-    ok(cb.leave_graph(ctl, s))
-    out = ok(cb.run(ctl, None, first["caption"], 0.5, False, s))
+    ok(graph_tab.leave_graph(ctl, s))
+    out = ok(extract_tab.run(ctl, None, first["caption"], 0.5, False, s))
     assert Output.GRAPH not in out and Output.NODE not in out
 
 
@@ -144,7 +150,7 @@ def test_graph_and_annotation_store_name_an_upload_alike(ctl, first):
 def test_every_example_runs(ctl):
     s = None
     for e in examples():
-        out = ok(cb.run(ctl, e["path"], e["caption"], 0.5, False, s))
+        out = ok(extract_tab.run(ctl, e["path"], e["caption"], 0.5, False, s))
         s = out[Output.TAB]
         if e["path"] is None:
             assert "caption alone" in out[Output.STATUS].message
@@ -156,18 +162,18 @@ def test_every_example_runs(ctl):
 
 def test_toggle_none_and_threshold(ctl, first):
     s = first[Output.TAB]
-    hidden = ok(cb.refilter(ctl, 0.5, False, s))
-    shown = ok(cb.refilter(ctl, 0.5, True, s))
+    hidden = ok(extract_tab.refilter(ctl, 0.5, False, s))
+    shown = ok(extract_tab.refilter(ctl, 0.5, True, s))
     assert len(shown[Output.RELATIONS_DF]) > len(hidden[Output.RELATIONS_DF])
     assert any(r[2] == "None" for r in shown[Output.RELATIONS_DF])
-    strict = ok(cb.refilter(ctl, 0.99, False, s))
+    strict = ok(extract_tab.refilter(ctl, 0.99, False, s))
     assert len(strict[Output.RELATIONS_DF]) <= len(hidden[Output.RELATIONS_DF])
     assert all(r[4] >= 0.99 for r in strict[Output.RELATIONS_DF])
 
 
 def test_explain_pair(ctl, first):
     s = first[Output.TAB]
-    out = ok(cb.explain(ctl, "2", s))
+    out = ok(extract_tab.explain(ctl, "2", s))
     assert out[Output.EVIDENCE_IMG] is not None and "probability" in out[Output.EVIDENCE_MD]
     assert s.pair_index == 1
     assert set(out) == {Output.TAB, Output.EVIDENCE_IMG, Output.EVIDENCE_MD, Output.WORDS, Output.NEW_LABEL}
@@ -176,26 +182,26 @@ def test_explain_pair(ctl, first):
 @pytest.mark.parametrize("pair, words", [("999", ["#999 does not exist"]), ("abc", ["unknown pair"]),
                                          ("#", ["unknown pair"])])
 def test_explain_refuses_unknown_pairs(ctl, first, pair, words):
-    warns(cb.explain(ctl, pair, first[Output.TAB]), *words)
+    warns(extract_tab.explain(ctl, pair, first[Output.TAB]), *words)
 
 
 @pytest.mark.parametrize("pair, words", [("999", ["#999 does not exist"]), ("abc", ["unknown pair"])])
 def test_annotate_refuses_unknown_pairs_like_explain(ctl, first, pair, words):
-    warns(cb.annotate(ctl, pair, "accept", None, "bob", 0.5, first[Output.TAB]), *words)
+    warns(extract_tab.annotate(ctl, pair, "accept", None, "bob", 0.5, first[Output.TAB]), *words)
 
 
 def test_rerun_with_edited_entities(ctl):
     cap = "Barack Obama met Angela Merkel in Berlin."
     rows = [["Barack Obama", "PER", 0, 12], ["Angela Merkel", "per", "", ""], ["Berlin", "LOC", None, None],
             ["", "ORG", None, None]]  # empty text = removed row
-    out = ok(cb.rerun(ctl, None, cap, rows, 0.0, True, None))
+    out = ok(extract_tab.rerun(ctl, None, cap, rows, 0.0, True, None))
     assert [r[0] for r in out[Output.ENTITIES_DF]] == ["Barack Obama", "Angela Merkel", "Berlin"]
     assert out[Output.ENTITIES_DF][1][1] == "PER" and out[Output.ENTITIES_DF][1][2] == 17
     assert len(out[Output.RELATIONS_DF]) == 3  # one row per entity pair
     # retype: Berlin as an ORG
     rows2 = [r[:] for r in out[Output.ENTITIES_DF]]
     rows2[2][1] = "ORG"
-    out2 = ok(cb.rerun(ctl, None, cap, rows2, 0.0, True, out[Output.TAB]))
+    out2 = ok(extract_tab.rerun(ctl, None, cap, rows2, 0.0, True, out[Output.TAB]))
     assert "ORG:Berlin" in out2[Output.TAB].graph
 
 
@@ -208,18 +214,18 @@ def test_rerun_with_edited_entities(ctl):
     ([["Berlin", "LOC", "x", "y"]], ["whole numbers"]),
 ])
 def test_bad_entity_spans(ctl, rows, words):
-    warns(cb.rerun(ctl, None, "Barack Obama met Angela Merkel in Berlin.", rows, 0.5, False, None), *words)
+    warns(extract_tab.rerun(ctl, None, "Barack Obama met Angela Merkel in Berlin.", rows, 0.5, False, None), *words)
 
 
 def test_parse_entity_rows_accepts_dataframes():
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame([["Berlin", "LOC", np.nan, np.nan]], columns=["text", "type", "start", "end"])
-    assert cb.parse_entity_rows("in Berlin", df) == [Entity("Berlin", 3, 9, "LOC")]
+    assert extract_tab.parse_entity_rows("in Berlin", df) == [Entity("Berlin", 3, 9, "LOC")]
 
 
 @pytest.mark.parametrize("text, index", [("2", 1), ("#2", 1), ("#2 Eileen → NASA: member_of (0.90)", 1), (3, 2)])
 def test_pair_number_reads_the_number_of_the_hash_column(text, index):
-    assert cb.pair_number(text, 3) == index
+    assert extract_tab.pair_number(text, 3) == index
 
 
 # ----------------------------------------------------------------------------------- bad input
@@ -236,21 +242,21 @@ def _png_with_size(path: Path, w: int, h: int) -> Path:
 def test_a_non_image_upload_is_refused_by_run_and_preview(ctl, tmp_path):
     txt = tmp_path / "notes.txt"
     txt.write_text("not an image")
-    warns(cb.run(ctl, str(txt), CAPTION, 0.5, False, None), "not an image")
-    warns(cb.preview(ctl, str(txt)), "not an image")
+    warns(extract_tab.run(ctl, str(txt), CAPTION, 0.5, False, None), "not an image")
+    warns(extract_tab.preview(ctl, str(txt)), "not an image")
 
 
 def test_a_truncated_jpeg_is_refused_as_truncated(ctl, tmp_path):
     good = Path(examples()[0]["path"]).read_bytes()
     trunc = tmp_path / "trunc.jpg"
     trunc.write_bytes(good[: len(good) // 3])
-    warns(cb.run(ctl, str(trunc), CAPTION, 0.5, False, None), "trunc.jpg", "corrupt or truncated")
+    warns(extract_tab.run(ctl, str(trunc), CAPTION, 0.5, False, None), "trunc.jpg", "corrupt or truncated")
 
 
 def test_a_decompression_bomb_is_refused_before_decoding(ctl, tmp_path):
     huge = _png_with_size(tmp_path / "huge.png", 20000, 20000)
-    warns(cb.run(ctl, str(huge), CAPTION, 0.5, False, None), "huge.png", "too large", "limit")
-    warns(cb.preview(ctl, str(huge)), "limit")
+    warns(extract_tab.run(ctl, str(huge), CAPTION, 0.5, False, None), "huge.png", "too large", "limit")
+    warns(extract_tab.preview(ctl, str(huge)), "limit")
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "P", "I;16", "1"])
@@ -260,26 +266,26 @@ def test_odd_image_modes(ctl, tmp_path, mode):
         (np.asarray(img.convert("L"), dtype=np.uint16) * 250), mode="I;16")
     path = tmp_path / f"img_{mode.replace(';', '')}.{'jpg' if mode == 'CMYK' else 'tiff' if mode == 'I;16' else 'png'}"
     img.save(path)
-    out = ok(cb.run(ctl, str(path), CAPTION, 0.5, False, None))
+    out = ok(extract_tab.run(ctl, str(path), CAPTION, 0.5, False, None))
     assert out[Output.EVIDENCE_IMG] is not None
-    assert ok(cb.preview(ctl, str(path)))[Output.PREVIEW].mode == "RGB"
+    assert ok(extract_tab.preview(ctl, str(path)))[Output.PREVIEW].mode == "RGB"
 
 
 def test_animated_gif(ctl, tmp_path):
     frames = [Image.new("RGB", (64, 48), c) for c in ("red", "green", "blue")]
     path = tmp_path / "anim.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
-    ok(cb.run(ctl, str(path), CAPTION, 0.5, False, None))
+    ok(extract_tab.run(ctl, str(path), CAPTION, 0.5, False, None))
 
 
 @pytest.mark.parametrize("caption, words", [("", ["empty"]), ("   \n ", ["empty"]),
                                             ("Paris " * 834, ["5004 characters", "limit"])])
 def test_empty_and_over_long_captions_are_refused(ctl, caption, words):
-    warns(cb.run(ctl, None, caption, 0.5, False, None), *words)
+    warns(extract_tab.run(ctl, None, caption, 0.5, False, None), *words)
 
 
 def test_a_caption_without_entities_says_how_to_add_them(ctl):
-    out = ok(cb.run(ctl, None, "the weather is nice today and nothing happened", 0.5, False, None))
+    out = ok(extract_tab.run(ctl, None, "the weather is nice today and nothing happened", 0.5, False, None))
     assert out[Output.RELATIONS_DF] == [] and out[Output.STATUS].kind == "warn"
     assert "add them in the entity table" in out[Output.STATUS].message
 
@@ -289,14 +295,14 @@ def test_unicode_captions(ctl):
                 "Владимир Путин встретился с Ангелой Меркель в Москве.",
                 "التقى محمد بن سلمان مع دونالد ترامب في الرياض",
                 "東京で安倍晋三がトヨタの社長と会った。"):
-        ok(cb.run(ctl, None, cap, 0.5, False, None))
+        ok(extract_tab.run(ctl, None, cap, 0.5, False, None))
     cap = "🚀 Elon Musk of SpaceX 🎉"
     rows = [["Elon Musk", "PER", None, None], ["SpaceX", "ORG", None, None]]
-    out = ok(cb.rerun(ctl, None, cap, rows, 0.0, True, None))
+    out = ok(extract_tab.rerun(ctl, None, cap, rows, 0.0, True, None))
     assert len(out[Output.RELATIONS_DF]) == 1  # one row per entity pair
     rtl = "التقى محمد مع دونالد ترامب"
     rows = [["محمد", "PER", None, None], ["دونالد ترامب", "PER", None, None]]
-    out = ok(cb.rerun(ctl, None, rtl, rows, 0.0, True, None))
+    out = ok(extract_tab.rerun(ctl, None, rtl, rows, 0.0, True, None))
     assert "".join(t for t, _ in out[Output.ENTITIES_HL]) == rtl
 
 
@@ -304,7 +310,7 @@ def test_thirty_entities_are_capped(ctl):
     names = [f"Person{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(30)]
     cap = " and ".join(names) + " met."
     rows = [[n, "PER", None, None] for n in names]
-    out = ok(cb.rerun(ctl, None, cap, rows, 0.0, True, None))
+    out = ok(extract_tab.rerun(ctl, None, cap, rows, 0.0, True, None))
     assert "435 entity pairs" in out[Output.STATUS].message and "15 pairs" in out[Output.STATUS].message
     assert len(out[Output.TAB].prediction.pairs) == 15
 
@@ -321,17 +327,17 @@ def test_word_segments_without_weights_are_the_plain_caption():
 # ----------------------------------------------------------------------------------- graph, export
 def test_graph_accumulates_clears_and_exports(ctl, tmp_path):
     ex = examples()
-    out = ok(cb.run(ctl, ex[0]["path"], ex[0]["caption"], 0.5, False, None))
+    out = ok(extract_tab.run(ctl, ex[0]["path"], ex[0]["caption"], 0.5, False, None))
     s = out[Output.TAB]
     n1 = s.graph.number_of_nodes()
-    out = ok(cb.run(ctl, ex[0]["path"], ex[0]["caption"], 0.5, False, s))
+    out = ok(extract_tab.run(ctl, ex[0]["path"], ex[0]["caption"], 0.5, False, s))
     assert s.graph.number_of_nodes() == n1  # same entity text + type = same node
-    out = ok(cb.run(ctl, ex[1]["path"], ex[1]["caption"], 0.5, False, s))
+    out = ok(extract_tab.run(ctl, ex[1]["path"], ex[1]["caption"], 0.5, False, s))
     assert s.graph.number_of_nodes() > n1
-    files = ok(cb.export_graph(ctl, 0.5, s))[Output.FILES]
+    files = ok(graph_tab.export_graph(ctl, 0.5, s))[Output.FILES]
     assert sorted(Path(f).suffix for f in files) == [".csv", ".graphml", ".json", ".ttl", ".zip"]
     assert all(Path(f).stat().st_size > 0 for f in files)
-    out = ok(cb.clear_graph(ctl, 0.5, s))
+    out = ok(graph_tab.clear_graph(ctl, 0.5, s))
     assert s.graph.number_of_nodes() == 0 and out[Output.NODE].choices == []
 
 
@@ -342,7 +348,7 @@ def test_annotate_updates_graph_and_store(ctl, first):
              if p.is_shown(threshold) and len(fitting_relations(p.head.type, p.tail.type)) > 1)
     p = s.prediction.pairs[i]
     other = next(lab for lab in fitting_relations(p.head.type, p.tail.type) if lab != p.label)
-    out = ok(cb.annotate(ctl, str(i + 1), "relabel", other, "bob", threshold, s))
+    out = ok(extract_tab.annotate(ctl, str(i + 1), "relabel", other, "bob", threshold, s))
     h, t = f"{p.head.type}:{p.head.text}", f"{p.tail.type}:{p.tail.text}"
     assert s.graph.edges[h, t, other]["source"] == "annotated"
     assert not s.graph.has_edge(h, t, key=p.label)
@@ -355,27 +361,27 @@ def test_annotate_updates_graph_and_store(ctl, first):
     ("1", "approve", None, ["accept, reject or relabel"]),
 ])
 def test_annotate_refuses_incomplete_decisions(ctl, first, pair, decision, new_label, words):
-    warns(cb.annotate(ctl, pair, decision, new_label, "bob", 0.5, first[Output.TAB]), *words)
+    warns(extract_tab.annotate(ctl, pair, decision, new_label, "bob", 0.5, first[Output.TAB]), *words)
 
 
 def test_export_annotations_writes_mnre_lines(ctl, first):
-    ok(cb.annotate(ctl, "1", "accept", None, "bob", 0.5, first[Output.TAB]))
-    out = ok(cb.export_annotations(ctl))
+    ok(extract_tab.annotate(ctl, "1", "accept", None, "bob", 0.5, first[Output.TAB]))
+    out = ok(review_tab.export_annotations(ctl))
     assert Path(out[Output.ANNOTATIONS_FILE]).read_text().strip()
 
 
 def test_suggestions_say_they_are_not_available_without_the_kge(ctl, first):
     s = first[Output.TAB]
     node = next(n for n, d in s.graph.nodes(data=True) if d["kind"] == "entity")
-    out = ok(cb.suggest(ctl, node, 5, 0.5, s))
+    out = ok(graph_tab.suggest(ctl, node, 5, 0.5, s))
     assert "not available" in out[Output.STATUS].message and out[Output.SUGGESTIONS_DF] == []
-    warns(cb.refresh_embedding(ctl, s), "not available")
+    warns(graph_tab.refresh_embedding(ctl, s), "not available")
 
 
 def test_suggestion_callbacks_refuse_missing_choices(ctl, first):
     s = first[Output.TAB]
-    warns(cb.suggest(ctl, None, 5, 0.5, s), "choose a node")
-    warns(cb.add_suggestion(ctl, "1", 0.5, s), "no suggestions")
+    warns(graph_tab.suggest(ctl, None, 5, 0.5, s), "choose a node")
+    warns(graph_tab.add_suggestion(ctl, "1", 0.5, s), "no suggestions")
 
 
 def test_suggested_links_with_the_kge(pipeline, tmp_path):
@@ -384,15 +390,15 @@ def test_suggested_links_with_the_kge(pipeline, tmp_path):
                      suggester_factory=lambda: suggest.LinkSuggester(features="none", time_budget_s=5, max_epochs=30))
     s = None
     for e in examples()[:4]:
-        s = ok(cb.run(ctl, e["path"], e["caption"], 0.0, False, s))[Output.TAB]
+        s = ok(extract_tab.run(ctl, e["path"], e["caption"], 0.0, False, s))[Output.TAB]
     node = next(n for n in s.graph if n.startswith("PER:"))
-    ok(cb.refresh_embedding(ctl, s))
+    ok(graph_tab.refresh_embedding(ctl, s))
     assert ctl.suggester(s).wait(120)
-    out = ok(cb.suggest(ctl, node, 3, 0.0, s))
+    out = ok(graph_tab.suggest(ctl, node, 3, 0.0, s))
     assert out[Output.SUGGESTIONS_DF], out[Output.STATUS]
     assert any(tr.name == "suggested link" for tr in out[Output.GRAPH].data)
     before = len([1 for *_, d in s.graph.edges(data=True) if d.get("source") == "suggested"])
-    ok(cb.add_suggestion(ctl, "1", 0.0, s))
+    ok(graph_tab.add_suggestion(ctl, "1", 0.0, s))
     after = len([1 for *_, d in s.graph.edges(data=True) if d.get("source") == "suggested"])
     assert after == before + 1
 
@@ -405,13 +411,13 @@ def test_unexpected_errors_become_messages(ctl):
             raise RuntimeError("boom")
 
     c = Controller(pipeline=Broken(), annotations=ctl.annotations, export_dir=ctl.export_dir, suggester_factory=None)
-    out = cb.run(c, None, CAPTION, 0.5, False, None)
+    out = extract_tab.run(c, None, CAPTION, 0.5, False, None)
     assert set(out) == {Output.STATUS} and out[Output.STATUS].kind == "error"
     assert "still running" in out[Output.STATUS].message and "Traceback" not in out[Output.STATUS].message
 
 
 def test_a_callback_cannot_return_an_output_it_does_not_declare(ctl):
-    @cb.callback((Output.STATUS,))
+    @callback((Output.STATUS,))
     def sloppy(ctl):
         return {Output.STATUS: Status("ok", "done"), Output.GRAPH: None}
 
@@ -426,7 +432,7 @@ def test_a_callback_cannot_return_an_output_it_does_not_declare(ctl):
     ("export_annotations", GRAPH_PANEL), ("load_graph", GRAPH_TAB), ("add_from_image", FROM_IMAGE),
 ])
 def test_every_callback_declares_its_output_group(name, group):
-    assert getattr(cb, name).outputs == group
+    assert next(getattr(m, name) for m in (extract_tab, graph_tab, review_tab) if hasattr(m, name)).outputs == group
 
 
 def test_status_renders_one_icon_per_line():
@@ -440,9 +446,9 @@ def test_choices_become_dropdown_options(first):
 
 def test_device_is_shown(ctl, monkeypatch):
     monkeypatch.delenv("MMRE_DEVICE", raising=False)
-    assert "`cpu`" in cb.device_text(ctl)
+    assert "`cpu`" in layout.device_text(ctl)
     monkeypatch.setenv("MMRE_DEVICE", "cpu")
-    assert "MMRE_DEVICE=cpu" in cb.device_text(ctl)
+    assert "MMRE_DEVICE=cpu" in layout.device_text(ctl)
 
 
 def test_input_error_from_loader():
@@ -476,7 +482,7 @@ def text_png(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def _spotify_run(ctl, text_png):
-    return cb.run(ctl, text_png, SPOTIFY_CAPTION, None, False, None)
+    return extract_tab.run(ctl, text_png, SPOTIFY_CAPTION, None, False, None)
 
 
 @pytest.fixture()
@@ -497,7 +503,7 @@ def test_text_in_the_image_is_listed_boxed_and_grounds_the_caption_entity(spotif
 def test_a_pair_with_a_grounded_entity_shows_its_box_labelled_read_in_the_image(ctl, spotify):
     s = spotify[Output.TAB]
     idx = next(i for i, p in enumerate(s.prediction.pairs) if "Spotify" in (p.head.text, p.tail.text))
-    out = ok(cb.explain(ctl, str(idx + 1), s))
+    out = ok(extract_tab.explain(ctl, str(idx + 1), s))
     assert "**Read in the image** (grounded evidence" in out[Output.EVIDENCE_MD]
     assert "Attention heatmaps" in out[Output.EVIDENCE_MD]  # the attention is labelled for what it is
     # four panels: the box read in the image, then the three attention maps
@@ -505,7 +511,7 @@ def test_a_pair_with_a_grounded_entity_shows_its_box_labelled_read_in_the_image(
 
 
 def test_reading_the_text_can_be_switched_off(ctl, text_png):
-    out = ok(cb.run(ctl, text_png, SPOTIFY_CAPTION, None, False, None, read_text=False))
+    out = ok(extract_tab.run(ctl, text_png, SPOTIFY_CAPTION, None, False, None, read_text=False))
     assert out[Output.IMAGE_TEXT_MD] == "Reading the text in the image is switched off."
     assert out[Output.IMAGE_TEXT_IMG] is None and out[Output.ALSO_IN_IMAGE].choices == []
     assert not any(k == "shows text of" for *_, k in out[Output.TAB].graph.edges(keys=True))
@@ -514,7 +520,7 @@ def test_reading_the_text_can_be_switched_off(ctl, text_png):
 def test_a_name_only_in_the_image_is_added_with_one_click_and_classified(ctl, spotify, text_png):
     names = spotify[Output.ALSO_IN_IMAGE].choices
     assert names == [("New York Stock Exchange (ORG)", "0")]
-    out = ok(cb.add_from_image(ctl, ["0"], text_png, None, False, spotify[Output.TAB]))
+    out = ok(extract_tab.add_from_image(ctl, ["0"], text_png, None, False, spotify[Output.TAB]))
     assert out[Output.CAPTION] == SPOTIFY_CAPTION + " [in the image: New York Stock Exchange]"
     pred = out[Output.TAB].prediction
     assert [e.text for e in pred.entities] == ["Spotify", "Daniel Ek", "New York Stock Exchange"]
@@ -525,19 +531,19 @@ def test_a_name_only_in_the_image_is_added_with_one_click_and_classified(ctl, sp
 
 @pytest.mark.parametrize("chosen, words", [([], ["tick"]), (["7"], ["unknown choice"])])
 def test_adding_names_from_the_image_refuses_empty_or_unknown_choices(ctl, spotify, text_png, chosen, words):
-    warns(cb.add_from_image(ctl, chosen, text_png, None, False, spotify[Output.TAB]), *words)
+    warns(extract_tab.add_from_image(ctl, chosen, text_png, None, False, spotify[Output.TAB]), *words)
 
 
 def test_adding_names_from_the_image_needs_some(ctl, first):
-    warns(cb.add_from_image(ctl, ["0"], None, 0.5, False, first[Output.TAB]), "no names")
+    warns(extract_tab.add_from_image(ctl, ["0"], None, 0.5, False, first[Output.TAB]), "no names")
 
 
 # ---- load graph (issue 15) -------------------------------------------------------------------------
 def test_an_exported_graph_loads_into_a_new_session(ctl, first, tmp_path):
-    files = ok(cb.export_graph(ctl, 0.0, first[Output.TAB]))[Output.FILES]
+    files = ok(graph_tab.export_graph(ctl, 0.0, first[Output.TAB]))[Output.FILES]
     for f in files:
         if f.endswith((".json", ".graphml")):
-            out = ok(cb.load_graph(ctl, f, 0.0, None))
+            out = ok(graph_tab.load_graph(ctl, f, 0.0, None))
             s = out[Output.TAB]
             assert "Loaded" in out[Output.STATUS].message
             assert sorted(kg.triples(s.graph), key=str) == sorted(kg.triples(first[Output.TAB].graph), key=str)
@@ -550,11 +556,11 @@ def test_a_large_graph_is_drawn_as_its_most_connected_nodes_with_a_note(ctl, tmp
         kg.add_relation(g, kg.add_entity(g, f"Person {i}", "PER"), "/per/org/member_of",
                         kg.add_entity(g, f"Club {i % 40}", "ORG"), 0.9, kg.PREDICTED)
     path = kg.write_all(g, tmp_path, 0.0)
-    out = ok(cb.load_graph(ctl, next(p for p in path if p.endswith(".json")), 0.0, None))
+    out = ok(graph_tab.load_graph(ctl, next(p for p in path if p.endswith(".json")), 0.0, None))
     assert "most connected" in out[Output.STATUS].message
     assert "most connected" in out[Output.GRAPH].layout.title.text
     assert len(out[Output.NODE].choices) == 440  # every entity can be searched, drawn or not
-    assert len({n for tr in out[Output.GRAPH].data for n in (tr.customdata or [])}) == cb.MAX_NODES_DRAWN
+    assert len({n for tr in out[Output.GRAPH].data for n in (tr.customdata or [])}) == graph_tab.MAX_NODES_DRAWN
     assert out[Output.TAB].graph.number_of_nodes() == 440  # the session keeps the whole graph
 
 
@@ -565,7 +571,7 @@ def test_load_graph_refuses_bad_files(ctl, tmp_path, content, words):
     if content is not None:
         path = tmp_path / "graph.json"
         path.write_text(content)
-    out = warns(cb.load_graph(ctl, str(path) if path else None, 0.0, None), *words)
+    out = warns(graph_tab.load_graph(ctl, str(path) if path else None, 0.0, None), *words)
     assert str(tmp_path) not in out[Output.STATUS].message  # never the server's paths
 
 
@@ -573,26 +579,26 @@ def test_status_messages_never_show_server_paths(ctl, first, tmp_path):
     bad = tmp_path / "upload" / "notes.txt"
     bad.parent.mkdir()
     bad.write_text("x")
-    msg = warns(cb.load_graph(ctl, str(bad), 0.0, None), "notes.txt")[Output.STATUS].message
+    msg = warns(graph_tab.load_graph(ctl, str(bad), 0.0, None), "notes.txt")[Output.STATUS].message
     assert str(bad.parent) not in msg
     pair = first[Output.PAIR].choices[0][1]
     p = first[Output.TAB].prediction.pairs[int(pair) - 1]
     label = fitting_relations(p.head.type, p.tail.type)[0]
-    saved = ok(cb.annotate(ctl, pair, "relabel", label, "ann", 0.0, first[Output.TAB]))
+    saved = ok(extract_tab.annotate(ctl, pair, "relabel", label, "ann", 0.0, first[Output.TAB]))
     msg = saved[Output.STATUS].message
     assert label in msg and str(ctl.annotations.path.parent) not in msg
-    assert cb.hide_server_paths(f"{tmp_path}/a.png and /per/loc/place_of_birth") == "a.png and /per/loc/place_of_birth"
+    assert hide_server_paths(f"{tmp_path}/a.png and /per/loc/place_of_birth") == "a.png and /per/loc/place_of_birth"
 
 
 def test_a_caption_with_zero_width_characters_runs_and_reruns_with_its_table(ctl):
     cap = "President Tr\u200bump met Kim Jong\u200b Un in Singapore"
-    out = ok(cb.run(ctl, None, cap, 0.0, False, None))
+    out = ok(extract_tab.run(ctl, None, cap, 0.0, False, None))
     rows = out[Output.ENTITIES_DF]
     assert {r[0] for r in rows} >= {"Trump", "Kim Jong Un"}
     assert "".join(t for t, _ in out[Output.ENTITIES_HL]) == cap  # highlights cover the typed caption
-    again = ok(cb.rerun(ctl, None, cap, rows, 0.0, False, out[Output.TAB]))
+    again = ok(extract_tab.rerun(ctl, None, cap, rows, 0.0, False, out[Output.TAB]))
     assert again[Output.ENTITIES_DF] == rows
     typed_only = [["Trump", "PER", None, None], ["Kim Jong Un", "PER", None, None]]  # no offsets: found in the text
-    found = ok(cb.rerun(ctl, None, cap, typed_only, 0.0, False, None))
+    found = ok(extract_tab.rerun(ctl, None, cap, typed_only, 0.0, False, None))
     assert [r[0] for r in found[Output.ENTITIES_DF]] == ["Trump", "Kim Jong Un"]
-    warns(cb.run(ctl, None, "\u200b\u200e\u2066", 0.5, False, None), "no visible text")
+    warns(extract_tab.run(ctl, None, "\u200b\u200e\u2066", 0.5, False, None), "no visible text")

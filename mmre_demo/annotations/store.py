@@ -383,11 +383,16 @@ def mnre_text(decisions: list[Decision]) -> str:
     return "".join(d.mnre_line() + "\n" for d in decisions)
 
 
+def decided_at(d: Decision) -> str:
+    """When a decision was made, in the server's local time (as the decisions table shows it)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created))
+
+
 def decision_rows(decisions: list[Decision], limit: int = 200) -> list[list[Any]]:
     """Decisions (oldest first, as `current()` gives them) as the decisions table's rows, newest first."""
     out = []
     for d in reversed(decisions[-limit:]):
         c = d.candidate
-        out.append([d.id, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created)), d.annotator,
+        out.append([d.id, decided_at(d), d.annotator,
                     c.head.text, c.predicted, c.tail.text, d.decision, d.relation, c.caption, c.img_id or ""])
     return out

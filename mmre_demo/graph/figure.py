@@ -93,6 +93,39 @@ def _label(p: np.ndarray, text: str, size: float, spot: str, bold: bool) -> dict
                 font=dict(size=11, color="#1f2937"), bgcolor="rgba(255,255,255,0.78)", borderpad=0)
 
 
+def _drawn(g: nx.MultiDiGraph, threshold: float, suggestions: Sequence[SuggestedLink] | None,
+           thresholded: bool) -> nx.MultiDiGraph:
+    """What `figure` draws: the graph at the threshold (unless `thresholded`) with the `suggestions` laid
+    over it as suggested edges (not added to `g`)."""
+    h = g.copy() if thresholded else view(g, threshold, include_suggested=True)
+    for s in suggestions or []:
+        if s.head in h and s.tail in h and not h.has_edge(s.head, s.tail, key=s.relation):
+            h.add_edge(s.head, s.tail, key=s.relation, relation=s.relation, score=float(s.score),
+                       source=SUGGESTED, count=0, captions=[], rank=s.rank)
+    return h
+
+
+def _edge_counts(h: nx.MultiDiGraph) -> tuple[int, int]:
+    """Relation edges (images' edges and suggestions left out) and suggested links of a drawing."""
+    n_rel = sum(1 for *_, d in h.edges(data=True) if d.get("relation") not in IMAGE_RELATIONS
+                and d.get("source") != SUGGESTED)
+    return n_rel, sum(1 for *_, d in h.edges(data=True) if d.get("source") == SUGGESTED)
+
+
+def _counts_text(h: nx.MultiDiGraph, threshold: float) -> str:
+    n_entities = sum(1 for _, d in h.nodes(data=True) if d.get("kind") == ENTITY_KIND)
+    n_rel, n_sug = _edge_counts(h)
+    return (f"{n_entities} entities, {n_rel} relations, {n_sug} suggested link{'' if n_sug == 1 else 's'} "
+            f"(threshold {threshold:.2f})")
+
+
+def drawn_counts(g: nx.MultiDiGraph, threshold: float = 0.0, suggestions: Sequence[SuggestedLink] | None = None,
+                 thresholded: bool = False) -> str:
+    """What `figure` (same arguments) draws, counted as its title says it: "12 entities, 9 relations, 0
+    suggested links (threshold 0.50)". For the status line, which must not read the figure back."""
+    return _counts_text(_drawn(g, threshold, suggestions, thresholded), threshold)
+
+
 def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any] | None = None,
            highlight: str | None = None, suggestions: Sequence[SuggestedLink] | None = None,
            title: str | None = None, height: int = DEFAULT_HEIGHT,
@@ -102,11 +135,7 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
     `suggestions` (head, relation, tail, score, rank) are drawn as dashed edges without being added.
     `title`: a note under the counts (what an overview or a filter leaves out).
     """
-    h = g.copy() if thresholded else view(g, threshold, include_suggested=True)
-    for s in suggestions or []:
-        if s.head in h and s.tail in h and not h.has_edge(s.head, s.tail, key=s.relation):
-            h.add_edge(s.head, s.tail, key=s.relation, relation=s.relation, score=float(s.score),
-                       source=SUGGESTED, count=0, captions=[], rank=s.rank)
+    h = _drawn(g, threshold, suggestions, thresholded)
     pos = layout(h, positions)
     degree = dict(h.degree())
     node_names = {n: str(d.get("name", n)) for n, d in h.nodes(data=True)}
@@ -125,9 +154,7 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
     lines: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     mids: dict[str, list] = defaultdict(list)
     arrows = []
-    n_rel_edges = sum(1 for *_, d in h.edges(data=True) if d.get("relation") not in IMAGE_RELATIONS
-                      and d.get("source") != SUGGESTED)
-    n_suggested = sum(1 for *_, d in h.edges(data=True) if d.get("source") == SUGGESTED)
+    n_rel_edges, n_suggested = _edge_counts(h)
     for edges in groups.values():
         m = len(edges)
         for i, (u, v, d) in enumerate(edges):
@@ -196,11 +223,9 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
             customdata=nodes, name=etype))
     labels = [_label(pos[n], label_text(node_names[n]), node_size(degree[n]), spot, n == highlight)
               for n, spot in label_nodes.items()]
-    n_entities = sum(1 for _, d in h.nodes(data=True) if d.get("kind") == ENTITY_KIND)
     fig.update_layout(
         annotations=list(fig.layout.annotations) + arrows + labels, height=height, margin=dict(l=10, r=10, t=80, b=10),
-        title=dict(text=f"Knowledge graph — {n_entities} entities, {n_rel_edges} relations, {n_suggested} suggested "
-                        f"link{'' if n_suggested == 1 else 's'} (threshold {threshold:.2f})"
+        title=dict(text=f"Knowledge graph — {_counts_text(h, threshold)}"
                         + "".join(f"<br><sup>{line}</sup>" for line in textwrap.wrap(title or "", 150)),
                         font=dict(size=14)),
         xaxis=dict(visible=False, range=[-1.25, 1.25]), yaxis=dict(visible=False, range=[-1.25, 1.25]),

@@ -27,6 +27,7 @@ import numpy as np
 from mmre_demo.data.labels import ENTITY_TYPES, NONE_LABEL
 
 if TYPE_CHECKING:  # for the annotation only: graph/ stays free of the model's imports (and of a cycle)
+    from mmre_demo.annotations.store import Decision, Undo
     from mmre_demo.prediction import Prediction
 
 ENTITY_KIND, IMAGE_KIND = "entity", "image"
@@ -141,6 +142,41 @@ def remove_relation(g: nx.MultiDiGraph, head: str, relation: str, tail: str) -> 
         g.remove_edge(head, tail, key=relation)
         return True
     return False
+
+
+def add_suggested_link(g: nx.MultiDiGraph, head: str, relation: str, tail: str, score: float,
+                       rank: int | None = None) -> None:
+    """A suggested link the user added: a dashed edge that keeps the rank it was suggested at."""
+    add_relation(g, head, relation, tail, float(score), SUGGESTED)
+    if g.has_edge(head, tail, key=relation):
+        g.edges[head, tail, relation].setdefault("rank", rank)
+
+
+def apply_decision(g: nx.MultiDiGraph, d: Decision) -> None:
+    """The graph after an annotator's decision: it replaces what stood on the pair before (the annotator's
+    earlier decision, the model's relations for the pair at any probability), so a relabel twice leaves
+    one edge."""
+    c = d.candidate
+    h, t = add_entity(g, c.head.text, c.head.type), add_entity(g, c.tail.text, c.tail.type)
+    predicted = [rel for rel, e in (g[h][t].items() if g.has_edge(h, t) else []) if e["source"] == PREDICTED]
+    earlier = d.replaces.relation if d.replaces else NONE_LABEL
+    for stood in {c.predicted, *predicted, earlier} - {d.relation, NONE_LABEL}:
+        remove_relation(g, h, stood, t)
+    if d.relation != NONE_LABEL:
+        add_relation(g, h, d.relation, t, 1.0, ANNOTATED, c.caption)
+
+
+def take_back_decision(g: nx.MultiDiGraph, undo: Undo) -> None:
+    """The graph after an undo: the undone decision's edge goes; the decision it replaced (or else the
+    prediction) stands again."""
+    d, c = undo.undone, undo.undone.candidate
+    h, t = add_entity(g, c.head.text, c.head.type), add_entity(g, c.tail.text, c.tail.type)
+    if d.relation != NONE_LABEL:
+        remove_relation(g, h, d.relation, t)
+    if undo.restored is not None:
+        apply_decision(g, undo.restored)
+    elif c.predicted != NONE_LABEL:
+        add_relation(g, h, c.predicted, t, float(c.probability or 0.0), PREDICTED, c.caption)
 
 
 def add_prediction(g: nx.MultiDiGraph, prediction: Prediction, image_id: str | None = None,

@@ -1,6 +1,6 @@
-"""What the app holds: shared resources (`Controller`: the model, the annotation store, the export
-folder, the link suggesters) and each tab's state (`TabState`). The callbacks that use them are plain
-functions in `mmre_demo.ui.callbacks`."""
+"""What the app shares: `Controller` (the model, the annotation store, the export folder, the link
+suggesters). Each tab's state is in `mmre_demo.ui.state`; the callbacks that use both are in the
+tabs' modules (`extract`, `graph`, `review`)."""
 
 from __future__ import annotations
 
@@ -9,27 +9,20 @@ import logging
 import os
 import tempfile
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-from PIL import Image
-
-from mmre_demo import graph as kg
 from mmre_demo import tuning
 from mmre_demo.annotations import AnnotationStore
-from mmre_demo.annotations.review import ReviewPost, ReviewQueues
+from mmre_demo.annotations.review import ReviewQueues
 from mmre_demo.data.schema import InputError
-from mmre_demo.graph.explore import ViewFilter
-from mmre_demo.prediction import Prediction, Predictor
+from mmre_demo.prediction import Predictor
 from mmre_demo.ui.login import AnnotatorLogin
 
-if TYPE_CHECKING:  # the app runs without mmre_demo.kge (no link suggestions then)
-    from mmre_demo.kge.predict import Suggestion
+if TYPE_CHECKING:
+    from mmre_demo.ui.state import TabState
 
 log = logging.getLogger(__name__)
 
@@ -38,34 +31,6 @@ MAX_TABS_WITH_SUGGESTER = 32
 # CPU threads per model call and per image read while serving, with one OCR engine per core (measured:
 # mmre_demo.tuning)
 SERVING_THREADS = tuning.SERVING_THREADS.value
-
-
-@dataclass
-class TabState:
-    """Everything one browser tab (or one gradio_client) accumulates."""
-
-    sid: str = field(default_factory=lambda: uuid.uuid4().hex)
-    graph: nx.MultiDiGraph = field(default_factory=kg.new_graph)
-    positions: dict = field(default_factory=dict)
-    prediction: Prediction | None = None
-    image: Image.Image | None = None  # small RGB copy for the overlays
-    image_path: str | None = None
-    image_id: str | None = None
-    pair_index: int | None = None
-    selected_node: str | None = None
-    suggestions: list[Suggestion] = field(default_factory=list)
-    requests: int = 0
-    view: ViewFilter = field(default_factory=ViewFilter)  # the graph tab's focus and filters
-    suggest_k: int = 5
-    threshold: float | None = None  # the page's threshold as the graph callbacks last saw it
-    thumbnails: dict[str, str] = field(default_factory=dict)  # post id -> small JPEG (data URI) for provenance
-    posts: list[ReviewPost] = field(default_factory=list)  # what this tab classified (a review queue's source)
-    signed_in: str | None = None  # the annotator signed in with a password (login mode)
-    review_queue: str | None = None  # the review queue open in this tab and the item it shows
-    review_position: int | None = None
-    # whether the Graph tab is the one open: the callbacks of the other tabs then leave the drawing alone
-    # (laying out and drawing the graph was a third of a click's CPU) and opening the tab draws it
-    graph_open: bool = False
 
 
 def examples(assets: Path = ASSETS) -> list[dict]:

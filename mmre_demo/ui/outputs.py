@@ -1,9 +1,10 @@
-"""The contract between the callbacks and the page: the app's outputs, named once.
+"""The contract between the callbacks and the page: the app's outputs, named once, and `callback`.
 
 A callback returns an `Update`: `{Output: value}` with only the outputs it changes (the rest of the
-page stays as it is). Each callback declares the outputs it may change (`callbacks.callback(...)`,
-one of the groups below); returning any other output is an error, not a silent drop. The layout
-gives every `Output` one component and binds each callback to its group.
+page stays as it is). Each callback declares the outputs it may change (`@callback(GROUP)`, one of
+the groups below); returning any other output is an error, not a silent drop. The page gives every
+`Output` one component and binds each callback to its group. Every tab's module (`extract`, `graph`,
+`review`) speaks this contract and nothing else to the page.
 
 Values are plain Python (lists for tables, PIL images, plotly figures), except two typed ones:
 `Status` for the status line and `Choices` for the dropdowns whose options change.
@@ -11,10 +12,20 @@ Values are plain Python (lists for tables, PIL images, plotly figures), except t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import os
+import re
+import traceback
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
+from functools import wraps
 from typing import Any, Literal
+
+from mmre_demo.data.schema import InputError
+
+log = logging.getLogger(__name__)
 
 
 class Output(str, Enum):
@@ -64,6 +75,7 @@ class Output(str, Enum):
 
 
 Update = dict[Output, Any]
+ProgressFn = Callable[..., Any] | None  # gradio's progress bar (None: no progress shown)
 StatusKind = Literal["ok", "warn", "error", "info"]
 _ICONS: dict[str, str] = {"ok": "✅", "warn": "⚠️", "error": "❌", "info": "ℹ️"}
 
@@ -120,3 +132,49 @@ REVIEW: tuple[Output, ...] = (  # the review queue, the decisions and agreement 
     Output.REVIEW_CAPTION, Output.REVIEW_IMAGE, Output.REVIEW_EVIDENCE, Output.REVIEW_TEXT, Output.REVIEW_ALTERNATIVES,
     Output.REVIEW_LABELS, Output.DECISIONS_DF, Output.AGREEMENT_DF, Output.ANNOTATIONS_FILE, Output.ANNOTATOR_NAME,
 )
+
+
+def callback(outputs: tuple[Output, ...]) -> Callable[[Callable[..., Update]], Callable[..., Update]]:
+    """Declare the outputs a callback may change, and turn any exception into a status message (never a
+    stack trace in the UI). Returning an undeclared output is a programming error and raises."""
+
+    def decorate(fn: Callable[..., Update]) -> Callable[..., Update]:
+        @wraps(fn)
+        def wrapper(ctl: Any, *args: Any, **kwargs: Any) -> Update:
+            try:
+                result = fn(ctl, *args, **kwargs)
+            except InputError as exc:
+                result = {Output.STATUS: Status("warn", str(exc))}
+            except Exception as exc:  # noqa: BLE001 - the app keeps serving
+                ref = uuid.uuid4().hex[:8]
+                log.error("callback %s failed [%s]\n%s", fn.__name__, ref, traceback.format_exc())
+                result = {Output.STATUS: Status("error", f"Something went wrong ({type(exc).__name__}: "
+                                                         f"{str(exc)[:200]}). The app is still running; "
+                                                         f"reference {ref} is in the server log.")}
+            status = result.get(Output.STATUS)
+            if isinstance(status, Status):
+                result[Output.STATUS] = Status(status.kind, hide_server_paths(status.message))
+            undeclared = [k for k in result if k not in outputs]
+            if undeclared:
+                raise TypeError(f"callback {fn.__name__} returned outputs it does not declare: {undeclared}")
+            return result
+
+        wrapper.outputs = outputs  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w/])/(?:[^\s/'\"`:;,()]+/)+([^\s/'\"`:;,()]+)")
+
+
+def hide_server_paths(message: str) -> str:
+    """A status message with the server's file paths (an upload's temp folder, the annotation store)
+    reduced to their file names: visitors learn nothing of the server's layout. Only paths under a
+    folder that exists here are touched, so relation names (`/per/org/member_of`) stay."""
+
+    def name_only(match: re.Match[str]) -> str:
+        top = match.group(0).split("/")[1]
+        return match.group(1) if os.path.isdir(f"/{top}") else match.group(0)
+
+    return _ABSOLUTE_PATH.sub(name_only, message)

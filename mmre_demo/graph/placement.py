@@ -231,12 +231,12 @@ def label_text(name: str) -> str:
     return name if len(name) <= MAX_LABEL_CHARS else name[:MAX_LABEL_CHARS - 1] + "…"
 
 
-Box = tuple[float, float, float, float]
+Rect = tuple[float, float, float, float]  # (x0, y0, x1, y1) drawing pixels, y up (not an image `Box`)
 LABEL_SPOTS = ("bottom center", "top center", "middle right", "middle left")  # tried in this order
 MUST_LABEL = 12  # the most connected nodes are named even over smaller discs (a label has a white ground)
 
 
-def _label_box(p: tuple[float, float], text: str, radius: float, spot: str = "bottom center") -> Box:
+def _label_box(p: tuple[float, float], text: str, radius: float, spot: str = "bottom center") -> Rect:
     """The pixel box (x0, y0, x1, y1; y up) of a label at `spot` of a node of that radius."""
     w, h = len(text) * CHAR_PX, LABEL_FONT_PX + 2
     if spot == "bottom center":
@@ -248,11 +248,11 @@ def _label_box(p: tuple[float, float], text: str, radius: float, spot: str = "bo
     return p[0] - radius - 3 - w, p[1] - h / 2, p[0] - radius - 2, p[1] + h / 2
 
 
-def _overlaps(a: Box, b: Box) -> bool:
+def _overlaps(a: Rect, b: Rect) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _disc_box(p: tuple[float, float], r: float) -> Box:
+def _disc_box(p: tuple[float, float], r: float) -> Rect:
     return p[0] - r, p[1] - r, p[0] + r, p[1] + r
 
 
@@ -262,16 +262,16 @@ class _Grid:
     def __init__(self, cell: float = 48.0):
         self.cell, self.cells = cell, {}
 
-    def _keys(self, box: Box) -> Iterable[tuple[int, int]]:
+    def _keys(self, box: Rect) -> Iterable[tuple[int, int]]:
         for i in range(int(box[0] // self.cell), int(box[2] // self.cell) + 1):
             for j in range(int(box[1] // self.cell), int(box[3] // self.cell) + 1):
                 yield i, j
 
-    def add(self, box: Box) -> None:
+    def add(self, box: Rect) -> None:
         for k in self._keys(box):
             self.cells.setdefault(k, []).append(box)
 
-    def hits(self, box: Box, ignore: Box | None = None) -> bool:
+    def hits(self, box: Rect, ignore: Rect | None = None) -> bool:
         return any(_overlaps(box, b) for k in self._keys(box) for b in self.cells.get(k, ()) if b is not ignore)
 
 
@@ -305,7 +305,7 @@ def fitting_labels(pos: Positions, names: dict[str, str], degree: dict[str, int]
 
 
 def label_boxes(pos: Positions, names: dict[str, str], degree: dict[str, int], spots: dict[str, str],
-                canvas: Canvas = Canvas()) -> list[Box]:
+                canvas: Canvas = Canvas()) -> list[Rect]:
     """The pixel boxes of the printed names (`fitting_labels`' spots) and of every node's disc."""
     out = []
     for n, p in pos.items():
@@ -316,7 +316,7 @@ def label_boxes(pos: Positions, names: dict[str, str], degree: dict[str, int], s
     return out
 
 
-def fitting_texts(points: list[np.ndarray], texts: list[str], taken: list[Box], canvas: Canvas = Canvas(),
+def fitting_texts(points: list[np.ndarray], texts: list[str], taken: list[Rect], canvas: Canvas = Canvas(),
                   font_px: float = 10.0) -> list[bool]:
     """Which small texts (an edge's relation, printed over its midpoint) fit: each where it overlaps no
     box of `taken` (names, discs) and no text kept before it."""

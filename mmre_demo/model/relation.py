@@ -217,14 +217,6 @@ class RelationModel(PretrainedModel):
             text_only = self.classifier(self.fusion(text_pair, image_pair, torch.zeros_like(has_image)))
         return RelationOutput(logits, entity_attention, token_attention if explain else None, text_only)
 
-    def merge_adapters(self) -> None:
-        """Fold the LoRA adapters into the backbone's weights, for inference only: the same outputs (to
-        float rounding, ~1e-6 on the logits) at about 1.5x the speed on a CPU, since each adapted layer
-        becomes one matmul again. Never on a model that is still being trained."""
-        merge = getattr(self.text_encoder, "merge_adapter", None)
-        if merge is not None:
-            merge()
-
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrated probabilities: the fitted per-label offsets, then the fitted temperature (see
         `train/calibration.py`); decisions threshold them (`decoding.relation_decisions`)."""

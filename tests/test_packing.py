@@ -13,7 +13,8 @@ from mmre_demo.data.schema import Entity
 from mmre_demo.model.batching import CaptionPairs, caption_items, run_batch
 from mmre_demo.model.config import RelationConfig
 from mmre_demo.model.packing import collate_passes, encode_caption_pairs, tokenize_caption
-from mmre_demo.model.relation import EntityPoolingModel, LevitatedMarkerModel, PairMarkerModel, build_relation_model
+from mmre_demo.model.relation import EntityPoolingModel, PairMarkerModel, build_relation_model
+from mmre_demo.research.levitated import LevitatedMarkerModel
 
 CAPTION = "Alice Smith met Bob Jones at the Louvre in Paris with #Macron"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from mmre_demo.data.splits import DEV_FRACTION, DEV_SEED
 from mmre_demo.model.config import ARCHITECTURES, BACKBONE_TRAININGS, RelationConfig
 from mmre_demo.prediction import DEFAULT_TOP_K, MAX_PAIRS
+from mmre_demo.research import RESEARCH_ARCHITECTURES, RESEARCH_BACKBONE_TRAININGS
 from mmre_demo.train.bootstrap import N_BOOT
 from mmre_demo.train.config import SELECT_ON, RelationTrainConfig
 
@@ -55,15 +56,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=float, default=run.lr, help="backbone (LoRA) learning rate (default: %(default)s)")
     t.add_argument("--head-lr", type=float, default=run.head_lr, help="default: %(default)s")
     t.add_argument("--seed", type=int, default=run.seed, help="default: %(default)s")
-    t.add_argument("--architecture", choices=ARCHITECTURES, default=model.architecture,
-                   help="how the text is read: one pass per pair (pair-markers) or per caption (default: %(default)s)")
+    t.add_argument("--architecture", choices=ARCHITECTURES + RESEARCH_ARCHITECTURES, default=model.architecture,
+                   help="how the text is read: one pass per pair (pair-markers) or per caption (default: "
+                        "%(default)s); levitated-markers: research, not shipped")
     t.add_argument("--max-rows", type=int, default=model.max_rows,
                    help="pairs per caption-once pass (default: %(default)s)")
     t.add_argument("--text-backbone", default=model.text_backbone, help="default: %(default)s")
     t.add_argument("--text-layers", type=int, default=model.text_layers,
                    help="read with the backbone's first N layers only (default: all)")
     t.add_argument("--vision-backbone", default=model.vision_backbone, help="default: %(default)s")
-    t.add_argument("--backbone-training", choices=BACKBONE_TRAININGS, default=model.backbone_training)
+    t.add_argument("--backbone-training", choices=BACKBONE_TRAININGS + RESEARCH_BACKBONE_TRAININGS,
+                   default=model.backbone_training, help="lora (default, shipped); full and frozen: research")
     t.add_argument("--lora-r", type=int, default=model.lora_r, help="LoRA rank; alpha = 2 r (default: %(default)s)")
     t.add_argument("--limit", type=int, help="use only the first N training lines (quick runs)")
     t.add_argument("--skip-bad", action="store_true", help="skip malformed lines (counted) instead of failing")

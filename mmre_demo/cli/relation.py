@@ -22,7 +22,14 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    run, model = RelationTrainConfig, RelationConfig  # the defaults of `train`
+    _add_predict(sub)
+    _add_train(sub)
+    _add_calibrate(sub)
+    _add_eval(sub)
+    _add_dev_split(sub)
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="relations between the entities of one caption (+ image)")
     p.add_argument("--image", help="image file (omit for caption only)")
     p.add_argument("--caption", required=True)
@@ -35,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_predict)
 
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    run, model = RelationTrainConfig, RelationConfig  # the defaults of `train`
     t = sub.add_parser("train", help="train the relation model on MNRE-format files (or annotators' decisions)")
     t.add_argument("--train", help="MNRE-format training file (optional with --annotations)")
     t.add_argument("--annotations", metavar="DB",
@@ -95,6 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="best epoch by the product's end-to-end F1 on dev (default) or by gold-pair F1")
     t.set_defaults(handler=cmd_train)
 
+
+def _add_calibrate(sub: argparse._SubParsersAction) -> None:
+    run = RelationTrainConfig  # the dev split as `train` carves it
     c = sub.add_parser("calibrate", help="fit a saved model's calibration and thresholds on dev data")
     c.add_argument("--weights", required=True, help="saved relation model folder")
     c.add_argument("--dev", help="MNRE-format file to fit on (e.g. the dev.txt of `mmre dev-split`)")
@@ -111,6 +124,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true", help="the last stdout line is the JSON summary")
     c.set_defaults(handler=cmd_calibrate)
 
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("eval", help="MNRE micro P/R/F1 of a model on a data file")
     e.add_argument("--data", required=True)
     e.add_argument("--images", default=None, help="folder of images named by img_id")
@@ -140,6 +155,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", action="store_true", help="the last stdout line is the JSON summary")
     e.set_defaults(handler=cmd_eval)
 
+
+def _add_dev_split(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("dev-split", help="carve a dev split from an MNRE training file by caption")
     d.add_argument("--train", required=True, help="MNRE-format training file")
     d.add_argument("--out", required=True, help="folder for train.txt (train minus dev), dev.txt and split.json")

@@ -3,10 +3,11 @@
 Every architecture turns a caption, its entities and the ordered pairs to score into `EncoderPass`es:
 
 - `pair-markers`: one pass per pair, the caption with that pair's markers written into it (`inputs.encode_pair`);
-- `levitated-markers` (PURE's approximation model, Zhong & Chen 2021): one pass per caption; the caption is
-  read once and every pair appends four *levitated* markers (`[ ] { }`) that share the position ids of
-  the head's and tail's first and last word pieces. Markers see the caption and their own pair's
-  markers; the caption sees neither, so a pair's score does not depend on the pairs packed beside it;
+- `levitated-markers` (research, `mmre_demo/research/levitated.py`; PURE's approximation model, Zhong &
+  Chen 2021): one pass per caption; the caption is read once and every pair appends four *levitated*
+  markers (`[ ] { }`) that share the position ids of the head's and tail's first and last word pieces.
+  Markers see the caption and their own pair's markers; the caption sees neither, so a pair's score does
+  not depend on the pairs packed beside it;
 - `entity-pooling` (ATLOP-style, Zhou et al. 2021): one pass per caption with no markers; each entity is
   its word pieces pooled, each pair adds the caption context both entities attend to.
 

@@ -325,7 +325,7 @@ class EntityPoolingModel(RelationModel):
     def featurize(self, caption: str, entities: list[Entity], pairs: list[tuple[int, int]],
                   image_text: str | None = None) -> list[EncoderPass]:
         cfg = self.config
-        return encode_caption_pairs(self.tokenizer, caption, entities, pairs, levitated=False,
+        return encode_caption_pairs(self.tokenizer, caption, entities, pairs,
                                     max_length=cfg.max_length, image_text=image_text,
                                     image_text_tokens=cfg.image_text_tokens)
 

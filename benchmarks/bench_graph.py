@@ -17,15 +17,19 @@ import json
 import logging
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from mmre_demo import graph as kg
-from mmre_demo.graph.placement import LAYOUTS, layout, overlap_metrics
 from mmre_demo.graph.synthetic import synthetic_extract
 from mmre_demo.logs import setup_logging
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from graph_layouts import LAYOUTS, layout_as, overlap_metrics  # noqa: E402
 
 log = logging.getLogger("bench_graph")
 def corpus_graph_json(folder: Path) -> Path:
@@ -53,8 +57,8 @@ def compare_layouts(g: Any, sizes: tuple[int, ...], repeats: int) -> list[dict[s
         deg = dict(view.degree())
         for method in LAYOUTS:
             for packed in (False, True):
-                t = median_s(lambda v=view, m=method, p=packed: layout(v, method=m, packed=p), repeats)
-                m = overlap_metrics(layout(view, method=method, packed=packed), names, deg)
+                t = median_s(lambda v=view, m=method, p=packed: layout_as(v, m, p), repeats)
+                m = overlap_metrics(layout_as(view, method, packed), names, deg)
                 rows.append({"nodes": view.number_of_nodes(), "layout": method, "packed": packed,
                              **{k: round(v, 3) for k, v in m.items()}, "seconds": round(t, 3)})
                 log.info("%s", rows[-1])

@@ -6,12 +6,8 @@ The public entry point is :class:`mmre_demo.pipeline.Pipeline`; it is imported l
 
 from __future__ import annotations
 
+from mmre_demo.lazy import lazy_exports
+
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str):
-    if name in {"Pipeline", "Prediction", "PairPrediction", "Entity"}:
-        from mmre_demo import pipeline
-
-        return getattr(pipeline, name)
-    raise AttributeError(name)
+_HOME = {"Pipeline": "pipeline", "Prediction": "pipeline", "PairPrediction": "pipeline", "Entity": "pipeline"}
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)

@@ -15,10 +15,8 @@ from itertools import combinations
 import numpy as np
 
 from mmre_demo.data.names import normalise_name
-from mmre_demo.data.schema import Entity
+from mmre_demo.data.schema import Entity, Span
 from mmre_demo.prediction import MAX_PAIRS, PairPrediction
-
-Span = tuple[int, int]
 
 
 def select_pairs(entities: Sequence[Entity], max_pairs: int = MAX_PAIRS) -> tuple[list[tuple[int, int]], str | None]:

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
 from mmre_demo.data.names import normalise_name
-from mmre_demo.data.schema import Entity
+from mmre_demo.data.schema import Box, Entity
 from mmre_demo.encoders.ocr import ImageText, TextLine
 
 MIN_NAME_CHARS = 3
@@ -42,8 +42,6 @@ MERGED_MIN_EXTRA = 4
 MERGED_SCORE_FACTOR = 0.9
 ALSO_MIN_CONFIDENCE = 0.8  # tagger confidence for a name "also in the image" (see also_in_image)
 NEIGHBOUR_GAP = 0.8  # two lines are neighbours when their boxes, grown by this x text height, touch
-
-Box = tuple[int, int, int, int]
 
 _PIECE_RE = re.compile(r"[^\W_]+(?:['’][sS](?![^\W_]))?")  # alnum runs; a trailing possessive 's kept to drop it
 _CAMEL_RE = re.compile(r"(?<=[a-z]{3})(?=[A-Z][a-z]{2})")

@@ -13,7 +13,8 @@ from mmre_demo.data.schema import Entity
 from mmre_demo.model.batching import CaptionPairs, caption_items, run_batch
 from mmre_demo.model.config import RelationConfig
 from mmre_demo.model.packing import collate_passes, encode_caption_pairs, tokenize_caption
-from mmre_demo.model.relation import EntityPoolingModel, LevitatedMarkerModel, PairMarkerModel, build_relation_model
+from mmre_demo.model.relation import EntityPoolingModel, PairMarkerModel, build_relation_model
+from mmre_demo.research.levitated import LevitatedMarkerModel, levitated_passes
 
 CAPTION = "Alice Smith met Bob Jones at the Louvre in Paris with #Macron"
 
@@ -56,7 +57,7 @@ def test_entities_map_to_their_word_pieces_even_inside_a_hashtag(tokenizer):
 
 
 def test_levitated_markers_share_the_entities_positions_and_see_only_their_pair(tokenizer):
-    (p,) = encode_caption_pairs(tokenizer, CAPTION, ENTITIES, PAIRS, levitated=True, max_rows=32)
+    (p,) = levitated_passes(tokenizer, CAPTION, ENTITIES, PAIRS, max_rows=32)
     pieces = tokenizer.convert_ids_to_tokens(p.input_ids)
     assert pieces[0] == "[CLS]" and pieces[p.n_text - 1] == "[SEP]"
     assert len(p.input_ids) == p.n_text + 4 * len(PAIRS) and p.pair_ids == list(range(len(PAIRS)))
@@ -88,7 +89,7 @@ def test_a_pairs_score_does_not_depend_on_the_pairs_packed_beside_it(levitated):
 
 
 def test_too_many_pairs_for_one_pass_are_split_never_dropped(tokenizer):
-    passes = encode_caption_pairs(tokenizer, CAPTION, ENTITIES, PAIRS, levitated=True, max_rows=6)
+    passes = levitated_passes(tokenizer, CAPTION, ENTITIES, PAIRS, max_rows=6)
     assert [p.n_rows for p in passes] == [6, 6, 6, 2]
     assert sorted(k for p in passes for k in p.pair_ids) == list(range(len(PAIRS)))
     assert all(len(p.input_ids) == p.n_text + 4 * p.n_rows for p in passes)
@@ -98,7 +99,7 @@ def test_a_long_caption_is_read_in_windows_around_each_pair(tokenizer):
     caption = "Alice met Bob today . " + "filler words here . " * 100 + "Later Carol flew to Paris ."
     ents = [ent(caption, n) for n in ("Alice", "Bob", "Carol", "Paris")]
     pairs = list(permutations(range(4), 2))
-    passes = encode_caption_pairs(tokenizer, caption, ents, pairs, levitated=True, max_length=64)
+    passes = levitated_passes(tokenizer, caption, ents, pairs, max_length=64)
     assert len(passes) > 1 and sorted(k for p in passes for k in p.pair_ids) == list(range(len(pairs)))
     for p in passes:
         assert p.n_text <= 64
@@ -125,13 +126,13 @@ def test_two_thousand_character_caption_with_thirty_pairs_is_scored(levitated):
 
 
 def test_entity_pooling_reads_the_caption_once_without_markers(tokenizer):
-    (p,) = encode_caption_pairs(tokenizer, CAPTION, ENTITIES, PAIRS, levitated=False)
+    (p,) = encode_caption_pairs(tokenizer, CAPTION, ENTITIES, PAIRS)
     assert len(p.input_ids) == p.n_text and p.n_rows == len(PAIRS) and not p.marker_row
     assert p.head_index[0] == p.head_tokens[0][0]
 
 
 def test_one_entity_gives_no_pass(tokenizer):
-    assert encode_caption_pairs(tokenizer, CAPTION, ENTITIES[:1], [], levitated=True) == []
+    assert levitated_passes(tokenizer, CAPTION, ENTITIES[:1], []) == []
 
 
 def test_each_architecture_name_builds_its_class():

@@ -16,6 +16,7 @@ from mmre_demo.data.schema import Entity
 from mmre_demo.model.batching import CaptionPairs, ImageCache, Item, caption_items, predict_logits, run_batch
 from mmre_demo.model.config import ARCHITECTURES, RelationConfig
 from mmre_demo.model.relation import RelationModel, build_relation_model, load_relation_model
+from mmre_demo.research import RESEARCH_ARCHITECTURES
 
 CAPTION = "Alice Smith met Bob Jones at the museum in Paris"
 
@@ -36,7 +37,7 @@ def pair_item(model: RelationModel, head: Entity, tail: Entity, label: int = 0, 
     return item
 
 
-@pytest.fixture(scope="module", params=ARCHITECTURES)
+@pytest.fixture(scope="module", params=ARCHITECTURES + RESEARCH_ARCHITECTURES)  # research stays working
 def small_model(request) -> RelationModel:
     torch.manual_seed(0)
     return build_relation_model(RelationConfig(architecture=request.param, lora_r=4, lora_alpha=8)).eval()
@@ -258,3 +259,23 @@ def test_a_model_reads_with_the_backbones_first_layers_and_saves_that(tmp_path: 
     np.testing.assert_allclose(predict_logits(model, items, None), predict_logits(loaded, items, None), atol=1e-4)
     with pytest.raises(InputError, match="has 6 layers"):
         build_relation_model(RelationConfig(text_layers=7))
+
+
+def test_the_d29df61_teachers_config_loads_as_pair_markers_with_its_offset():
+    """An old model folder's config (no `architecture`, one `none_bias`) maps to today's keys; keys no
+    version uses are ignored."""
+    old = {"backbone_training": "lora", "none_bias": 0.2, "lora_targets": ["query", "key", "value", "dense"],
+           "labels": list(RELATIONS), "no_longer_a_key": 1}
+    cfg = RelationConfig.from_dict(old)
+    assert cfg.architecture == "pair-markers" and cfg.label_bias[0] == 0.2 and not any(cfg.label_bias[1:])
+
+
+def test_research_backbone_trainings_are_found_by_name_and_an_unknown_one_is_refused():
+    from torch import nn
+
+    from mmre_demo.research.backbone_training import adapt_backbone
+
+    assert not any(p.requires_grad for p in adapt_backbone(nn.Linear(2, 2), "frozen").parameters())
+    assert all(p.requires_grad for p in adapt_backbone(nn.Linear(2, 2), "full").parameters())
+    with pytest.raises(ValueError, match="unknown backbone training"):
+        adapt_backbone(nn.Linear(2, 2), "nope")

@@ -60,7 +60,7 @@ def test_serving_folds_the_adapters_into_the_weights_a_merge_gives(shipped_relat
     monkeypatch.setenv("MMRE_ONNX", "0")
     folded = load_relation_model(shipped_relation_dir, for_inference=True)
     merged = load_relation_model(shipped_relation_dir)
-    merged.merge_adapters()
+    merged.text_encoder.merge_adapter()  # peft's own merge, the reference
     assert folded.folded_adapters and not any(p.requires_grad for p in folded.text_encoder.parameters())
     a, b = ents("Alice Smith", "Bob Jones")
     items = [pair_item(folded, a, b), pair_item(folded, b, a)]

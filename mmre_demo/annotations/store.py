@@ -31,7 +31,7 @@ from typing import Any
 from mmre_demo.data.images import image_id
 from mmre_demo.data.labels import LABEL_TO_ID, NONE_LABEL, relation_fits, relation_types
 from mmre_demo.data.mnre import example_to_mnre_line
-from mmre_demo.data.schema import Entity, InputError
+from mmre_demo.data.schema import Entity, InputError, Span
 
 
 class DecisionKind(str, Enum):
@@ -67,8 +67,6 @@ _ADDED_COLUMNS = (("item_key", "TEXT"), ("undone", "REAL"), ("source", "TEXT"))
 def default_db_path() -> Path:
     return Path(os.environ.get("MMRE_ANNOTATIONS_DB", str(DEFAULT_DB)))
 
-
-Span = tuple[int, int]
 
 
 def tokenize_for_mnre(caption: str, spans: Iterable[Span]) -> tuple[list[str], dict[Span, Span]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from mmre_demo.data.splits import DEV_FRACTION, DEV_SEED
 from mmre_demo.model.config import ARCHITECTURES, BACKBONE_TRAININGS, RelationConfig
 from mmre_demo.prediction import DEFAULT_TOP_K, MAX_PAIRS
+from mmre_demo.research import RESEARCH_ARCHITECTURES, RESEARCH_BACKBONE_TRAININGS
 from mmre_demo.train.bootstrap import N_BOOT
 from mmre_demo.train.config import SELECT_ON, RelationTrainConfig
 
@@ -21,7 +22,14 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    run, model = RelationTrainConfig, RelationConfig  # the defaults of `train`
+    _add_predict(sub)
+    _add_train(sub)
+    _add_calibrate(sub)
+    _add_eval(sub)
+    _add_dev_split(sub)
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="relations between the entities of one caption (+ image)")
     p.add_argument("--image", help="image file (omit for caption only)")
     p.add_argument("--caption", required=True)
@@ -34,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_predict)
 
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    run, model = RelationTrainConfig, RelationConfig  # the defaults of `train`
     t = sub.add_parser("train", help="train the relation model on MNRE-format files (or annotators' decisions)")
     t.add_argument("--train", help="MNRE-format training file (optional with --annotations)")
     t.add_argument("--annotations", metavar="DB",
@@ -55,15 +66,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=float, default=run.lr, help="backbone (LoRA) learning rate (default: %(default)s)")
     t.add_argument("--head-lr", type=float, default=run.head_lr, help="default: %(default)s")
     t.add_argument("--seed", type=int, default=run.seed, help="default: %(default)s")
-    t.add_argument("--architecture", choices=ARCHITECTURES, default=model.architecture,
-                   help="how the text is read: one pass per pair (pair-markers) or per caption (default: %(default)s)")
+    t.add_argument("--architecture", choices=ARCHITECTURES + RESEARCH_ARCHITECTURES, default=model.architecture,
+                   help="how the text is read: one pass per pair (pair-markers) or per caption (default: "
+                        "%(default)s); levitated-markers: research, not shipped")
     t.add_argument("--max-rows", type=int, default=model.max_rows,
                    help="pairs per caption-once pass (default: %(default)s)")
     t.add_argument("--text-backbone", default=model.text_backbone, help="default: %(default)s")
     t.add_argument("--text-layers", type=int, default=model.text_layers,
                    help="read with the backbone's first N layers only (default: all)")
     t.add_argument("--vision-backbone", default=model.vision_backbone, help="default: %(default)s")
-    t.add_argument("--backbone-training", choices=BACKBONE_TRAININGS, default=model.backbone_training)
+    t.add_argument("--backbone-training", choices=BACKBONE_TRAININGS + RESEARCH_BACKBONE_TRAININGS,
+                   default=model.backbone_training, help="lora (default, shipped); full and frozen: research")
     t.add_argument("--lora-r", type=int, default=model.lora_r, help="LoRA rank; alpha = 2 r (default: %(default)s)")
     t.add_argument("--limit", type=int, help="use only the first N training lines (quick runs)")
     t.add_argument("--skip-bad", action="store_true", help="skip malformed lines (counted) instead of failing")
@@ -95,6 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="best epoch by the product's end-to-end F1 on dev (default) or by gold-pair F1")
     t.set_defaults(handler=cmd_train)
 
+
+def _add_calibrate(sub: argparse._SubParsersAction) -> None:
+    run = RelationTrainConfig  # the dev split as `train` carves it
     c = sub.add_parser("calibrate", help="fit a saved model's calibration and thresholds on dev data")
     c.add_argument("--weights", required=True, help="saved relation model folder")
     c.add_argument("--dev", help="MNRE-format file to fit on (e.g. the dev.txt of `mmre dev-split`)")
@@ -111,6 +127,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true", help="the last stdout line is the JSON summary")
     c.set_defaults(handler=cmd_calibrate)
 
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("eval", help="MNRE micro P/R/F1 of a model on a data file")
     e.add_argument("--data", required=True)
     e.add_argument("--images", default=None, help="folder of images named by img_id")
@@ -140,6 +158,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", action="store_true", help="the last stdout line is the JSON summary")
     e.set_defaults(handler=cmd_eval)
 
+
+def _add_dev_split(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("dev-split", help="carve a dev split from an MNRE training file by caption")
     d.add_argument("--train", required=True, help="MNRE-format training file")
     d.add_argument("--out", required=True, help="folder for train.txt (train minus dev), dev.txt and split.json")

@@ -15,6 +15,9 @@ class InputError(ValueError):
 MAX_CAPTION_CHARS = 2000
 FLOAT_DIGITS = 6  # decimals kept in every file written (exports, extract records, `to_dict`)
 
+Span = tuple[int, int]  # [start, end) character offsets of a caption
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) original-image pixels
+
 
 def plain_value(value: Any) -> Any:
     """The JSON / GraphML form of a value a prediction or a graph may hold: numpy arrays and scalars as lists

@@ -39,6 +39,7 @@ from PIL import Image
 
 from mmre_demo import tuning
 from mmre_demo.data.images import ImageInput, load_image
+from mmre_demo.data.schema import Box
 from mmre_demo.encoders.onnx_runtime import cpu_session
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,6 @@ DEFAULT_THREADS = min(tuning.OCR_THREADS.value, os.cpu_count() or 1)
 REC_MIN_WIDTH = 160
 RAPIDOCR_VERSION = "1.4.4"  # RapidEngine uses its stage methods; installed with --no-deps (README)
 
-Box = tuple[int, int, int, int]
 Point = tuple[int, int]
 
 

@@ -1,14 +1,14 @@
 """Where the graph's nodes go and which of them get a printed name.
 
-Why this layout: `benchmarks/bench_graph.py` compares networkx's spring, Kamada-Kawai and ForceAtlas2
-layouts and a stress majorization of Kamada-Kawai's energy (`stress_layout`), each with and without
-component packing, by measured overlap (node discs, label boxes, share of names that fit) on 40- and
-150-node views of a synthetic 10,000-post corpus and of a real `mmre extract` corpus (docs/graph.md).
-Kamada-Kawai's energy gave the fewest overlaps; minimised by stress majorization it gives the same
-picture in a fraction of the time (networkx's optimiser took seconds for a dense 150-node view).
-Packing (each component laid out alone, shelved biggest first) helped spring and ForceAtlas2, not
-the stress layout, so it is off by default. After the layout, `spread` pushes apart nodes whose
-discs and (for the most connected) names would overlap at the size the app draws.
+Why this layout: `benchmarks/bench_graph.py` (with `benchmarks/graph_layouts.py`) compares networkx's
+spring, Kamada-Kawai and ForceAtlas2 layouts and a stress majorization of Kamada-Kawai's energy
+(`stress_layout`), each with and without component packing, by measured overlap (node discs, label boxes,
+share of names that fit) on 40- and 150-node views of a synthetic 10,000-post corpus and of a real
+`mmre extract` corpus (docs/graph.md). Kamada-Kawai's energy gave the fewest overlaps; minimised by stress
+majorization it gives the same picture in a fraction of the time (networkx's optimiser took seconds for a
+dense 150-node view). Packing (each component laid out alone, shelved biggest first) helped spring and
+ForceAtlas2, not the stress layout, so the app does not pack. After the layout, `spread` pushes apart
+nodes whose discs and (for the most connected) names would overlap at the size the app draws.
 
 Names: the most connected nodes first, each at the first free spot around its node (under, over,
 right, left) where it overlaps no name already placed and no other disc; hover names every node.
@@ -24,13 +24,9 @@ import networkx as nx
 import numpy as np
 
 Positions = dict[str, np.ndarray]
-LAYOUTS = ("spring", "kamada_kawai", "forceatlas2", "stress")
-DEFAULT_LAYOUT = "stress"  # Kamada-Kawai's picture, fast: fewest overlaps at 40 and 150 nodes (docs/graph.md)
-DEFAULT_PACKED = False  # packing helped spring and ForceAtlas2, not the stress layout (docs/graph.md)
 LABEL_FONT_PX = 11
 CHAR_PX = 6.4  # mean glyph width of the 11-px label font
 MAX_LABEL_CHARS = 24
-MAX_KAMADA_KAWAI = 400  # above this many nodes in one component Kamada-Kawai is too slow: spring instead
 MAX_STRESS = 1500  # the stress layout holds n x n matrices: above this, spring (the app draws at most 150)
 
 
@@ -90,26 +86,26 @@ def stress_layout(g: nx.Graph, init: Positions | None = None, iterations: int = 
     return {v: x[i] for i, v in enumerate(nodes)}
 
 
-def _one(g: nx.Graph, method: str, seed: int, init: Positions | None) -> Positions:
+def _one(g: nx.Graph, seed: int, init: Positions | None) -> Positions:
+    """The stress layout (Kamada-Kawai's picture: fewest overlaps at 40 and 150 nodes, docs/graph.md);
+    spring above `MAX_STRESS` nodes."""
     n = g.number_of_nodes()
     if n == 1:
         return {next(iter(g)): np.zeros(2)}
     if n == 2:
         a, b = list(g)
         return {a: np.array([-0.5, 0.0]), b: np.array([0.5, 0.0])}
-    if method == "stress" and n <= MAX_STRESS:
+    if n <= MAX_STRESS:
         return stress_layout(g, init)
-    if method == "kamada_kawai" and n <= MAX_KAMADA_KAWAI:
-        start = init if init and all(k in init for k in g) else nx.circular_layout(g)
-        return nx.kamada_kawai_layout(g, pos=start)
-    if method == "forceatlas2":
-        sizes = {k: node_size(d) / 40 for k, d in g.degree()}  # prevents overlap of the discs as drawn
-        return nx.forceatlas2_layout(g, pos=init, max_iter=150, seed=seed, scaling_ratio=2.0, node_size=sizes,
-                                     distributed_action=True)
+    return spring(g, seed, init)
+
+
+def spring(g: nx.Graph, seed: int, init: Positions | None) -> Positions:
+    n = g.number_of_nodes()
     return nx.spring_layout(g, k=1.6 / math.sqrt(n), pos=init, iterations=60 if n <= 100 else 40, seed=seed)
 
 
-def _normalise(pos: Positions) -> Positions:
+def normalise(pos: Positions) -> Positions:
     """Positions centred and scaled into [-1, 1] on the longer side (aspect kept)."""
     if not pos:
         return {}
@@ -119,41 +115,38 @@ def _normalise(pos: Positions) -> Positions:
     return {k: arr[i] / half for i, k in enumerate(pos)}
 
 
-def _pack(parts: list[Positions], aspect: float) -> Positions:
-    """Shelf-pack laid-out components (each in [-1, 1]) into one picture, biggest first, each scaled by
-    the square root of its node count so a hub's star gets more room than a pair."""
-    parts = sorted(parts, key=len, reverse=True)
-    sizes = [math.sqrt(len(p)) for p in parts]
-    area = sum((2 * s) ** 2 for s in sizes)
-    row_width = max(2 * sizes[0], math.sqrt(area * aspect))
-    out: Positions = {}
-    x = y = shelf = 0.0
-    gap = 0.35
-    for part, s in zip(parts, sizes):
-        w = 2 * s
-        if x > 0 and x + w > row_width:
-            x, y, shelf = 0.0, y - shelf - gap, 0.0
-        for k, p in part.items():
-            out[k] = np.array([x + s + p[0] * s, y - s + p[1] * s])
-        x += w + gap
-        shelf = max(shelf, w)
-    return out
-
-
 def layout(g: nx.Graph, previous: dict[str, tuple[float, float]] | None = None, seed: int = 7,
-           method: str = DEFAULT_LAYOUT, packed: bool = DEFAULT_PACKED,
            aspect: float = Canvas().width / Canvas().height, spread_out: bool = True,
            canvas: Canvas = Canvas()) -> Positions:
     """Positions in [-1, 1] for every node of `g` (directions and parallel edges ignored), then pushed
     apart where their discs and labels would overlap on `canvas` (`spread`).
 
-    Unpacked layouts start from `previous` where given, so a graph that grows does not jump.
+    The layout starts from `previous` where given, so a graph that grows does not jump.
     """
-    pos = _layout(g, previous, seed, method, packed, aspect)
-    if spread_out and len(pos) > 2:
-        names = {n: str(d.get("name", n)) for n, d in g.nodes(data=True)}
-        pos = spread(pos, names, dict(g.degree()), canvas)
-    return pos
+    if g.number_of_nodes() == 0:
+        return {}
+    und = undirected(g)
+    init = {k: np.asarray(v, dtype=float) for k, v in (previous or {}).items() if k in und} or None
+    pos = fit_axes(_one(und, seed, init), aspect)
+    return spread_graph(g, pos, canvas) if spread_out else pos
+
+
+def undirected(g: nx.Graph) -> nx.Graph:
+    """`g` as a simple undirected graph (what the layouts read)."""
+    return nx.Graph(g.to_undirected()) if g.is_directed() or g.is_multigraph() else g
+
+
+def fit_axes(pos: Positions, aspect: float) -> Positions:
+    """Positions centred and stretched to fill [-1, 1] both ways (the wide canvas)."""
+    return _stretch(normalise(pos), aspect)
+
+
+def spread_graph(g: nx.Graph, pos: Positions, canvas: Canvas = Canvas()) -> Positions:
+    """`spread` with `g`'s names and degrees (a view of one or two nodes is left as it is)."""
+    if len(pos) <= 2:
+        return pos
+    names = {n: str(d.get("name", n)) for n, d in g.nodes(data=True)}
+    return spread(pos, names, dict(g.degree()), canvas)
 
 
 def spread(pos: Positions, names: dict[str, str], degree: dict[str, int], canvas: Canvas = Canvas(),
@@ -200,22 +193,6 @@ def spread(pos: Positions, names: dict[str, str], degree: dict[str, int], canvas
     return {n: back[i] for i, n in enumerate(nodes)}
 
 
-def _layout(g: nx.Graph, previous: dict[str, tuple[float, float]] | None, seed: int, method: str, packed: bool,
-            aspect: float) -> Positions:
-    if method not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {method!r}")
-    if g.number_of_nodes() == 0:
-        return {}
-    und = nx.Graph(g.to_undirected()) if g.is_directed() or g.is_multigraph() else g
-    init = {k: np.asarray(v, dtype=float) for k, v in (previous or {}).items() if k in und} or None
-    if not packed:
-        pos = _one(und, method, seed, init)
-        return _stretch(_normalise(pos), aspect)
-    parts = [_normalise(_one(und.subgraph(c), method, seed, None))
-             for c in sorted(nx.connected_components(und), key=lambda c: (-len(c), min(map(str, c))))]
-    return _stretch(_normalise(_pack(parts, aspect)), aspect)
-
-
 def _stretch(pos: Positions, aspect: float) -> Positions:
     """Fill the wide canvas: the axes span the same data range both ways, the canvas does not."""
     if not pos:
@@ -231,12 +208,12 @@ def label_text(name: str) -> str:
     return name if len(name) <= MAX_LABEL_CHARS else name[:MAX_LABEL_CHARS - 1] + "…"
 
 
-Box = tuple[float, float, float, float]
+Rect = tuple[float, float, float, float]  # (x0, y0, x1, y1) drawing pixels, y up (not an image `Box`)
 LABEL_SPOTS = ("bottom center", "top center", "middle right", "middle left")  # tried in this order
 MUST_LABEL = 12  # the most connected nodes are named even over smaller discs (a label has a white ground)
 
 
-def _label_box(p: tuple[float, float], text: str, radius: float, spot: str = "bottom center") -> Box:
+def _label_box(p: tuple[float, float], text: str, radius: float, spot: str = "bottom center") -> Rect:
     """The pixel box (x0, y0, x1, y1; y up) of a label at `spot` of a node of that radius."""
     w, h = len(text) * CHAR_PX, LABEL_FONT_PX + 2
     if spot == "bottom center":
@@ -248,11 +225,11 @@ def _label_box(p: tuple[float, float], text: str, radius: float, spot: str = "bo
     return p[0] - radius - 3 - w, p[1] - h / 2, p[0] - radius - 2, p[1] + h / 2
 
 
-def _overlaps(a: Box, b: Box) -> bool:
+def _overlaps(a: Rect, b: Rect) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _disc_box(p: tuple[float, float], r: float) -> Box:
+def _disc_box(p: tuple[float, float], r: float) -> Rect:
     return p[0] - r, p[1] - r, p[0] + r, p[1] + r
 
 
@@ -262,16 +239,16 @@ class _Grid:
     def __init__(self, cell: float = 48.0):
         self.cell, self.cells = cell, {}
 
-    def _keys(self, box: Box) -> Iterable[tuple[int, int]]:
+    def _keys(self, box: Rect) -> Iterable[tuple[int, int]]:
         for i in range(int(box[0] // self.cell), int(box[2] // self.cell) + 1):
             for j in range(int(box[1] // self.cell), int(box[3] // self.cell) + 1):
                 yield i, j
 
-    def add(self, box: Box) -> None:
+    def add(self, box: Rect) -> None:
         for k in self._keys(box):
             self.cells.setdefault(k, []).append(box)
 
-    def hits(self, box: Box, ignore: Box | None = None) -> bool:
+    def hits(self, box: Rect, ignore: Rect | None = None) -> bool:
         return any(_overlaps(box, b) for k in self._keys(box) for b in self.cells.get(k, ()) if b is not ignore)
 
 
@@ -305,7 +282,7 @@ def fitting_labels(pos: Positions, names: dict[str, str], degree: dict[str, int]
 
 
 def label_boxes(pos: Positions, names: dict[str, str], degree: dict[str, int], spots: dict[str, str],
-                canvas: Canvas = Canvas()) -> list[Box]:
+                canvas: Canvas = Canvas()) -> list[Rect]:
     """The pixel boxes of the printed names (`fitting_labels`' spots) and of every node's disc."""
     out = []
     for n, p in pos.items():
@@ -316,7 +293,7 @@ def label_boxes(pos: Positions, names: dict[str, str], degree: dict[str, int], s
     return out
 
 
-def fitting_texts(points: list[np.ndarray], texts: list[str], taken: list[Box], canvas: Canvas = Canvas(),
+def fitting_texts(points: list[np.ndarray], texts: list[str], taken: list[Rect], canvas: Canvas = Canvas(),
                   font_px: float = 10.0) -> list[bool]:
     """Which small texts (an edge's relation, printed over its midpoint) fit: each where it overlaps no
     box of `taken` (names, discs) and no text kept before it."""
@@ -333,32 +310,3 @@ def fitting_texts(points: list[np.ndarray], texts: list[str], taken: list[Box], 
             grid.add(box)
         out.append(fits)
     return out
-
-
-def overlap_metrics(pos: Positions, names: dict[str, str], degree: dict[str, int],
-                    canvas: Canvas = Canvas()) -> dict[str, float]:
-    """How readable a layout is if every node were labelled: the share of node discs overlapping
-    another disc, the share of label boxes overlapping another label or a disc, and the share of labels
-    `fitting_labels` can print. Used by the benchmark to pick the layout."""
-    nodes = list(pos)
-    if not nodes:
-        return {"node_overlap": 0.0, "label_overlap": 0.0, "labels_shown": 1.0}
-    px = {n: canvas.to_px(pos[n]) for n in nodes}
-    radius = {n: node_size(degree.get(n, 0)) / 2 for n in nodes}
-    discs = [_disc_box(px[n], radius[n]) for n in nodes]
-    labels = [_label_box(px[n], label_text(names.get(n, n)), radius[n]) for n in nodes]
-    hit_node = hit_label = 0
-    for i in range(len(nodes)):
-        hit_node += any(_disc_hits(px[nodes[i]], radius[nodes[i]], px[nodes[j]], radius[nodes[j]])
-                        for j in range(len(nodes)) if j != i)
-        hit_label += any(_overlaps(labels[i], b) for j, b in enumerate(labels + discs)
-                         if j != i and j != len(nodes) + i)
-    shown = len(fitting_labels(pos, names, degree, canvas))
-    return {"node_overlap": hit_node / len(nodes), "label_overlap": hit_label / len(nodes),
-            "labels_shown": shown / len(nodes)}
-
-
-def _disc_hits(a: tuple[float, float], ra: float, b: tuple[float, float], rb: float) -> bool:
-    return math.hypot(a[0] - b[0], a[1] - b[1]) < ra + rb
-
-

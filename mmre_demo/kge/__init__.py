@@ -10,8 +10,7 @@ stays light (the CLI reads its choices when every command starts).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mmre_demo.lazy import lazy_exports
 
 _EXPORTS = {"DATASETS": "api", "evaluate_run": "api", "fit": "api", "load_dataset": "api", "KgeRun": "io",
             "load_run": "io", "save_run": "io", "KgePredictor": "predict"}
@@ -19,7 +18,4 @@ _EXPORTS = {"DATASETS": "api", "evaluate_run": "api", "fit": "api", "load_datase
 __all__ = ["DATASETS", "KgePredictor", "KgeRun", "evaluate_run", "fit", "load_dataset", "load_run", "save_run"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -9,18 +9,21 @@ from typing import Any, Literal, get_args
 
 from mmre_demo.data.labels import RELATIONS
 from mmre_demo.model.saved_config import SavedConfig
+from mmre_demo.research import ResearchArchitecture, ResearchBackboneTraining
 
-# how the text is read (see model/relation.py); a saved config without the key is "pair-markers"
-Architecture = Literal["pair-markers", "levitated-markers", "entity-pooling"]
+# how the text is read (see model/relation.py): what ships, and the model it was distilled from (d29df61,
+# `mmre train --distill-from`); a saved config without the key is "pair-markers". Tried, not shipped:
+# mmre_demo/research (`ResearchArchitecture`).
+Architecture = Literal["pair-markers", "entity-pooling"]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
-# what training does to the text backbone: LoRA adapters, every weight, or nothing
-BackboneTraining = Literal["lora", "full", "frozen"]
+# what training does to the text backbone: LoRA adapters (what ships); every weight or nothing: research
+BackboneTraining = Literal["lora"]
 BACKBONE_TRAININGS: tuple[str, ...] = get_args(BackboneTraining)
 
 
 @dataclass
 class RelationConfig(SavedConfig):
-    architecture: Architecture = "entity-pooling"
+    architecture: Architecture | ResearchArchitecture = "entity-pooling"
     text_backbone: str = "minilm"  # short name, HF id or local folder
     text_layers: int = 0  # only the text backbone's first N layers read (a wide encoder, cheaper); 0: all
     vision_backbone: str = "efficientnet-lite0"  # efficientnet-lite0/1/2, HF id or local folder
@@ -28,7 +31,7 @@ class RelationConfig(SavedConfig):
     max_length: int = 128  # word pieces of text per pass (a longer caption is read in windows)
     max_rows: int = 32  # pairs per caption-once pass (a caption with more pairs gets several passes)
     num_concepts: int = 5  # top ImageNet concepts that become visual tokens
-    backbone_training: BackboneTraining = "lora"
+    backbone_training: BackboneTraining | ResearchBackboneTraining = "lora"
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.1
@@ -51,13 +54,8 @@ class RelationConfig(SavedConfig):
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RelationConfig:
-        """A saved config; one written before architectures had names is a `pair-markers` model, one written
-        before per-label offsets has its one offset, on `None`."""
-        raw = {"architecture": "pair-markers", **raw}
-        if "label_bias" not in raw and raw.get("none_bias"):
-            labels = raw.get("labels") or list(RELATIONS)
-            raw["label_bias"] = [float(raw["none_bias"]) if label == "None" else 0.0 for label in labels]
-        return super().from_dict(raw)
+        """A saved config, older ones upgraded (`upgrade_saved`); keys no version uses are ignored."""
+        return super().from_dict(upgrade_saved(raw))
 
     @classmethod
     def saved_threshold(cls, config_path: str | Path) -> float:
@@ -71,3 +69,16 @@ class RelationConfig(SavedConfig):
     @property
     def num_labels(self) -> int:
         return len(self.labels)
+
+
+def upgrade_saved(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config as older code saved it, in today's keys (the one place old model folders are mapped):
+
+    - no `architecture` (written before architectures had names): a `pair-markers` model (d29df61's);
+    - `none_bias` (one offset, on `None`, before per-label offsets): `label_bias` with it on `None`.
+    """
+    raw = {"architecture": "pair-markers", **raw}
+    if "label_bias" not in raw and raw.get("none_bias"):
+        labels = raw.get("labels") or list(RELATIONS)
+        raw["label_bias"] = [float(raw["none_bias"]) if label == "None" else 0.0 for label in labels]
+    return raw

@@ -3,10 +3,11 @@
 Every architecture turns a caption, its entities and the ordered pairs to score into `EncoderPass`es:
 
 - `pair-markers`: one pass per pair, the caption with that pair's markers written into it (`inputs.encode_pair`);
-- `levitated-markers` (PURE's approximation model, Zhong & Chen 2021): one pass per caption; the caption is
-  read once and every pair appends four *levitated* markers (`[ ] { }`) that share the position ids of
-  the head's and tail's first and last word pieces. Markers see the caption and their own pair's
-  markers; the caption sees neither, so a pair's score does not depend on the pairs packed beside it;
+- `levitated-markers` (research, `mmre_demo/research/levitated.py`; PURE's approximation model, Zhong &
+  Chen 2021): one pass per caption; the caption is read once and every pair appends four *levitated*
+  markers (`[ ] { }`) that share the position ids of the head's and tail's first and last word pieces.
+  Markers see the caption and their own pair's markers; the caption sees neither, so a pair's score does
+  not depend on the pairs packed beside it;
 - `entity-pooling` (ATLOP-style, Zhou et al. 2021): one pass per caption with no markers; each entity is
   its word pieces pooled, each pair adds the caption context both entities attend to.
 
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 from transformers import PreTrainedTokenizerBase
 
 from mmre_demo.data.schema import Entity
-from mmre_demo.model.inputs import HEAD_MARKERS, TAIL_MARKERS, PairFeatures, _window, segments
+from mmre_demo.model.inputs import PairFeatures, _window, segments
 
 if TYPE_CHECKING:
     import torch
@@ -36,8 +37,8 @@ class EncoderPass:
 
     input_ids: list[int]
     position_ids: list[int]
-    n_text: int  # tokens [0, n_text) are the text (specials included); the rest are levitated markers
-    marker_row: list[int]  # per levitated marker (token n_text + k): the row it belongs to
+    n_text: int  # tokens [0, n_text) are the text (specials included); the rest are markers (research)
+    marker_row: list[int]  # per marker after the text (token n_text + k): the row it belongs to
     head_index: list[int]  # per row: the token whose hidden state is the head (its opening marker)
     tail_index: list[int]
     head_tokens: list[TokenRange]  # per row: the head's word pieces in the text (pooling, attention)
@@ -90,14 +91,13 @@ def split_rows(n_rows: int, max_rows: int) -> list[range]:
 
 
 def encode_caption_pairs(tokenizer: PreTrainedTokenizerBase, caption: str, entities: list[Entity],
-                         pairs: list[tuple[int, int]], *, levitated: bool, max_length: int = 128,
-                         max_rows: int = 32, image_text: str | None = None,
-                         image_text_tokens: int = 32) -> list[EncoderPass]:
+                         pairs: list[tuple[int, int]], *, max_length: int = 128, max_rows: int | None = None,
+                         image_text: str | None = None, image_text_tokens: int = 32) -> list[EncoderPass]:
     """The passes that score `pairs` (ordered entity indices) of one caption, in as few passes as fit.
 
     The text part holds at most `max_length` word pieces: a longer caption is read in windows, each pair in
-    the window around its two entities (`inputs._window`), pairs sharing a window sharing a pass. With
-    `levitated`, each pair adds four marker tokens; a pass holds at most `max_rows` pairs. With
+    the window around its two entities (`inputs._window`), pairs sharing a window sharing a pass (at most
+    `max_rows` of them; None: all). A pair's head and tail are its entities' first word pieces. With
     `image_text`, the text read in the image follows the caption as a second segment.
     """
     if not pairs:
@@ -109,44 +109,24 @@ def encode_caption_pairs(tokenizer: PreTrainedTokenizerBase, caption: str, entit
         (hs, he), (ts, te) = toks.entity_tokens[h], toks.entity_tokens[t]
         keep = _window(len(toks.ids), min(hs, ts), max(he, te) - 1, budget)
         windows.setdefault(tuple(keep), []).append(k)
-    marker_ids = [tokenizer.convert_tokens_to_ids(m) for m in (*HEAD_MARKERS, *TAIL_MARKERS)]
     passes = []
     for keep, pair_ks in windows.items():
-        for chunk in split_rows(len(pair_ks), max_rows if levitated else len(pair_ks)):
-            passes.append(_pack(toks, list(keep), [pair_ks[i] for i in chunk], pairs, before, after, second,
-                                marker_ids if levitated else None))
+        for chunk in split_rows(len(pair_ks), max_rows or len(pair_ks)):
+            passes.append(_pack(toks, list(keep), [pair_ks[i] for i in chunk], pairs, before, after, second))
     return passes
 
 
 def _pack(toks: CaptionTokens, keep: list[int], pair_ks: list[int], pairs: list[tuple[int, int]],
-          before: list[int], after: list[int], second: list[int], marker_ids: list[int] | None) -> EncoderPass:
-    """One pass: [CLS] window [SEP] (image text [SEP]) then, with `marker_ids`, four markers per pair."""
+          before: list[int], after: list[int], second: list[int]) -> EncoderPass:
+    """One pass: [CLS] window [SEP] (image text [SEP]), and where each pair's entities are in it."""
     prefix = len(before)
     where = {old: prefix + new for new, old in enumerate(keep)}  # caption word piece -> token in the pass
     ids = before + [toks.ids[i] for i in keep] + after + second
     spans = [(-1, -1)] * prefix + [toks.spans[i] for i in keep] + [(-1, -1)] * (len(after) + len(second))
-    n_text = len(ids)
-    positions = list(range(n_text))
-    marker_row: list[int] = []
-    head_index, tail_index, head_tokens, tail_tokens = [], [], [], []
-    for row, k in enumerate(pair_ks):
-        h, t = pairs[k]
-        hr = _in_pass(toks.entity_tokens[h], where)
-        tr = _in_pass(toks.entity_tokens[t], where)
-        head_tokens.append(hr)
-        tail_tokens.append(tr)
-        if marker_ids is None:
-            head_index.append(hr[0])
-            tail_index.append(tr[0])
-            continue
-        head_index.append(len(ids))
-        tail_index.append(len(ids) + 2)
-        ids += marker_ids
-        positions += [hr[0], hr[1] - 1, tr[0], tr[1] - 1]
-        spans += [(-1, -1)] * 4
-        marker_row += [row] * 4
-    return EncoderPass(ids, positions, n_text, marker_row, head_index, tail_index, head_tokens, tail_tokens, spans,
-                       pair_ks)
+    head_tokens = [_in_pass(toks.entity_tokens[pairs[k][0]], where) for k in pair_ks]
+    tail_tokens = [_in_pass(toks.entity_tokens[pairs[k][1]], where) for k in pair_ks]
+    return EncoderPass(ids, list(range(len(ids))), len(ids), [], [r[0] for r in head_tokens],
+                       [r[0] for r in tail_tokens], head_tokens, tail_tokens, spans, pair_ks)
 
 
 def _in_pass(entity: TokenRange, where: dict[int, int]) -> TokenRange:

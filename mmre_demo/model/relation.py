@@ -7,9 +7,11 @@ caption + pairs -> `EncoderPass`es, see `packing.py`) and which vectors stand fo
 (`pair_vectors`). `RelationConfig.architecture` names it; `load_relation_model` / `build_relation_model`
 resolve the name (like transformers' `model_type`):
 
-- `pair-markers`: one pass per ordered pair, `[ head ]` and `{ tail }` written into the caption;
-- `levitated-markers`: one pass per caption, four levitated markers per pair (PURE's approximation);
-- `entity-pooling`: one pass per caption, pooled entity word pieces + the context both attend to (ATLOP).
+- `entity-pooling` (shipped): one pass per caption, pooled entity word pieces + the context both attend to
+  (ATLOP);
+- `pair-markers` (d29df61, the distillation teacher): one pass per ordered pair, `[ head ]` and `{ tail }`
+  written into the caption;
+- tried, not shipped: `mmre_demo/research/` (`levitated-markers`; the `full` and `frozen` backbone trainings).
 
 Only the trained parts are saved (safetensors + JSON, `model.base`); backbones come from their packages.
 """
@@ -34,6 +36,7 @@ from mmre_demo.model.config import ARCHITECTURES, RelationConfig
 from mmre_demo.model.fusion import CrossModalAttention, GatedFusion, VisualTokenizer, VisualTokens
 from mmre_demo.model.inputs import encode_pair
 from mmre_demo.model.packing import EncoderPass, encode_caption_pairs
+from mmre_demo.research import RESEARCH_ARCHITECTURES
 
 
 @dataclass
@@ -91,19 +94,19 @@ class RelationModel(PretrainedModel):
 
     @staticmethod
     def _adapt_backbone(encoder: nn.Module, config: RelationConfig) -> nn.Module:
-        if config.backbone_training == "lora":
-            from peft import LoraConfig, get_peft_model
+        if config.backbone_training != "lora":
+            from mmre_demo.research.backbone_training import adapt_backbone
 
-            lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                              target_modules=list(config.lora_targets), bias="none")
-            import warnings
+            return adapt_backbone(encoder, config.backbone_training)
+        import warnings
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                return get_peft_model(encoder, lora)
-        if config.backbone_training == "frozen":
-            encoder.requires_grad_(False)
-        return encoder
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          target_modules=list(config.lora_targets), bias="none")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return get_peft_model(encoder, lora)
 
     # ---- image side -------------------------------------------------------------------------
     @torch.no_grad()
@@ -217,14 +220,6 @@ class RelationModel(PretrainedModel):
             text_only = self.classifier(self.fusion(text_pair, image_pair, torch.zeros_like(has_image)))
         return RelationOutput(logits, entity_attention, token_attention if explain else None, text_only)
 
-    def merge_adapters(self) -> None:
-        """Fold the LoRA adapters into the backbone's weights, for inference only: the same outputs (to
-        float rounding, ~1e-6 on the logits) at about 1.5x the speed on a CPU, since each adapted layer
-        becomes one matmul again. Never on a model that is still being trained."""
-        merge = getattr(self.text_encoder, "merge_adapter", None)
-        if merge is not None:
-            merge()
-
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrated probabilities: the fitted per-label offsets, then the fitted temperature (see
         `train/calibration.py`); decisions threshold them (`decoding.relation_decisions`)."""
@@ -312,21 +307,6 @@ class PairMarkerModel(RelationModel):
         return _gather(hidden, batch, "head_index"), _gather(hidden, batch, "tail_index"), token_attention
 
 
-class LevitatedMarkerModel(PairMarkerModel):
-    """One pass per caption: the caption once, four levitated markers per pair that share the position ids
-    of the head's and tail's first and last word pieces (PURE's approximation model). The pair is the
-    hidden states of its two opening markers, as in `pair-markers`, so that model's weights start it."""
-
-    architecture = "levitated-markers"
-
-    def featurize(self, caption: str, entities: list[Entity], pairs: list[tuple[int, int]],
-                  image_text: str | None = None) -> list[EncoderPass]:
-        cfg = self.config
-        return encode_caption_pairs(self.tokenizer, caption, entities, pairs, levitated=True,
-                                    max_length=cfg.max_length, max_rows=cfg.max_rows, image_text=image_text,
-                                    image_text_tokens=cfg.image_text_tokens)
-
-
 class EntityPoolingModel(RelationModel):
     """One pass per caption with no markers (ATLOP-style): an entity is the mean of its word pieces; each
     pair adds the context both entities attend to (the product of their last-layer attention over the
@@ -345,7 +325,7 @@ class EntityPoolingModel(RelationModel):
     def featurize(self, caption: str, entities: list[Entity], pairs: list[tuple[int, int]],
                   image_text: str | None = None) -> list[EncoderPass]:
         cfg = self.config
-        return encode_caption_pairs(self.tokenizer, caption, entities, pairs, levitated=False,
+        return encode_caption_pairs(self.tokenizer, caption, entities, pairs,
                                     max_length=cfg.max_length, image_text=image_text,
                                     image_text_tokens=cfg.image_text_tokens)
 
@@ -365,16 +345,20 @@ class EntityPoolingModel(RelationModel):
         return head, tail, q
 
 
-_CLASSES: dict[str, type[RelationModel]] = {
-    cls.architecture: cls for cls in (PairMarkerModel, LevitatedMarkerModel, EntityPoolingModel)
-}
+_CLASSES: dict[str, type[RelationModel]] = {cls.architecture: cls for cls in (PairMarkerModel, EntityPoolingModel)}
 assert set(_CLASSES) == set(ARCHITECTURES), "every architecture name has one class"
 
 
 def architecture_class(name: str) -> type[RelationModel]:
-    """The class of an architecture name (`RelationConfig.architecture`)."""
+    """The class of an architecture name (`RelationConfig.architecture`): a shipped one, or a research one
+    (mmre_demo/research, imported only then)."""
+    if name in RESEARCH_ARCHITECTURES:  # levitated-markers, the one research architecture
+        from mmre_demo.research.levitated import LevitatedMarkerModel
+
+        return LevitatedMarkerModel
     if name not in _CLASSES:
-        raise ValueError(f"unknown relation architecture {name!r}: choose one of {sorted(_CLASSES)}")
+        raise ValueError(f"unknown relation architecture {name!r}: "
+                         f"choose one of {sorted(_CLASSES)} or research's {sorted(RESEARCH_ARCHITECTURES)}")
     return _CLASSES[name]
 
 

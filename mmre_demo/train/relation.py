@@ -143,8 +143,7 @@ def _one_teacher(teacher_dir: Path, examples: list[MnreExample], images_dir, out
     wanted = {"teacher": str(teacher_dir), "pairs": len(examples)}
     if path.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == wanted:
         return np.load(path)
-    teacher = load_relation_model(teacher_dir, device=resolve_device(device))
-    teacher.merge_adapters()
+    teacher = load_relation_model(teacher_dir, device=resolve_device(device), for_inference=True)  # adapters folded
     cache = ImageCache(teacher)
     cache.add_folder(images_dir, {e.img_id for e in examples if e.img_id})
     log.info("teacher %s (%s) scores %d training pairs", teacher_dir, teacher.config.architecture, len(examples))

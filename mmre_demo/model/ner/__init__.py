@@ -15,8 +15,7 @@ head), `tagger` (NerTagger: load, tag captions).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mmre_demo.lazy import lazy_exports
 
 # Public names and the file that holds each. Imported on first use, so that reading `NerConfig`
 # (e.g. `mmre --help`'s defaults) does not import torch.
@@ -29,11 +28,4 @@ _HOME = {
 __all__ = sorted(_HOME)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)

@@ -31,8 +31,6 @@ from mmre_demo.data.text import CleanCaption, clean_caption
 from mmre_demo.decoding import best_relations, decode_directions, select_pairs
 from mmre_demo.device import resolve_device
 from mmre_demo.encoders.ocr import ImageText, TextReader
-from mmre_demo.encoders.onnx_runtime import enabled as onnx_runtime_enabled
-from mmre_demo.encoders.onnx_runtime import one_shared_copy
 from mmre_demo.encoders.vision import imagenet_class_names
 from mmre_demo.explain.evidence import pair_evidence
 from mmre_demo.grounding import Grounding, ImageEntity, Tagger, also_in_image, ground_entities
@@ -49,11 +47,11 @@ from mmre_demo.prediction import (
     TokenWeight,
     predict_one,
 )
+from mmre_demo.serving import Engine, ServingModels, check_engine, default_engine, engine_of, load_models
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from mmre_demo.model.ner import NerTagger
 
 BATCH_PASSES = tuning.BATCH_PASSES.value  # encoder passes per forward pass (measured: mmre_demo.tuning)
 
@@ -106,40 +104,6 @@ def _stack_visual(parts: list[VisualTokens]) -> VisualTokens:
     probs = None if first.concept_probs is None else torch.cat([p.concept_probs for p in parts])
     return VisualTokens(torch.cat([p.tokens for p in parts]), torch.cat([p.mask for p in parts]), first.n_spatial,
                         first.grid_hw, ids, probs)
-
-
-def serve_on_onnxruntime(model: RelationModel, tagger: NerTagger | None) -> None:
-    """Serving on the CPU: onnxruntime's sessions of the frozen networks opened now (not on a click), and
-    one copy of each of their weights kept in the process — PyTorch's copies released, and the word
-    embeddings the tagger's backbone and the relation encoder hold alike (LoRA leaves them as pretrained)
-    one tensor both sessions read (RSS after load: benchmarks/bench_vs_baseline.py predict)."""
-    if not onnx_runtime_enabled():  # $MMRE_ONNX=0: PyTorch runs everything, whole
-        return
-    encoders = [model.text_encoder] + ([tagger.encoder] if tagger is not None else [])
-    tables = [e.get_input_embeddings().weight for e in encoders]
-    shared = one_shared_copy(tables)
-    if shared is not None:
-        for table in tables:
-            table.data = shared
-    share = [shared] if shared is not None else []
-    model.serve_on_onnxruntime(share)
-    if tagger is not None:
-        tagger.serve_on_onnxruntime(share)
-    return_freed_heap()
-
-
-def return_freed_heap() -> None:
-    """Hand the heap that loading freed (checkpoint parsing, the export, the released weights) back to the
-    system: glibc keeps it otherwise (~45 MB of RSS here). A no-op where the C library has no malloc_trim."""
-    import ctypes
-    import ctypes.util
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to hand back this way
-        pass
 
 
 def on_typed_caption(pred: Prediction, typed: CleanCaption) -> Prediction:
@@ -214,16 +178,19 @@ class Pipeline:
     def load(cls, weights: str | Path | None = None, device: str = "auto", with_ner: bool = True,
              type_constraint: bool = True, ner_weights: str | Path | None = None, read_text: bool = True,
              batch_window_ms: float = DEFAULT_WINDOW_MS, threads: int | None = None,
-             ocr_workers: int = 1) -> Pipeline:
+             ocr_workers: int = 1, engine: Engine | None = None) -> Pipeline:
         """Load the relation model and the tagger of `weights` (`WeightsLayout.find(weights, ner_weights)`:
         default `$MMRE_WEIGHTS`, else the shipped `weights/`) and, with `read_text`,
         the reader of text in images (loaded on its first image; `ocr_workers` images read side by side).
         `threads`: CPU threads of each model call and each read (torch's setting is the process's);
-        None keeps the libraries' defaults (all cores for one request)."""
+        None keeps the libraries' defaults (all cores for one request). `engine`: what runs the models,
+        chosen here once (`pipe.engine`): "onnxruntime" (the serving models of `mmre_demo.serving`; the
+        default on a CPU) or "torch" (the whole PyTorch models, trainable; the default on an accelerator)."""
         if threads:
             torch.set_num_threads(threads)
         layout = WeightsLayout.find(weights, ner_weights)
         dev = resolve_device(device)
+        engine = check_engine(engine or default_engine(dev), dev)
         model = load_relation_model(layout.relation, device=dev, for_inference=True)  # adapters folded in
         tagger = None
         if with_ner and layout.tagger is not None:
@@ -231,11 +198,17 @@ class Pipeline:
 
             tagger = NerTagger.from_pretrained(layout.tagger, device=dev)
         reader = TextReader(threads=threads, workers=ocr_workers) if read_text else None
-        if torch.device(dev).type == "cpu":
-            serve_on_onnxruntime(model, tagger)
+        model, tagger, engine = load_models(model, tagger, engine)  # the PyTorch models let go when served
+        if engine == "onnxruntime":
+            ServingModels.hand_back_memory()
         return cls(model, tagger, dev, type_constraint, reader, batch_window_ms=batch_window_ms)
 
     # ---- what the model is ------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        """What runs the models: "onnxruntime" (serving models) or "torch" (the PyTorch models, whole)."""
+        return engine_of(self.model)
+
     @property
     def threshold(self) -> float:
         """The model's own probability threshold (max end-to-end F1 on validation)."""

@@ -440,7 +440,7 @@ def test_choices_become_dropdown_options(first):
 
 def test_device_is_shown(ctl, monkeypatch):
     monkeypatch.delenv("MMRE_DEVICE", raising=False)
-    assert "`cpu`" in cb.device_text(ctl)
+    assert "`cpu`" in cb.device_text(ctl) and "**engine:** `onnxruntime`" in cb.device_text(ctl)
     monkeypatch.setenv("MMRE_DEVICE", "cpu")
     assert "MMRE_DEVICE=cpu" in cb.device_text(ctl)
 

@@ -256,7 +256,7 @@ def _relabel_choices(s: TabState) -> Choices:
 
 
 def device_text(ctl: Controller) -> str:
-    return render.device_markdown(ctl.device(), os.environ.get("MMRE_DEVICE"))
+    return render.device_markdown(ctl.device(), os.environ.get("MMRE_DEVICE"), ctl.engine())
 
 
 # ---- extraction ----------------------------------------------------------------------------------

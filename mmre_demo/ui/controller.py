@@ -160,6 +160,18 @@ class Controller:
         except InputError as exc:
             return f"unavailable ({exc})"
 
+    def engine(self) -> str | None:
+        """What runs the models (`Pipeline.engine`): the loaded pipeline's, else the one its load will choose
+        on this device; None for a predictor that does not say."""
+        if self._pipe is not None:
+            return getattr(self._pipe, "engine", None)
+        from mmre_demo.serving import default_engine
+
+        try:
+            return default_engine(self.device())
+        except RuntimeError:  # an unavailable device: nothing to say
+            return None
+
     def default_threshold(self) -> float:
         """The model's own threshold (max end-to-end F1 on validation), read without waiting for the load."""
         if self._pipe is not None:

@@ -11,6 +11,7 @@ call, and of concurrent callers arriving together (`microbatch`), share the mode
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from mmre_demo.data.images import ImageInput, load_image
 from mmre_demo.data.labels import NONE_LABEL, constrain_to_types
 from mmre_demo.data.paths import WeightsLayout
 from mmre_demo.data.schema import Entity, InputError, check_caption, check_entities
-from mmre_demo.data.text import CleanCaption, clean_caption
+from mmre_demo.data.text import CleanCaption, clean_caption, unread_script
 from mmre_demo.decoding import best_relations, decode_directions, select_pairs
 from mmre_demo.device import resolve_device
 from mmre_demo.encoders.ocr import ImageText, TextReader
@@ -54,6 +55,20 @@ if TYPE_CHECKING:
 
 
 BATCH_PASSES = tuning.BATCH_PASSES.value  # encoder passes per forward pass (measured: mmre_demo.tuning)
+WARM_UP_CAPTION = "Alice Smith of Acme Corp met Bob Jones in Paris."  # the tagger finds entities in it
+
+log = logging.getLogger(__name__)
+
+
+def warm_up_image() -> Image.Image:
+    """A small picture with printed words: the OCR's detector, classifier and recogniser all run on it."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (320, 160), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    for row, words in enumerate(("OPEN DAILY", "ACME CORP", "PARIS 2024")):
+        draw.text((20, 20 + 45 * row), words, fill=(0, 0, 0), font_size=30)
+    return img
 
 
 @dataclass
@@ -178,14 +193,15 @@ class Pipeline:
     def load(cls, weights: str | Path | None = None, device: str = "auto", with_ner: bool = True,
              type_constraint: bool = True, ner_weights: str | Path | None = None, read_text: bool = True,
              batch_window_ms: float = DEFAULT_WINDOW_MS, threads: int | None = None,
-             ocr_workers: int = 1, engine: Engine | None = None) -> Pipeline:
+             ocr_workers: int = 1, engine: Engine | None = None, warm_up: bool = False) -> Pipeline:
         """Load the relation model and the tagger of `weights` (`WeightsLayout.find(weights, ner_weights)`:
         default `$MMRE_WEIGHTS`, else the shipped `weights/`) and, with `read_text`,
         the reader of text in images (loaded on its first image; `ocr_workers` images read side by side).
         `threads`: CPU threads of each model call and each read (torch's setting is the process's);
         None keeps the libraries' defaults (all cores for one request). `engine`: what runs the models,
         chosen here once (`pipe.engine`): "onnxruntime" (the serving models of `mmre_demo.serving`; the
-        default on a CPU) or "torch" (the whole PyTorch models, trainable; the default on an accelerator)."""
+        default on a CPU) or "torch" (the whole PyTorch models, trainable; the default on an accelerator).
+        `warm_up`: pay the first-run costs now (`warm_up()`), as a server does before its first visitor."""
         if threads:
             torch.set_num_threads(threads)
         layout = WeightsLayout.find(weights, ner_weights)
@@ -201,7 +217,24 @@ class Pipeline:
         model, tagger, engine = load_models(model, tagger, engine)  # the PyTorch models let go when served
         if engine == "onnxruntime":
             ServingModels.hand_back_memory()
-        return cls(model, tagger, dev, type_constraint, reader, batch_window_ms=batch_window_ms)
+        pipe = cls(model, tagger, dev, type_constraint, reader, batch_window_ms=batch_window_ms)
+        if warm_up:
+            pipe.warm_up()
+        return pipe
+
+    def warm_up(self) -> float:
+        """Pay the first-run costs before the first request, not on it: the OCR engines load (RapidOCR's
+        sessions, ~1.9 s) and one request with a picture of printed words runs every model and stage once
+        (the first onnxruntime runs, the tokenizers, the lazily imported parts). Returns the seconds taken."""
+        t = time.perf_counter()
+        if self.text_reader is not None:
+            self.text_reader.load()
+        entities = None if self.tagger is not None else [
+            Entity("Alice Smith", 0, 11, "PER"), Entity("Acme Corp", 15, 24, "ORG")]
+        self.predict(warm_up_image(), WARM_UP_CAPTION, entities, read_text=self.text_reader is not None)
+        seconds = time.perf_counter() - t
+        log.info("warmed up in %.1f s", seconds)
+        return seconds
 
     # ---- what the model is ------------------------------------------------------------------------
     @property
@@ -320,9 +353,16 @@ class Pipeline:
         post.pairs, cap_message = select_pairs(post.entities, post.request.max_pairs)
         post.messages += [cap_message] if cap_message else []
         n = len(post.entities)
+        unread = unread_script(post.caption)  # e.g. Chinese: the tagger finds nothing it can read
+        says_why = unread is not None and post.detected and n < 2
+        if unread is not None:
+            post.messages.append(f"This caption is in a script the model does not read ({unread}): " + (
+                "no entities can be found. Add entities by hand, or give the caption in English." if says_why
+                else "its entities and relations are unreliable."))
         if n < 2:
-            post.messages.append(f"{n} entit{'y' if n == 1 else 'ies'} found in the caption: a relation "
-                                 "needs two. Add entities by hand to classify a pair.")
+            if not says_why:
+                post.messages.append(f"{n} entit{'y' if n == 1 else 'ies'} found in the caption: a relation "
+                                     "needs two. Add entities by hand to classify a pair.")
         elif not post.pairs:
             post.messages.append("Every entity has the same name: a relation needs two different entities.")
 

@@ -128,6 +128,41 @@ def test_an_unknown_engine_is_refused_before_anything_loads():
         Pipeline.load(device="cpu", engine="tensorrt")  # type: ignore[arg-type]
 
 
+def test_a_caption_the_model_cannot_read_says_so_instead_of_no_entities(pipeline):
+    pred = pipeline.predict(None, "特朗普在新加坡会见了金正恩。")
+    assert any("script the model does not read (Chinese): no entities can be found" in m for m in pred.messages)
+    assert not any("entities found in the caption" in m for m in pred.messages)
+    names = [{"text": "特朗普", "start": 0, "end": 3, "type": "PER"},
+             {"text": "金正恩", "start": 10, "end": 13, "type": "PER"}]
+    given = pipeline.predict(None, "特朗普在新加坡会见了金正恩。", names)
+    assert any("(Chinese): its entities and relations are unreliable" in m for m in given.messages)
+    assert len(given.pairs) == 1
+    assert not any("does not read" in m for m in pipeline.predict(None, CAPTION).messages)
+
+
+def test_warm_up_loads_the_ocr_and_runs_every_stage_once(pipeline):
+    """`Pipeline.load(warm_up=True)` (the app) pays the first-run costs before the first click: the OCR
+    engines load and one request with a picture of printed words goes through every model."""
+    from mmre_demo.encoders.ocr import TextReader
+
+    read: list[tuple[int, int]] = []
+
+    class Engine:
+        warmed = False
+
+        def warm_up(self):
+            Engine.warmed = True
+
+        def __call__(self, rgb, max_boxes, max_units):
+            read.append(rgb.shape[:2])
+            return [], 0
+
+    reader = TextReader(engine_factory=lambda **kw: Engine())
+    pipe = Pipeline(pipeline.model, pipeline.tagger, "cpu", text_reader=reader)
+    assert pipe.warm_up() > 0
+    assert Engine.warmed and len(read) == 1 and pipe.text_reader.engine is not None
+
+
 def test_a_prediction_read_back_from_its_dict_is_the_same_prediction(pipeline):
     img = Image.new("RGB", (320, 240), (30, 60, 200))
     d = pipeline.predict(img, CAPTION, ENTS).to_dict(with_arrays=True)

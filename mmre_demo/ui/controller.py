@@ -129,7 +129,7 @@ class Controller:
             def pipeline_factory() -> Predictor:
                 return Pipeline.load(device="auto",  # the weights: WeightsLayout's ($MMRE_WEIGHTS)
                                      batch_window_ms=batch_window_ms(), threads=SERVING_THREADS,
-                                     ocr_workers=os.cpu_count() or 1)
+                                     ocr_workers=os.cpu_count() or 1, warm_up=True)  # before any visitor
 
         self._pipe: Predictor | None = pipeline
         self._loader = PipelineLoader(pipeline_factory) if pipeline is None else None

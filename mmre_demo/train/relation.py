@@ -222,9 +222,8 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], dev_exam
         selection = selection_of(dev_examples, train_examples, args.select_on)
     if "silver" in args.pair_sources or args.select_on == "end_to_end":
         from mmre_demo.model.ner import NerTagger
-        from mmre_demo.serving import serving_tagger
 
-        tagger = serving_tagger(NerTagger.from_pretrained(args.ner_weights))  # it only tags
+        tagger = NerTagger.from_pretrained(args.ner_weights)
     cache = ImageCache(model)
     found, bad = cache.add_folder(images_dir, {e.img_id for e in train_examples + dev_examples if e.img_id})
     if images_dir:

@@ -1,11 +1,12 @@
-"""onnxruntime for the frozen networks: the OCR models, the vision backbone's feature extractor and
-the tagger's MiniLM.
+"""onnxruntime for the frozen networks: the OCR sessions, and the export, cache and runner of the serving
+models' networks (the vision backbone's feature extractor, the tagger's MiniLM, the relation encoder).
 
 Why: on the reference CPU onnxruntime runs the frozen EfficientNet-Lite0 feature extractor 3.5x and the
 frozen MiniLM 2x faster than eager PyTorch, the same outputs to 1e-4 (`mmre_demo.tuning.ONNX_RUNTIME`).
 Each ONNX file is exported from the PyTorch module on first use and cached, keyed by a digest of its
 weights (`export_cached`): the packaged weights stay the one source; nothing is downloaded. Where the
-export cannot be made (no `onnx` package) or $MMRE_ONNX=0, PyTorch runs the module, with the same result.
+export cannot be made (no `onnx` package) no runner is made and PyTorch serves (`serving.load_models`);
+$MMRE_ONNX=0 makes PyTorch the default engine (`serving.default_engine`).
 
 Which engine runs a model is chosen once, when it is loaded (`mmre_demo.serving`): the serving models
 are their own classes around these runners; a PyTorch model never switches to a session by itself.

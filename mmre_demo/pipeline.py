@@ -411,7 +411,7 @@ class Pipeline:
         says_why = unread is not None and detected and n < 2
         if unread is not None:
             messages.append(f"This caption is in a script the model does not read ({unread}): " + (
-                "no entities can be found. Add entities by hand, or give the caption in English." if says_why
+                "it cannot find the caption's entities. Add them by hand, or give the caption in English." if says_why
                 else "its entities and relations are unreliable."))
         if n < 2:
             if not says_why:

@@ -130,7 +130,8 @@ def test_an_unknown_engine_is_refused_before_anything_loads():
 
 def test_a_caption_the_model_cannot_read_says_so_instead_of_no_entities(pipeline):
     pred = pipeline.predict(None, "特朗普在新加坡会见了金正恩。")
-    assert any("script the model does not read (Chinese): no entities can be found" in m for m in pred.messages)
+    assert any("script the model does not read (Chinese): it cannot find the caption's entities" in m
+               for m in pred.messages)
     assert not any("entities found in the caption" in m for m in pred.messages)
     names = [{"text": "特朗普", "start": 0, "end": 3, "type": "PER"},
              {"text": "金正恩", "start": 10, "end": 13, "type": "PER"}]

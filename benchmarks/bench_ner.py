@@ -36,9 +36,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from mmre_demo.model.ner import NerTagger
+    from mmre_demo.serving import serving_tagger
 
     t0 = time.perf_counter()
-    tagger = NerTagger.from_pretrained(args.weights, int8=False if args.float else None)
+    tagger = serving_tagger(NerTagger.from_pretrained(args.weights, int8=False if args.float else None))
     load_s = time.perf_counter() - t0
     for c in CAPTIONS:  # warm-up
         tagger.tag(c)

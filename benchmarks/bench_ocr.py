@@ -240,8 +240,9 @@ def main() -> None:
         tagger = None
         if args.tagger:
             from mmre_demo.model.ner import NerTagger
+            from mmre_demo.serving import serving_tagger
 
-            tagger = NerTagger.from_pretrained()
+            tagger = serving_tagger(NerTagger.from_pretrained())
         table(paths, reader, caps, tagger)
         return
     print(json.dumps({"images": len(paths), "threads": args.threads, "cpus": os.cpu_count(),

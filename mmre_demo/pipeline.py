@@ -7,10 +7,17 @@ pairs of the caption (with and without the image, from one text pass), keep one 
 (`decoding`), turn attention into evidence (image heatmaps, word weights) and move every span back
 onto the caption as typed. Probabilities are calibrated (`RelationModel.probabilities`). Requests of one
 call, and of concurrent callers arriving together (`microbatch`), share the models' batches.
+
+Three named stages, each with its own result type (as transformers' pipelines name them):
+`preprocess` (the caller's thread: checked inputs, OCR started) -> `Prepared`; `run_models` (the batcher's
+thread, a batch of requests at once: tagger, vision beside it, relation model) -> `ModelsRun`;
+`postprocess` (the caller's thread: one direction per pair, the image's text, spans on the typed caption)
+-> `Prediction`.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -27,12 +34,10 @@ from mmre_demo.data.images import ImageInput, load_image
 from mmre_demo.data.labels import NONE_LABEL, constrain_to_types
 from mmre_demo.data.paths import WeightsLayout
 from mmre_demo.data.schema import Entity, InputError, check_caption, check_entities
-from mmre_demo.data.text import CleanCaption, clean_caption
+from mmre_demo.data.text import CleanCaption, clean_caption, unread_script
 from mmre_demo.decoding import best_relations, decode_directions, select_pairs
 from mmre_demo.device import resolve_device
 from mmre_demo.encoders.ocr import ImageText, TextReader
-from mmre_demo.encoders.onnx_runtime import enabled as onnx_runtime_enabled
-from mmre_demo.encoders.onnx_runtime import one_shared_copy
 from mmre_demo.encoders.vision import imagenet_class_names
 from mmre_demo.explain.evidence import pair_evidence
 from mmre_demo.grounding import Grounding, ImageEntity, Tagger, also_in_image, ground_entities
@@ -49,13 +54,27 @@ from mmre_demo.prediction import (
     TokenWeight,
     predict_one,
 )
+from mmre_demo.serving import Engine, ServingModels, check_engine, default_engine, engine_of, load_models
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from mmre_demo.model.ner import NerTagger
 
 BATCH_PASSES = tuning.BATCH_PASSES.value  # encoder passes per forward pass (measured: mmre_demo.tuning)
+WARM_UP_CAPTION = "Alice Smith of Acme Corp met Bob Jones in Paris."  # the tagger finds entities in it
+
+log = logging.getLogger(__name__)
+
+
+def warm_up_image() -> Image.Image:
+    """A small picture with printed words: the OCR's detector, classifier and recogniser all run on it."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (320, 160), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    for row, words in enumerate(("OPEN DAILY", "ACME CORP", "PARIS 2024")):
+        draw.text((20, 20 + 45 * row), words, fill=(0, 0, 0), font_size=30)
+    return img
 
 
 @dataclass
@@ -67,28 +86,59 @@ class EncodedImage:
     feature: np.ndarray  # pooled vision feature (the knowledge graph's image feature)
 
 
-@dataclass
-class _Post:
-    """One request on its way through `Pipeline`: the caption as typed and as read (clean), the checked
-    inputs, the entities and pairs (on the clean caption), what the models made of them, and notes."""
+@dataclass(frozen=True)
+class Prepared:
+    """Stage 1, preprocess (on the caller's thread): one request's checked inputs. The caption as typed and
+    as the models read it (clean), the image, the entities given (on the clean caption; None: the tagger
+    finds them), the text in the image being read beside the models, and the notes on the inputs."""
 
     request: PredictRequest
     typed: CleanCaption
     image: Image.Image | None
     started: float  # perf_counter when the request came in
-    entities: list[Entity] | None = None  # None: to be found by the tagger
-    detected: bool = False
-    pairs: list[tuple[int, int]] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+    given: list[Entity] | None = None
     text_read: Future[ImageText] | None = None  # OCR running beside the models
-    encoded: EncodedImage | None = None
-    classified: list[PairPrediction] = field(default_factory=list)
+    messages: tuple[str, ...] = ()
 
     @property
     def caption(self) -> str:
         """What the models read: the typed caption in NFC, without invisible characters."""
         return self.typed.text
+
+
+@dataclass(frozen=True)
+class ModelsRun:
+    """Stage 2, run models (on the batcher's thread, for a batch of requests): one request's entities and
+    pairs (on the clean caption), its encoded image, its classified pairs (both directions), the notes on
+    the entities and pairs, and each model's share of the time."""
+
+    entities: list[Entity]
+    detected: bool
+    pairs: list[tuple[int, int]]
+    encoded: EncodedImage | None
+    classified: list[PairPrediction]
+    messages: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Job:
+    """A request handed to the batcher: its `Prepared` in, its `ModelsRun` out (written once, by the
+    batcher's worker, before the caller reads it)."""
+
+    prepared: Prepared
+    run: ModelsRun | None = None
+
+
+@dataclass
+class _Found:
+    """Inside stage 2: a request's entities and pairs, before the relation model classifies them."""
+
+    entities: list[Entity]
+    detected: bool
+    pairs: list[tuple[int, int]]
+    messages: list[str]
+    ner_ms: float | None = None
 
 
 def _visual_row(visual: VisualTokens, row: int) -> VisualTokens:
@@ -106,40 +156,6 @@ def _stack_visual(parts: list[VisualTokens]) -> VisualTokens:
     probs = None if first.concept_probs is None else torch.cat([p.concept_probs for p in parts])
     return VisualTokens(torch.cat([p.tokens for p in parts]), torch.cat([p.mask for p in parts]), first.n_spatial,
                         first.grid_hw, ids, probs)
-
-
-def serve_on_onnxruntime(model: RelationModel, tagger: NerTagger | None) -> None:
-    """Serving on the CPU: onnxruntime's sessions of the frozen networks opened now (not on a click), and
-    one copy of each of their weights kept in the process — PyTorch's copies released, and the word
-    embeddings the tagger's backbone and the relation encoder hold alike (LoRA leaves them as pretrained)
-    one tensor both sessions read (RSS after load: benchmarks/bench_vs_baseline.py predict)."""
-    if not onnx_runtime_enabled():  # $MMRE_ONNX=0: PyTorch runs everything, whole
-        return
-    encoders = [model.text_encoder] + ([tagger.encoder] if tagger is not None else [])
-    tables = [e.get_input_embeddings().weight for e in encoders]
-    shared = one_shared_copy(tables)
-    if shared is not None:
-        for table in tables:
-            table.data = shared
-    share = [shared] if shared is not None else []
-    model.serve_on_onnxruntime(share)
-    if tagger is not None:
-        tagger.serve_on_onnxruntime(share)
-    return_freed_heap()
-
-
-def return_freed_heap() -> None:
-    """Hand the heap that loading freed (checkpoint parsing, the export, the released weights) back to the
-    system: glibc keeps it otherwise (~45 MB of RSS here). A no-op where the C library has no malloc_trim."""
-    import ctypes
-    import ctypes.util
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to hand back this way
-        pass
 
 
 def on_typed_caption(pred: Prediction, typed: CleanCaption) -> Prediction:
@@ -207,23 +223,27 @@ class Pipeline:
         # other; onnxruntime and PIL release the GIL): measured in mmre_demo.tuning.VISION_BESIDE_TAGGER
         self._vision_thread = (ThreadPoolExecutor(1, thread_name_prefix="pipeline-vision")
                                if tuning.VISION_BESIDE_TAGGER.value else None)
-        self.batcher: MicroBatcher[_Post] = MicroBatcher(self._run_models, batch_window_ms, max_batch, max_waiting,
-                                                         name="pipeline")
+        self.batcher: MicroBatcher[_Job] = MicroBatcher(self._run_jobs, batch_window_ms, max_batch, max_waiting,
+                                                        name="pipeline")
 
     @classmethod
     def load(cls, weights: str | Path | None = None, device: str = "auto", with_ner: bool = True,
              type_constraint: bool = True, ner_weights: str | Path | None = None, read_text: bool = True,
              batch_window_ms: float = DEFAULT_WINDOW_MS, threads: int | None = None,
-             ocr_workers: int = 1) -> Pipeline:
+             ocr_workers: int = 1, engine: Engine | None = None, warm_up: bool = False) -> Pipeline:
         """Load the relation model and the tagger of `weights` (`WeightsLayout.find(weights, ner_weights)`:
         default `$MMRE_WEIGHTS`, else the shipped `weights/`) and, with `read_text`,
         the reader of text in images (loaded on its first image; `ocr_workers` images read side by side).
         `threads`: CPU threads of each model call and each read (torch's setting is the process's);
-        None keeps the libraries' defaults (all cores for one request)."""
+        None keeps the libraries' defaults (all cores for one request). `engine`: what runs the models,
+        chosen here once (`pipe.engine`): "onnxruntime" (the serving models of `mmre_demo.serving`; the
+        default on a CPU) or "torch" (the whole PyTorch models, trainable; the default on an accelerator).
+        `warm_up`: pay the first-run costs now (`warm_up()`), as a server does before its first visitor."""
         if threads:
             torch.set_num_threads(threads)
         layout = WeightsLayout.find(weights, ner_weights)
         dev = resolve_device(device)
+        engine = check_engine(engine or default_engine(dev), dev)
         model = load_relation_model(layout.relation, device=dev, for_inference=True)  # adapters folded in
         tagger = None
         if with_ner and layout.tagger is not None:
@@ -231,11 +251,34 @@ class Pipeline:
 
             tagger = NerTagger.from_pretrained(layout.tagger, device=dev)
         reader = TextReader(threads=threads, workers=ocr_workers) if read_text else None
-        if torch.device(dev).type == "cpu":
-            serve_on_onnxruntime(model, tagger)
-        return cls(model, tagger, dev, type_constraint, reader, batch_window_ms=batch_window_ms)
+        model, tagger, engine = load_models(model, tagger, engine)  # the PyTorch models let go when served
+        if engine == "onnxruntime":
+            ServingModels.hand_back_memory()
+        pipe = cls(model, tagger, dev, type_constraint, reader, batch_window_ms=batch_window_ms)
+        if warm_up:
+            pipe.warm_up()
+        return pipe
+
+    def warm_up(self) -> float:
+        """Pay the first-run costs before the first request, not on it: the OCR engines load (RapidOCR's
+        sessions, ~1.9 s) and one request with a picture of printed words runs every model and stage once
+        (the first onnxruntime runs, the tokenizers, the lazily imported parts). Returns the seconds taken."""
+        t = time.perf_counter()
+        if self.text_reader is not None:
+            self.text_reader.load()
+        entities = None if self.tagger is not None else [
+            Entity("Alice Smith", 0, 11, "PER"), Entity("Acme Corp", 15, 24, "ORG")]
+        self.predict(warm_up_image(), WARM_UP_CAPTION, entities, read_text=self.text_reader is not None)
+        seconds = time.perf_counter() - t
+        log.info("warmed up in %.1f s", seconds)
+        return seconds
 
     # ---- what the model is ------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        """What runs the models: "onnxruntime" (serving models) or "torch" (the PyTorch models, whole)."""
+        return engine_of(self.model)
+
     @property
     def threshold(self) -> float:
         """The model's own probability threshold (max end-to-end F1 on validation)."""
@@ -266,36 +309,43 @@ class Pipeline:
     def predict_many(self, requests: Sequence[PredictRequest]) -> list[Prediction | InputError]:
         """Entities (detected unless given) -> both directions of each entity pair -> one decoded relation
         per pair, with calibrated probabilities, the image's measured influence and evidence; with
-        `read_text` (and a reader), the text in the image and the entities it grounds. The posts share
-        one tagger batch, one vision batch and relation batches (with other callers' posts when they
-        arrive together); each result equals that post's alone (the models are batch-invariant: float,
-        padding masked). A bad request gets its `InputError`, the others are answered."""
-        with self.batcher.expecting(len(requests)):  # a batch being gathered waits for these, not for nobody
-            prepared = [self._prepare(r) for r in requests]
-            posts = [p for p in prepared if isinstance(p, _Post)]
-            try:
-                self.batcher.run(posts)
-            except Busy as busy:
-                return [busy if isinstance(p, _Post) else p for p in prepared]
-        return [self._finish(p) if isinstance(p, _Post) else p for p in prepared]
+        `read_text` (and a reader), the text in the image and the entities it grounds. The requests share
+        one tagger batch, one vision batch and relation batches (with other callers' requests when they
+        arrive together); each result equals that request's alone (the models are batch-invariant: float,
+        padding masked). A bad request gets its `InputError`, the others are answered.
 
-    def _prepare(self, request: PredictRequest) -> _Post | InputError:
+        Three stages, each with its own result: `preprocess` (caller's thread) -> `Prepared`; `run_models`
+        (the batcher's thread, a batch at a time) -> `ModelsRun`; `postprocess` (caller's thread) -> `Prediction`."""
+        with self.batcher.expecting(len(requests)):  # a batch being gathered waits for these, not for nobody
+            prepared = [self.preprocess(r) for r in requests]
+            jobs = [_Job(p) for p in prepared if isinstance(p, Prepared)]
+            try:
+                self.batcher.run(jobs)
+            except Busy as busy:
+                return [busy if isinstance(p, Prepared) else p for p in prepared]
+        runs = iter(jobs)
+        return [self.postprocess(p, next(runs).run) if isinstance(p, Prepared) else p for p in prepared]
+
+    # ---- stage 1: preprocess ------------------------------------------------------------------------
+    def preprocess(self, request: PredictRequest) -> Prepared | InputError:
         """Check one request's inputs (on the caller's thread), start reading its image's text, and move
         entities given on the typed caption onto the clean one."""
         try:
             typed = clean_caption(check_caption(request.caption))
-            post = _Post(request, typed, load_image(request.image), time.perf_counter())
+            image = load_image(request.image)
+            given = None
             if request.entities is None:
                 self._require_tagger()
             else:
-                post.entities = self._coerce_entities(typed, request.entities)
+                given = self._coerce_entities(typed, request.entities)
         except InputError as exc:
             return exc
-        if post.image is None:
-            post.messages.append("No image: the relations are predicted from the caption alone.")
+        started, messages, text_read = time.perf_counter(), (), None
+        if image is None:
+            messages = ("No image: the relations are predicted from the caption alone.",)
         elif request.read_text and self.text_reader is not None:
-            post.text_read = self.text_reader.submit(post.image)
-        return post
+            text_read = self.text_reader.submit(image)
+        return Prepared(request, typed, image, started, given, text_read, messages)
 
     @staticmethod
     def _coerce_entities(typed: CleanCaption, entities: Sequence[Entity | dict]) -> list[Entity]:
@@ -308,84 +358,106 @@ class Pipeline:
         checked = check_entities(typed.typed, ents)
         return check_entities(typed.text, [typed.to_clean(e) for e in checked])
 
-    def _run_models(self, posts: list[_Post]) -> None:
-        """The batcher's work: tag the posts that need it, select their pairs, encode their images and
-        classify their pairs, each model once for the whole batch."""
+    # ---- stage 2: run models ------------------------------------------------------------------------
+    def run_models(self, batch: Sequence[Prepared]) -> list[ModelsRun]:
+        """Tag the requests that need it, select their pairs, encode their images and classify their pairs,
+        each model once for the whole batch."""
         with self._lock, torch.no_grad():
-            pictures = [p.image for p in posts]
+            pictures = [p.image for p in batch]
             vision = self._vision_thread
             images_read = vision.submit(self._encode_images_timed, pictures) if vision else None
-            self._tag(posts)
-            for post in posts:
-                self._select_pairs(post)
+            found = [self._select_pairs(p, entities, detected, ner_ms)
+                     for p, (entities, detected, ner_ms) in zip(batch, self._tag(batch), strict=True)]
             images, image_ms = images_read.result() if images_read else self._encode_images_timed(pictures)
             t = time.perf_counter()
-            classified = self._classify(posts, images)
+            classified = self._classify(batch, found, images)
             relation_ms = (time.perf_counter() - t) * 1000
-        with_image = sum(1 for p in posts if p.image is not None)
-        with_pairs = sum(1 for p in posts if p.pairs)
-        for post, image, pairs in zip(posts, images, classified, strict=True):
-            post.encoded, post.classified = image, pairs
+        with_image = sum(1 for p in batch if p.image is not None)
+        with_pairs = sum(1 for f in found if f.pairs)
+        runs = []
+        for f, image, pairs in zip(found, images, classified, strict=True):
+            timings = {"ner_ms": f.ner_ms} if f.ner_ms is not None else {}
             if image is not None:
-                post.timings["image_ms"] = image_ms / with_image
-            if post.pairs:
-                post.timings["relation_ms"] = relation_ms / with_pairs
+                timings["image_ms"] = image_ms / with_image
+            if f.pairs:
+                timings["relation_ms"] = relation_ms / with_pairs
+            runs.append(ModelsRun(f.entities, f.detected, f.pairs, image, pairs, tuple(f.messages), timings))
+        return runs
 
-    def _tag(self, posts: list[_Post]) -> None:
-        """The tagger's entities for the posts that gave none, in one batch."""
-        todo = [p for p in posts if p.entities is None]
-        if not todo:
-            return
-        t = time.perf_counter()
-        found = self.tagger.tag_batch([p.caption for p in todo])
-        share = (time.perf_counter() - t) * 1000 / len(todo)
-        for post, ents in zip(todo, found, strict=True):
-            post.entities, post.detected, post.timings["ner_ms"] = list(ents), True, share
+    def _run_jobs(self, jobs: list[_Job]) -> None:
+        """The batcher's work: stage 2 for a batch of jobs, each job's `ModelsRun` written into it."""
+        for job, run in zip(jobs, self.run_models([j.prepared for j in jobs]), strict=True):
+            job.run = run
+
+    def _tag(self, batch: Sequence[Prepared]) -> list[tuple[list[Entity], bool, float | None]]:
+        """Each request's entities, whether the tagger found them, and its share of the tagger's time: the
+        given ones, or the tagger's, in one batch for the requests that gave none."""
+        todo = [p for p in batch if p.given is None]
+        found: dict[int, list[Entity]] = {}
+        share = None
+        if todo:
+            t = time.perf_counter()
+            found = {id(p): list(e) for p, e in zip(todo, self.tagger.tag_batch([p.caption for p in todo]),
+                                                    strict=True)}
+            share = (time.perf_counter() - t) * 1000 / len(todo)
+        return [(list(p.given), False, None) if p.given is not None else (found[id(p)], True, share) for p in batch]
 
     @staticmethod
-    def _select_pairs(post: _Post) -> None:
-        post.pairs, cap_message = select_pairs(post.entities, post.request.max_pairs)
-        post.messages += [cap_message] if cap_message else []
-        n = len(post.entities)
+    def _select_pairs(prepared: Prepared, entities: list[Entity], detected: bool, ner_ms: float | None) -> _Found:
+        pairs, cap_message = select_pairs(entities, prepared.request.max_pairs)
+        messages = [cap_message] if cap_message else []
+        n = len(entities)
+        unread = unread_script(prepared.caption)  # e.g. Chinese: the tagger finds nothing it can read
+        says_why = unread is not None and detected and n < 2
+        if unread is not None:
+            messages.append(f"This caption is in a script the model does not read ({unread}): " + (
+                "it cannot find the caption's entities. Add them by hand, or give the caption in English." if says_why
+                else "its entities and relations are unreliable."))
         if n < 2:
-            post.messages.append(f"{n} entit{'y' if n == 1 else 'ies'} found in the caption: a relation "
-                                 "needs two. Add entities by hand to classify a pair.")
-        elif not post.pairs:
-            post.messages.append("Every entity has the same name: a relation needs two different entities.")
+            if not says_why:
+                messages.append(f"{n} entit{'y' if n == 1 else 'ies'} found in the caption: a relation "
+                                "needs two. Add entities by hand to classify a pair.")
+        elif not pairs:
+            messages.append("Every entity has the same name: a relation needs two different entities.")
+        return _Found(entities, detected, pairs, messages, ner_ms)
 
-    def _finish(self, post: _Post) -> Prediction:
+    # ---- stage 3: postprocess -----------------------------------------------------------------------
+    def postprocess(self, prepared: Prepared, run: ModelsRun) -> Prediction:
         """On the caller's thread: one direction per pair, the text read in the image and what it
         grounds, and every span moved back onto the caption as typed."""
-        image = post.encoded
-        image_text, groundings, only_in_image = self._text_evidence(post)
+        image = run.encoded
+        image_text, groundings, only_in_image = self._text_evidence(prepared, run.entities)
         by_span = {(g.entity.start, g.entity.end): g for g in groundings}  # a pair's names read in the image
         decoded = [replace(p, head_grounding=by_span.get((p.head.start, p.head.end)),
                            tail_grounding=by_span.get((p.tail.start, p.tail.end)))
-                   for p in decode_directions(post.classified)]
-        post.timings["total_ms"] = (time.perf_counter() - post.started) * 1000
+                   for p in decode_directions(run.classified)]
+        messages = [*prepared.messages, *run.messages]
+        timings = dict(run.timings)
+        if image_text is not None:
+            timings["ocr_ms"] = image_text.seconds * 1000
+            messages += [f"Text in the image: {image_text.note}"] if image_text.note else []
+        timings["total_ms"] = (time.perf_counter() - prepared.started) * 1000
         pred = Prediction(
-            caption=post.caption, entities=post.entities, pairs=decoded,
-            concepts=image.concepts if image else [], has_image=post.image is not None,
-            image_size=post.image.size if post.image is not None else None, device=self.device,
-            messages=post.messages, timings_ms=post.timings, entities_detected=post.detected,
+            caption=prepared.caption, entities=run.entities, pairs=decoded,
+            concepts=image.concepts if image else [], has_image=prepared.image is not None,
+            image_size=prepared.image.size if prepared.image is not None else None, device=self.device,
+            messages=messages, timings_ms=timings, entities_detected=run.detected,
             image_feature=image.feature if image else None, threshold=self.threshold,
             image_text=image_text, groundings=groundings, also_in_image=only_in_image)
-        return on_typed_caption(pred, post.typed)
+        return on_typed_caption(pred, prepared.typed)
 
-    def _text_evidence(self, post: _Post) -> tuple[ImageText | None, list[Grounding], list[ImageEntity]]:
-        """The text read in the post's image, the entities whose names it shows (their boxes go on the
+    def _text_evidence(self, prepared: Prepared, entities: list[Entity]
+                       ) -> tuple[ImageText | None, list[Grounding], list[ImageEntity]]:
+        """The text read in the request's image, the entities whose names it shows (their boxes go on the
         pairs as grounded evidence), and the names the tagger finds only in the image."""
-        if post.text_read is None:
+        if prepared.text_read is None:
             return None, [], []
-        image_text = post.text_read.result()
-        post.timings["ocr_ms"] = image_text.seconds * 1000
-        if image_text.note:
-            post.messages.append(f"Text in the image: {image_text.note}")
-        groundings = ground_entities(post.entities, image_text)
+        image_text = prepared.text_read.result()
+        groundings = ground_entities(entities, image_text)
         only_in_image: list[ImageEntity] = []
         if self.tagger is not None and image_text.lines:
             with self._lock:
-                only_in_image = also_in_image(self.tagger, image_text, post.entities, post.caption)
+                only_in_image = also_in_image(self.tagger, image_text, entities, prepared.caption)
         return image_text, groundings, only_in_image
 
     @torch.no_grad()
@@ -394,7 +466,7 @@ class Pipeline:
         return self._encode_images(images), (time.perf_counter() - t) * 1000
 
     def _encode_images(self, images: Sequence[Image.Image | None]) -> list[EncodedImage | None]:
-        """The images of several posts through the frozen vision backbone in one batch (None stays None)."""
+        """The images of several requests through the frozen vision backbone in one batch (None stays None)."""
         present = [i for i, img in enumerate(images) if img is not None]
         out: list[EncodedImage | None] = [None] * len(images)
         if not present:
@@ -410,42 +482,43 @@ class Pipeline:
             out[i] = EncodedImage(_visual_row(visual, row), concepts, vision.pooled[row].float().cpu().numpy())
         return out
 
-    def _classify(self, posts: list[_Post], images: list[EncodedImage | None],
+    def _classify(self, batch: Sequence[Prepared], found: list[_Found], images: list[EncodedImage | None],
                   batch_passes: int = BATCH_PASSES) -> list[list[PairPrediction]]:
-        """Every ordered pair of every post, through the model's own encoder passes (`featurize`: one per
+        """Every ordered pair of every request, through the model's own encoder passes (`featurize`: one per
         pair or one per caption, by architecture), at most `batch_passes` passes per forward pass across
-        posts, passes of similar length together (little padding); each post's pairs come back in its own
-        order. Rows with an image are also classified without it, from the same text pass."""
-        items, post_of = [], {}  # post_of: id(item) -> its post (batches() reorders the items)
-        for p, post in enumerate(posts):
-            key = str(p) if images[p] is not None else None
-            for it in caption_items(self.model, [CaptionPairs(post.caption, post.entities, post.pairs, key,
-                                                              self._image_text_segment(post))]):
-                items.append(it)
-                post_of[id(it)] = p
-        source = _RequestImages({str(p): im.visual for p, im in enumerate(images) if im is not None})
-        results: list[list[PairPrediction | None]] = [[None] * len(post.pairs) for post in posts]
-        for batch in batches(items, batch_passes, None):
-            out = run_batch(self.model, batch, source, explain=True, with_text_only=True)
+        requests, passes of similar length together (little padding); each request's pairs come back in its
+        own order. Rows with an image are also classified without it, from the same text pass. An item's
+        `indices` are the places of its pairs in `slots`: (request, pair) across the whole batch."""
+        captions, slots = [], []
+        for r, (prepared, f) in enumerate(zip(batch, found, strict=True)):
+            indices = list(range(len(slots), len(slots) + len(f.pairs)))
+            slots += [(r, k) for k in range(len(f.pairs))]
+            key = str(r) if images[r] is not None else None
+            captions.append(CaptionPairs(prepared.caption, f.entities, f.pairs, key,
+                                         self._image_text_segment(prepared), indices=indices))
+        source = _RequestImages({str(r): im.visual for r, im in enumerate(images) if im is not None})
+        results: list[list[PairPrediction | None]] = [[None] * len(f.pairs) for f in found]
+        for items in batches(caption_items(self.model, captions), batch_passes, None):
+            out = run_batch(self.model, items, source, explain=True, with_text_only=True)
             result = ClassifiedBatch(out, self.model.probabilities(out.logits).float().cpu().numpy(),
                                      None if out.text_only_logits is None else
                                      self.model.probabilities(out.text_only_logits).float().cpu().numpy())
             row = 0
-            for it in batch:
-                p = post_of[id(it)]
+            for it in items:
                 for index in it.indices:
-                    head, tail = (posts[p].entities[i] for i in posts[p].pairs[index])
-                    results[p][index] = self._pair_result(head, tail, posts[p].caption, it.features.token_spans,
-                                                          row, result, images[p], posts[p].request.top_k)
+                    r, k = slots[index]
+                    head, tail = (found[r].entities[i] for i in found[r].pairs[k])
+                    results[r][k] = self._pair_result(head, tail, batch[r].caption, it.features.token_spans,
+                                                      row, result, images[r], batch[r].request.top_k)
                     row += 1
         return results  # type: ignore[return-value] - every slot is filled
 
-    def _image_text_segment(self, post: _Post) -> str | None:
+    def _image_text_segment(self, prepared: Prepared) -> str | None:
         """The image text the model reads as its second segment: None for a model trained without it;
         "" when nothing was read (no image, reading off), as in training."""
         if not self.model.config.image_text:
             return None
-        return post.text_read.result().text if post.text_read is not None else ""
+        return prepared.text_read.result().text if prepared.text_read is not None else ""
 
     def _pair_result(self, head: Entity, tail: Entity, caption: str, token_spans: list[tuple[int, int]], k: int,
                      result: ClassifiedBatch, image: EncodedImage | None, top_k: int) -> PairPrediction:

@@ -54,32 +54,114 @@ def test_predict_gives_one_decoded_pair_per_entity_pair_with_evidence(pipeline):
     json.dumps(pred.to_dict(with_arrays=True))
 
 
-def test_serving_keeps_one_copy_of_the_frozen_weights_and_predicts_as_pytorch(pipeline, monkeypatch):
-    """On the CPU onnxruntime runs the frozen networks and PyTorch's copies are released; the word embeddings
-    of the tagger and the relation encoder are one tensor. The predictions are those of the whole model on
-    PyTorch, and the shared frozen backbone loads afresh for its other users (sentence embeddings)."""
-    from mmre_demo.encoders.onnx_runtime import weights_released
+def test_serving_keeps_one_copy_of_the_frozen_weights_and_predicts_as_pytorch(pipeline):
+    """On the CPU onnxruntime serves by default: serving models whose sessions hold the frozen weights (no
+    PyTorch copy left), the word embeddings of the tagger and the relation encoder one tensor both sessions
+    read. The predictions are those of the whole PyTorch models (`engine="torch"`) to 1e-4, and the shared
+    frozen backbone loads afresh for its other users (sentence embeddings)."""
     from mmre_demo.encoders.text import SentenceEmbedder
+    from mmre_demo.serving import ServingNerTagger, ServingRelationModel, ServingVision
 
     model, tagger = pipeline.model, pipeline.tagger
-    assert all(weights_released(m) for m in (model.text_encoder, tagger.encoder, model.vision.model))
-    table = model.text_encoder.get_input_embeddings().weight
-    assert table.data_ptr() == tagger.encoder.get_input_embeddings().weight.data_ptr()
-    assert sum(p.numel() for p in model.text_encoder.parameters()) == table.numel()
-    assert model.vision.model._fc.weight.numel() > 0  # the classifier reads the grid cells: kept
+    assert pipeline.engine == "onnxruntime"
+    assert isinstance(model, ServingRelationModel) and isinstance(tagger, ServingNerTagger)
+    assert isinstance(model.vision, ServingVision) and not hasattr(model, "text_encoder")
+    assert not hasattr(tagger, "encoder") and not hasattr(model.vision, "model")
+    (table,) = model.text_session._shared.values()
+    assert [t.data_ptr() for t in tagger.session._shared.values()] == [table.data_ptr()]
+    assert model.vision.classifier.weight.numel() > 0  # the classifier reads the grid cells: kept
 
-    monkeypatch.setenv("MMRE_ONNX", "0")
-    whole = Pipeline.load(device="cpu", read_text=False)
-    assert not weights_released(whole.model.text_encoder) and not weights_released(whole.tagger.encoder)
+    whole = Pipeline.load(device="cpu", read_text=False, engine="torch")
+    assert whole.engine == "torch" and not isinstance(whole.model, ServingRelationModel)
     img = Image.new("RGB", (320, 240), (30, 60, 200))
     served, reference = pipeline.predict(img, CAPTION), whole.predict(img, CAPTION)
     assert [(e.text, e.type) for e in served.entities] == [(e.text, e.type) for e in reference.entities]
     assert len(served.pairs) == len(reference.pairs) > 0
     for a, b in zip(served.pairs, reference.pairs):
         assert (a.head.text, a.tail.text, a.label) == (b.head.text, b.tail.text, b.label)
-        assert a.probability == pytest.approx(b.probability, abs=1e-3)
+        assert a.probability == pytest.approx(b.probability, abs=1e-4)
+        assert dict(a.top_k) == pytest.approx(dict(b.top_k), abs=1e-4)
+    assert np.allclose(served.image_feature, reference.image_feature, atol=1e-4)
     vectors = SentenceEmbedder.load().embed(["NASA", "Houston"])
     assert torch.allclose(vectors.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_the_torch_engine_gives_whole_models_that_train(shipped_relation_dir):
+    """`engine="torch"`: the PyTorch models, whole; one optimizer step on a batch lowers its loss."""
+    from mmre_demo.model.batching import CaptionPairs, caption_items, run_batch
+
+    pipe = Pipeline.load(device="cpu", read_text=False, engine="torch")
+    model = pipe.model
+    assert all(p.numel() > 0 for p in model.parameters()) and pipe.tagger.encoder is not None
+    ents = [Entity.from_dict(e) for e in ENTS]
+    items = caption_items(model, [CaptionPairs(CAPTION, ents, [(0, 1), (1, 2)], None, None)])
+    target = torch.tensor([model.config.labels.index("/per/org/member_of"), 0])
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.05)
+    model.train()
+
+    def loss() -> torch.Tensor:
+        torch.manual_seed(0)
+        return torch.nn.functional.cross_entropy(run_batch(model, items, None).logits, target)
+
+    before = loss()
+    before.backward()
+    optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        after = loss()
+    assert params and float(after) < float(before.detach())
+
+
+def test_no_grad_mode_picks_an_engine():
+    """The engine is chosen once at load; nothing in the library asks torch's grad mode which to run."""
+    from pathlib import Path
+
+    import mmre_demo
+
+    root = Path(mmre_demo.__file__).parent
+    assert not [p for p in root.rglob("*.py") if "is_grad_enabled" in p.read_text()]
+
+
+def test_an_unknown_engine_is_refused_before_anything_loads():
+    with pytest.raises(InputError, match="engine 'tensorrt'"):
+        Pipeline.load(device="cpu", engine="tensorrt")  # type: ignore[arg-type]
+
+
+def test_a_caption_the_model_cannot_read_says_so_instead_of_no_entities(pipeline):
+    pred = pipeline.predict(None, "特朗普在新加坡会见了金正恩。")
+    assert any("script the model does not read (Chinese): it cannot find the caption's entities" in m
+               for m in pred.messages)
+    assert not any("entities found in the caption" in m for m in pred.messages)
+    names = [{"text": "特朗普", "start": 0, "end": 3, "type": "PER"},
+             {"text": "金正恩", "start": 10, "end": 13, "type": "PER"}]
+    given = pipeline.predict(None, "特朗普在新加坡会见了金正恩。", names)
+    assert any("(Chinese): its entities and relations are unreliable" in m for m in given.messages)
+    assert len(given.pairs) == 1
+    assert not any("does not read" in m for m in pipeline.predict(None, CAPTION).messages)
+
+
+def test_warm_up_loads_the_ocr_and_runs_every_stage_once(pipeline):
+    """`Pipeline.load(warm_up=True)` (the app) pays the first-run costs before the first click: the OCR
+    engines load and one request with a picture of printed words goes through every model."""
+    from mmre_demo.encoders.ocr import TextReader
+
+    read: list[tuple[int, int]] = []
+
+    class Engine:
+        warmed = False
+
+        def warm_up(self):
+            Engine.warmed = True
+
+        def __call__(self, rgb, max_boxes, max_units):
+            read.append(rgb.shape[:2])
+            return [], 0
+
+    reader = TextReader(engine_factory=lambda **kw: Engine())
+    pipe = Pipeline(pipeline.model, pipeline.tagger, "cpu", text_reader=reader)
+    assert pipe.warm_up() > 0
+    assert Engine.warmed and len(read) == 1 and pipe.text_reader.engine is not None
 
 
 def test_a_prediction_read_back_from_its_dict_is_the_same_prediction(pipeline):

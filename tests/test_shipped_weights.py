@@ -53,11 +53,10 @@ def test_expected_labels_on_clear_validation_lines(shared_data, pipeline):
     assert hits >= 0.6 * checked, f"{hits}/{checked} correct"
 
 
-def test_serving_folds_the_adapters_into_the_weights_a_merge_gives(shipped_relation_dir, monkeypatch):
+def test_serving_folds_the_adapters_into_the_weights_a_merge_gives(shipped_relation_dir):
     """`Pipeline.load` folds the LoRA adapters in as they load (no peft, no merge step): the same weights, so
     the same logits, as loading with peft and merging (both on PyTorch here: onnxruntime's copy of the folded
     encoder is compared with PyTorch in tests/test_onnx_runtime.py)."""
-    monkeypatch.setenv("MMRE_ONNX", "0")
     folded = load_relation_model(shipped_relation_dir, for_inference=True)
     merged = load_relation_model(shipped_relation_dir)
     merged.text_encoder.merge_adapter()  # peft's own merge, the reference

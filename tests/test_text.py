@@ -7,7 +7,7 @@ import unicodedata
 import pytest
 
 from mmre_demo.data.schema import Entity, InputError, check_caption
-from mmre_demo.data.text import clean_caption, is_invisible
+from mmre_demo.data.text import clean_caption, is_invisible, unread_script
 
 
 def test_plain_captions_are_kept_as_they_are():
@@ -54,3 +54,20 @@ def test_invisible_only_captions_are_refused_with_a_message():
     with pytest.raises(InputError, match="empty"):
         check_caption("   ")
     assert check_caption("\u200bParis") == "\u200bParis"
+
+
+@pytest.mark.parametrize(("caption", "script"), [
+    ("特朗普在新加坡会见了金正恩。", "Chinese"),
+    ("東京タワーで山田さんに会いました", "Japanese"),
+    ("문재인 대통령이 평양을 방문했다", "Korean"),
+    ("التقى ترامب مع كيم في سنغافورة", "Arabic"),
+    ("Путин встретился с Макроном в Париже", "Cyrillic"),
+])
+def test_a_caption_in_a_script_the_models_do_not_read_is_named(caption, script):
+    assert unread_script(caption) == script
+
+
+@pytest.mark.parametrize("caption", ["Obama visited Paris.", "Café Zürich, naïve façade",
+                                     "Trump met 金正恩 in Singapore", "2024 🚀🚀", ""])
+def test_latin_script_or_no_letters_is_read(caption):
+    assert unread_script(caption) is None

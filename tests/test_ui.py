@@ -446,7 +446,7 @@ def test_choices_become_dropdown_options(first):
 
 def test_device_is_shown(ctl, monkeypatch):
     monkeypatch.delenv("MMRE_DEVICE", raising=False)
-    assert "`cpu`" in layout.device_text(ctl)
+    assert "`cpu`" in layout.device_text(ctl) and "**engine:** `onnxruntime`" in layout.device_text(ctl)
     monkeypatch.setenv("MMRE_DEVICE", "cpu")
     assert "MMRE_DEVICE=cpu" in layout.device_text(ctl)
 

@@ -73,9 +73,10 @@ def cmd_ner(args: argparse.Namespace) -> int:
     from mmre_demo.data.schema import check_caption
     from mmre_demo.data.text import clean_caption
     from mmre_demo.model.ner import NerTagger
+    from mmre_demo.serving import serving_tagger
 
     typed = clean_caption(check_caption(args.caption))  # tagged as read, offsets into the caption as typed
-    tagger = NerTagger.from_pretrained(args.weights, device=args.device)
+    tagger = serving_tagger(NerTagger.from_pretrained(args.weights, device=args.device))
     entities = [typed.to_typed(e) for e in tagger.tag(typed.text)]
     if args.json:
         print(json.dumps([e.to_dict() for e in entities], ensure_ascii=False))
@@ -114,10 +115,12 @@ def cmd_eval_ner(args: argparse.Namespace) -> int:
     from mmre_demo.data.conll import read_conll
     from mmre_demo.data.schema import InputError
     from mmre_demo.model.ner import NerTagger
+    from mmre_demo.serving import serving_tagger
     from mmre_demo.train.ner import evaluate
 
     data = read_conll(args.data)
-    tagger = NerTagger.from_pretrained(args.weights, device=args.device, int8=False if args.float else None)
+    tagger = serving_tagger(NerTagger.from_pretrained(args.weights, device=args.device,
+                                                      int8=False if args.float else None))
     convention = args.convention or ("twitter" if "twitter" in tagger.config.conventions else None)
     try:
         scores = evaluate(tagger, data, convention=convention)

@@ -300,6 +300,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from mmre_demo.model.batching import ImageCache, prepare_items
     from mmre_demo.model.ner import NerTagger
     from mmre_demo.model.relation import RelationModel
+    from mmre_demo.serving import serving_tagger
     from mmre_demo.train.protocol import Selection, choose_dev, confirm
     from mmre_demo.train.relation import check_on_dev
 
@@ -318,7 +319,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                     chosen_before.dev_ids_sha256[:12], (choice.selection.dev_ids_sha256 or "")[:12])
     cache = ImageCache(model)
     cache.add_folder(args.images, {e.img_id for e in examples if e.img_id})
-    tagger = NerTagger.from_pretrained(layout.tagger)
+    tagger = serving_tagger(NerTagger.from_pretrained(layout.tagger))
     check = check_on_dev(model, prepare_items(model, examples, cache), cache, examples, tagger, args.images,
                          end_to_end=True)
     kept = {k: v for k, v in model.config.metrics.items() if k not in ("val", "confirmation")}  # of the old fit
@@ -380,9 +381,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     entity_types = None
     if args.types_from_tagger:
         from mmre_demo.model.ner import NerTagger
+        from mmre_demo.serving import serving_tagger
         from mmre_demo.train.evaluate import tagged_types
 
-        entity_types = tagged_types(NerTagger.from_pretrained(layout.tagger), examples)
+        entity_types = tagged_types(serving_tagger(NerTagger.from_pretrained(layout.tagger)), examples)
     result = evaluate_gold_entities(model, examples, args.images, entity_types=entity_types)
     print(format_report(result["report"]))
     report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / "eval" / Path(args.data).stem

@@ -11,6 +11,7 @@ onto the clean one (`CleanCaption.to_clean`).
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -81,6 +82,30 @@ def _clusters(text: str) -> list[tuple[int, int]]:
         else:
             spans.append((i, i + 1))
     return spans
+
+
+READ_SCRIPTS = frozenset({"LATIN"})  # what the tagger and the relation model read: they learnt on English posts
+_SCRIPT_NAMES = {"CJK": "Chinese", "HIRAGANA": "Japanese", "KATAKANA": "Japanese", "HANGUL": "Korean"}
+
+
+def _script(char: str) -> str:
+    """The Unicode script of a letter, as the first word of its name ("LATIN", "CJK", "ARABIC", ...)."""
+    name = unicodedata.name(char, "")
+    return "LATIN" if "LATIN" in name else (name.split(" ", 1)[0] or "UNKNOWN")
+
+
+def unread_script(text: str) -> str | None:
+    """The script most of `text`'s letters are written in, named for a reader ("Chinese", "Arabic"), where
+    the models do not read it (`READ_SCRIPTS`); None for a text mostly in a script they read, or without
+    letters. Japanese: CJK ideographs with kana among them."""
+    counts = Counter(_script(c) for c in text if c.isalpha())
+    read = sum(counts.pop(s, 0) for s in READ_SCRIPTS)
+    if sum(counts.values()) <= read:
+        return None
+    script = counts.most_common(1)[0][0]
+    if script == "CJK" and (counts["HIRAGANA"] or counts["KATAKANA"]):
+        script = "HIRAGANA"
+    return _SCRIPT_NAMES.get(script, script.title())
 
 
 def clean_caption(typed: str) -> CleanCaption:

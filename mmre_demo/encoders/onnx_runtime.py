@@ -1,15 +1,17 @@
-"""onnxruntime for the frozen networks: the OCR models, the vision backbone's feature extractor and
-the tagger's MiniLM.
+"""onnxruntime for the frozen networks: the OCR sessions, and the export, cache and runner of the serving
+models' networks (the vision backbone's feature extractor, the tagger's MiniLM, the relation encoder).
 
 Why: on the reference CPU onnxruntime runs the frozen EfficientNet-Lite0 feature extractor 3.5x and the
 frozen MiniLM 2x faster than eager PyTorch, the same outputs to 1e-4 (`mmre_demo.tuning.ONNX_RUNTIME`).
 Each ONNX file is exported from the PyTorch module on first use and cached, keyed by a digest of its
 weights (`export_cached`): the packaged weights stay the one source; nothing is downloaded. Where the
-export cannot be made (no `onnx` package) or $MMRE_ONNX=0, PyTorch runs the module, with the same result.
+export cannot be made (no `onnx` package) no runner is made and PyTorch serves (`serving.load_models`);
+$MMRE_ONNX=0 makes PyTorch the default engine (`serving.default_engine`).
 
-A serving process keeps one copy of each frozen weight: once a session runs a module, PyTorch's copy is
-released (`release_weights`), and a weight two modules hold alike (the tagger's and the relation encoder's
-word embeddings) is one tensor that their sessions read in place (`OnnxRunner.for_module(share=...)`).
+Which engine runs a model is chosen once, when it is loaded (`mmre_demo.serving`): the serving models
+are their own classes around these runners; a PyTorch model never switches to a session by itself.
+A weight two sessions hold alike (the tagger's and the relation encoder's word embeddings) is one tensor
+that both read in place (`OnnxRunner.for_module(shared=...)`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Collection, Mapping, Sequence
-from itertools import chain
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,46 +127,10 @@ def _prune(folder: Path, name: str) -> None:
 
 
 def enabled() -> bool:
-    """$MMRE_ONNX: 0 runs the frozen networks on PyTorch; unset, the measured default (mmre_demo.tuning)."""
+    """$MMRE_ONNX: 0 makes PyTorch the default engine on a CPU too; unset, the measured default
+    (mmre_demo.tuning)."""
     raw = os.environ.get("MMRE_ONNX", "").strip().lower()
     return tuning.ONNX_RUNTIME.value if not raw else raw not in ("0", "false", "no", "off")
-
-
-def release_weights(module: nn.Module, keep: Collection[torch.Tensor] = ()) -> None:
-    """Free PyTorch's copy of a frozen module's weights once onnxruntime runs it: every parameter and buffer
-    becomes an empty tensor, but those in `keep` (still read, or shared with a session). Afterwards the
-    module must not be run on PyTorch (`weights_released` says so to its callers)."""
-    import torch
-
-    kept = {t.data_ptr() for t in keep}
-    for tensor in chain(module.parameters(), module.buffers()):
-        if tensor.data_ptr() not in kept:
-            tensor.data = torch.empty(0, dtype=tensor.dtype, device=tensor.device)
-    module._mmre_weights_released = True
-
-
-def weights_released(module: nn.Module) -> bool:
-    """Whether `release_weights` emptied `module` (then only its onnxruntime session can run it)."""
-    return bool(getattr(module, "_mmre_weights_released", False))
-
-
-def onnx_serves(module: nn.Module, inputs: torch.Tensor) -> bool:
-    """Whether a frozen module's onnxruntime session (where there is one) runs this call: always once
-    PyTorch's copy of its weights is released, else for CPU inputs outside training (no gradients)."""
-    import torch
-
-    return weights_released(module) or (inputs.device.type == "cpu" and not torch.is_grad_enabled())
-
-
-def one_shared_copy(tensors: Sequence[torch.Tensor]) -> torch.Tensor | None:
-    """A fresh tensor equal to each of `tensors` (e.g. two encoders' word embeddings), or None where they
-    differ. Fresh: outside the checkpoints' memory maps, which are then freed with the modules' weights."""
-    import torch
-
-    first = tensors[0]
-    if any(t.shape != first.shape or t.dtype != first.dtype or not torch.equal(t, first) for t in tensors[1:]):
-        return None
-    return first.detach().clone()
 
 
 class OnnxRunner:
@@ -190,25 +155,22 @@ class OnnxRunner:
     @classmethod
     def for_module(cls, module: nn.Module, example: tuple[torch.Tensor, ...], name: str, input_names: list[str],
                    dynamic_axes: dict[str, dict[int, str]], output_names: tuple[str, ...] = ("output",),
-                   share: Sequence[torch.Tensor] = ()) -> OnnxRunner | None:
-        """The runner of `module` (exported and cached on first use), or None where it cannot be made:
-        the caller then runs the module on PyTorch. `share`: weights of `module` its sessions read from
-        PyTorch's memory instead of copying (an embedding table: used as it is, never repacked)."""
+                   shared: Mapping[str, torch.Tensor] | None = None) -> OnnxRunner | None:
+        """The runner of `module` (exported and cached on first use), or None where it cannot be made (no
+        onnxruntime or no `onnx` package: logged). `shared`: names in `module.state_dict()` -> tensors its
+        sessions read in place of their own copy of that weight (an embedding table: used as it is, never
+        repacked; the caller's tensor must equal the module's)."""
         import torch
 
-        if not enabled():
-            return None
         try:
             import onnxruntime  # noqa: F401
 
-            ptrs = {t.data_ptr() for t in share}
-            shared = {n: t for n, t in module.state_dict(keep_vars=True).items() if t.data_ptr() in ptrs}
             runner = cls(export_cached(module, example, name, input_names, dynamic_axes, output_names), input_names,
                          len(output_names), shared)
             runner.session(torch.get_num_threads())  # opened now, while the cached file is surely there
             return runner
-        except Exception as exc:  # noqa: BLE001 - the PyTorch path always works
-            log.info("%s on PyTorch (no onnxruntime path: %s: %s)", name, type(exc).__name__, exc)
+        except Exception as exc:  # noqa: BLE001 - the caller chooses PyTorch then
+            log.info("%s: no onnxruntime session (%s: %s)", name, type(exc).__name__, exc)
             return None
 
     def session(self, threads: int) -> Any:

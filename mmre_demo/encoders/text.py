@@ -18,7 +18,6 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 
 from mmre_demo.data.schema import InputError
 from mmre_demo.encoders.integrity import verify
-from mmre_demo.encoders.onnx_runtime import weights_released
 from mmre_demo.encoders.options import INT8_SCOPES, Int8Scope
 
 log = logging.getLogger(__name__)
@@ -111,15 +110,23 @@ def frozen_text_backbone(name: str = DEFAULT_TEXT_BACKBONE) -> tuple[PreTrainedT
     per process and shared by its frozen users (the NER tagger, sentence embeddings), which never change it;
     each caller gets its own tokenizer (a fast tokenizer used from two threads at once can fail). A caller
     must not train the backbone, change it in place or move it to another device than the other users'.
-    A backbone whose weights a serving tagger released (`onnx_runtime.release_weights`) is loaded afresh."""
+    A backbone the process let go (`forget_frozen_backbone`) is loaded afresh."""
     key = resolve_text_backbone(name)
     with _frozen_lock:
-        if key not in _frozen or weights_released(_frozen[key]):  # released: a serving tagger reads onnxruntime's
+        if key not in _frozen:
             tokenizer, model = load_text_backbone(name)
             _frozen[key] = model.eval().requires_grad_(False)
         else:
             tokenizer = AutoTokenizer.from_pretrained(key)
         return tokenizer, _frozen[key]
+
+
+def forget_frozen_backbone(model: PreTrainedModel) -> None:
+    """Let go of the shared frozen backbone `model` (a serving process whose sessions hold its weights keeps
+    no PyTorch copy); its users keep it whole, and a later `frozen_text_backbone` loads afresh."""
+    with _frozen_lock:
+        for key in [k for k, m in _frozen.items() if m is model]:
+            del _frozen[key]
 
 
 def quantize_int8(model: torch.nn.Module, scope: Int8Scope = "all") -> torch.nn.Module:

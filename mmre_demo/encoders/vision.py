@@ -19,7 +19,6 @@ from PIL import Image
 from torch import nn
 
 from mmre_demo.encoders.integrity import verify
-from mmre_demo.encoders.onnx_runtime import OnnxRunner, onnx_serves, release_weights
 
 DEFAULT_VISION_BACKBONE = "efficientnet-lite0"
 _LITE_PACKAGES = {
@@ -88,7 +87,7 @@ class VisionBackbone(nn.Module):
             fmap = self.features(pixels)  # (B, C, h, w)
             b, c, h, w = fmap.shape
             pooled = fmap.mean(dim=(2, 3))
-            logits = self.model._fc(pooled)
+            logits = self.classifier(pooled)
             return VisionOutput(fmap.flatten(2).transpose(1, 2), (h, w), logits, pooled)
         out = self.model(pixel_values=pixels)
         tokens = out.last_hidden_state
@@ -105,40 +104,18 @@ class VisionBackbone(nn.Module):
         return VisionOutput(tokens, (side, side), None, tokens.mean(1))
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """EfficientNet's feature map: by onnxruntime on the CPU when it can (3.5x), else PyTorch."""
-        if onnx_serves(self.model, pixels) and (onnx := self.onnx_runner()) is not None:
-            return onnx(pixels.float())
+        """EfficientNet's feature map, on PyTorch (the serving backbone reads it from onnxruntime:
+        `mmre_demo.serving.ServingVision`)."""
         return self.model.extract_features(pixels)
 
-    def onnx_runner(self) -> OnnxRunner | None:
-        if not hasattr(self, "_onnx_features"):  # exported on first use (mmre_demo.encoders.onnx_runtime)
-            size = self.image_size
-            self._onnx_features = OnnxRunner.for_module(
-                _FeatureExtractor(self.model), (torch.zeros(1, 3, size, size),), f"{self.name}-features",
-                ["pixels"], {"pixels": {0: "batch"}, "output": {0: "batch"}})
-        return self._onnx_features
-
-    def serve_on_onnxruntime(self) -> None:
-        """Serving on the CPU: the feature extractor's session opened now and PyTorch's copy of its weights
-        released (the ImageNet classifier stays: it reads the pooled feature and the grid cells). Nothing is
-        released without a session (a hub backbone, or no onnxruntime path: PyTorch keeps it whole)."""
-        if self.kind == "efficientnet" and self.onnx_runner() is not None:
-            release_weights(self.model, keep=list(self.model._fc.parameters()))
+    @property
+    def classifier(self) -> nn.Module:
+        """EfficientNet's ImageNet classifier (pooled feature or grid cell -> 1000 logits)."""
+        return self.model._fc
 
     def cell_logits(self, grid: torch.Tensor) -> torch.Tensor | None:
         """ImageNet logits of each grid cell (the classifier applied per cell), or None without a classifier."""
-        return self.model._fc(grid) if self.has_concepts else None
-
-
-class _FeatureExtractor(nn.Module):
-    """EfficientNet's `extract_features` as a module's forward (what is exported to ONNX)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model.extract_features(pixels)
+        return self.classifier(grid) if self.has_concepts else None
 
 
 def _load_efficientnet(name: str, pretrained: bool) -> VisionBackbone:

@@ -19,7 +19,6 @@ Only the trained parts are saved (safetensors + JSON, `model.base`); backbones c
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -28,7 +27,6 @@ import torch
 from torch import nn
 
 from mmre_demo.data.schema import Entity
-from mmre_demo.encoders.onnx_runtime import OnnxRunner, onnx_serves, release_weights
 from mmre_demo.encoders.text import SentenceEmbedder, keep_first_layers, load_text_backbone
 from mmre_demo.encoders.vision import VisionBackbone, VisionOutput, imagenet_class_names, load_vision_backbone
 from mmre_demo.model.base import PretrainedModel
@@ -126,40 +124,11 @@ class RelationModel(PretrainedModel):
     def encode_text(self, input_ids: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor,
                     want_attention: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The passes' last hidden states (S, T, d) and, when wanted, last-layer attention averaged over
-        heads (S, T, T); `mask` is additive (S, 1, T, T). A frozen encoder (a serving model: adapters
-        folded) runs on onnxruntime when it can (mmre_demo.encoders.onnx_runtime), else PyTorch."""
-        if onnx_serves(self.text_encoder, input_ids) and (onnx := self.onnx_runner()) is not None:
-            hidden, attention = onnx(input_ids, mask, position_ids)
-            return hidden, attention if want_attention else None
+        heads (S, T, T); `mask` is additive (S, 1, T, T). PyTorch's text encoder, always (onnxruntime serves
+        through its own class: `mmre_demo.serving`)."""
         out = self.text_encoder(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
                                 output_attentions=want_attention)
         return out.last_hidden_state, out.attentions[-1].mean(1) if want_attention and out.attentions else None
-
-    def onnx_runner(self, share: Sequence[torch.Tensor] = ()) -> OnnxRunner | None:
-        """The frozen text encoder on onnxruntime (exported on first use; `share`: its weights the session
-        reads from PyTorch's memory), or None: a trainable encoder, or no onnxruntime path (PyTorch then,
-        with the same result)."""
-        if not hasattr(self, "_onnx_encoder"):
-            self._onnx_encoder = None
-            if not any(p.requires_grad for p in self.text_encoder.parameters()):
-                ids = torch.ones(1, 8, dtype=torch.long)
-                example = (ids, torch.zeros(1, 1, 8, 8), torch.arange(8)[None])
-                self._onnx_encoder = OnnxRunner.for_module(
-                    _EncoderPasses(self.text_encoder), example, f"relation-{self.config.text_backbone}-encoder",
-                    ["input_ids", "mask", "position_ids"],
-                    {"input_ids": {0: "passes", 1: "tokens"}, "mask": {0: "passes", 2: "tokens", 3: "keys"},
-                     "position_ids": {0: "passes", 1: "tokens"}, "hidden": {0: "passes", 1: "tokens"},
-                     "attention": {0: "passes", 1: "tokens", 2: "keys"}}, output_names=("hidden", "attention"),
-                    share=share)
-        return self._onnx_encoder
-
-    def serve_on_onnxruntime(self, share: Sequence[torch.Tensor] = ()) -> None:
-        """Serving on the CPU: the frozen networks' onnxruntime sessions opened now (not on a click) and
-        PyTorch's copies of their weights released (one copy of each weight in the process). `share`:
-        text-encoder weights its session reads in place. A network without a session stays whole, on PyTorch."""
-        self.vision.serve_on_onnxruntime()
-        if self.onnx_runner(share) is not None:
-            release_weights(self.text_encoder, keep=share)
 
     # ---- text side: what an architecture defines ------------------------------------------------
     architecture: ClassVar[str] = ""
@@ -265,21 +234,6 @@ class RelationModel(PretrainedModel):
                           fold_adapters: bool = False) -> RelationModel:
         return architecture_class(config.architecture)(config, pretrained_backbones=pretrained_backbones,
                                                        init_concepts=False, fold_adapters=fold_adapters)
-
-
-class _EncoderPasses(nn.Module):
-    """The text encoder as exported: (ids, additive mask, position ids) -> (last hidden states, last-layer
-    attention averaged over heads)."""
-
-    def __init__(self, encoder: nn.Module):
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor,
-                position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.encoder(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
-                           output_attentions=True)
-        return out.last_hidden_state, out.attentions[-1].mean(1)
 
 
 def _gather(hidden: torch.Tensor, batch: dict[str, torch.Tensor], key: str) -> torch.Tensor:

@@ -94,7 +94,7 @@ class Controller:
             def pipeline_factory() -> Predictor:
                 return Pipeline.load(device="auto",  # the weights: WeightsLayout's ($MMRE_WEIGHTS)
                                      batch_window_ms=batch_window_ms(), threads=SERVING_THREADS,
-                                     ocr_workers=os.cpu_count() or 1)
+                                     ocr_workers=os.cpu_count() or 1, warm_up=True)  # before any visitor
 
         self._pipe: Predictor | None = pipeline
         self._loader = PipelineLoader(pipeline_factory) if pipeline is None else None
@@ -124,6 +124,18 @@ class Controller:
             return resolve_device("auto")
         except InputError as exc:
             return f"unavailable ({exc})"
+
+    def engine(self) -> str | None:
+        """What runs the models (`Pipeline.engine`): the loaded pipeline's, else the one its load will choose
+        on this device; None for a predictor that does not say."""
+        if self._pipe is not None:
+            return getattr(self._pipe, "engine", None)
+        from mmre_demo.serving import default_engine
+
+        try:
+            return default_engine(self.device())
+        except RuntimeError:  # an unavailable device: nothing to say
+            return None
 
     def default_threshold(self) -> float:
         """The model's own threshold (max end-to-end F1 on validation), read without waiting for the load."""

@@ -19,7 +19,7 @@ from mmre_demo.annotations.review import ReviewPost
 from mmre_demo.data.images import image_id, load_image
 from mmre_demo.data.labels import ENTITY_TYPES, fitting_relations
 from mmre_demo.data.schema import Entity, InputError, check_caption
-from mmre_demo.data.text import CleanCaption, clean_caption
+from mmre_demo.data.text import CleanCaption, clean_caption, unread_script
 from mmre_demo.explain.overlay import fit
 from mmre_demo.prediction import DEFAULT_TOP_K, MAX_PAIRS, PredictRequest, predict_one
 from mmre_demo.ui import render
@@ -205,7 +205,7 @@ def run(ctl: Controller, image_path: str | None, caption: str | None, threshold:
     out = {**_prediction_outputs(s, threshold, show_none), **graph_outputs(s, threshold),
            **render.image_text_view(pred, s.image)}
     msgs = list(pred.messages)
-    if not ents:
+    if not ents and not unread_script(caption):  # an unread script has the pipeline's own message
         msgs.append("No entities found in the caption: add them in the entity table (text and type) and "
                     "press “Re-run with these entities”.")
     n_rel = sum(1 for p in pred.pairs if p.is_shown(threshold))

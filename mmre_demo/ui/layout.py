@@ -39,7 +39,7 @@ API_NAMES = ("predict", "rerun", "explain", "filter", "clear_graph", "export_gra
 
 
 def device_text(ctl: Controller) -> str:
-    return device_markdown(ctl.device(), os.environ.get("MMRE_DEVICE"))
+    return device_markdown(ctl.device(), os.environ.get("MMRE_DEVICE"), ctl.engine())
 
 
 def build(controller: Controller | None = None) -> gr.Blocks:

@@ -299,9 +299,10 @@ def provenance_html(prov: Any, thumbnails: dict[str, str] | None = None, decisio
 
 
 # ---- device --------------------------------------------------------------------------------------
-def device_markdown(device: str, override: str | None) -> str:
-    return f"**Device:** `{device}`" + (f" (from MMRE_DEVICE={override})" if override else
-                                        " (auto: cuda > mps > cpu; set MMRE_DEVICE to override)")
+def device_markdown(device: str, override: str | None, engine: str | None = None) -> str:
+    return (f"**Device:** `{device}`" + (f" (from MMRE_DEVICE={override})" if override else
+                                         " (auto: cuda > mps > cpu; set MMRE_DEVICE to override)")
+            + (f" · **engine:** `{engine}`" if engine else ""))
 
 
 # ---- annotating and reviewing --------------------------------------------------------------------

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from mmre_demo.data.schema import Entity, check_caption
-from mmre_demo.encoders.onnx_runtime import OnnxRunner, onnx_serves, release_weights
 from mmre_demo.model.base import PretrainedModel
 from mmre_demo.model.ner.bio import bio_spans, repair_bio
 from mmre_demo.model.ner.config import NerConfig
@@ -41,18 +38,6 @@ def entities_from_tags(caption: str, words: list[Word], tags: list[str], conf: l
     return ents
 
 
-class _AllLayers(nn.Module):
-    """The backbone's hidden states of every layer, stacked (B, T, L, D): what the tagger's head mixes."""
-
-    def __init__(self, encoder: nn.Module):
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        return torch.stack(out.hidden_states, dim=2)
-
-
 class NerTagger(PretrainedModel):
     """Frozen text backbone (word features) + trained `NerHead`. Only the head is saved (`model.base`)."""
 
@@ -70,7 +55,8 @@ class NerTagger(PretrainedModel):
             self.tokenizer, encoder = load_text_backbone(config.text_backbone, pretrained=False)
         self.encoder = encoder.eval().requires_grad_(False)
         num_layers = int(encoder.config.num_hidden_layers) + 1
-        self.head = NerHead(config, num_layers, int(encoder.config.hidden_size))
+        self.hidden_size = int(encoder.config.hidden_size)
+        self.head = NerHead(config, num_layers, self.hidden_size)
         self.tag_to_id = {t: i for i, t in enumerate(config.tags)}
         self.backbone_int8 = False
 
@@ -133,35 +119,13 @@ class NerTagger(PretrainedModel):
         for k, (s, _) in enumerate(jobs):
             feats[s].append(parts[k])
         num_layers = self.head.mix.weights.shape[0]
-        return [torch.cat(f) if f else torch.zeros(0, num_layers, self.encoder.config.hidden_size) for f in feats]
+        return [torch.cat(f) if f else torch.zeros(0, num_layers, self.hidden_size) for f in feats]
 
     def hidden_states(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B, T, L, D): every layer of the frozen backbone, by onnxruntime on the CPU when it can (2x
-        PyTorch, mmre_demo.encoders.onnx_runtime), else PyTorch (also for the int8 backbone)."""
-        if not self.backbone_int8 and onnx_serves(self.encoder, ids) and (onnx := self.onnx_runner()) is not None:
-            return onnx(ids, mask)
+        """(B, T, L, D): every layer of the frozen backbone, on PyTorch (the serving tagger reads them from
+        onnxruntime: `mmre_demo.serving.ServingNerTagger`)."""
         out = self.encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
         return torch.stack(out.hidden_states, dim=2)
-
-    def onnx_runner(self, share: Sequence[torch.Tensor] = ()) -> OnnxRunner | None:
-        """The frozen backbone's layers on onnxruntime (exported on first use; `share`: its weights the
-        session reads from PyTorch's memory), or None (PyTorch then)."""
-        if not hasattr(self, "_onnx_layers"):
-            example = (torch.ones(1, 8, dtype=torch.long), torch.ones(1, 8, dtype=torch.long))
-            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(self.config.text_backbone)).strip("_") + "-layers"
-            self._onnx_layers = OnnxRunner.for_module(
-                _AllLayers(self.encoder), example, name, ["input_ids", "attention_mask"],
-                {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                 "output": {0: "batch", 1: "tokens"}}, share=share)
-        return self._onnx_layers
-
-    def serve_on_onnxruntime(self, share: Sequence[torch.Tensor] = ()) -> None:
-        """Serving on the CPU: the backbone's session opened now (not on a click) and PyTorch's copy of its
-        weights released, but `share` (read in place by the session). The backbone is the process's shared
-        frozen one (`frozen_text_backbone`), which loads afresh for a later user. Nothing is released for
-        the int8 backbone or where no session could be made."""
-        if not self.backbone_int8 and self.onnx_runner(share) is not None:
-            release_weights(self.encoder, keep=share)
 
     @staticmethod
     def _pool_words(hidden: torch.Tensor, lengths: list[int]) -> torch.Tensor:

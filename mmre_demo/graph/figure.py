@@ -126,6 +126,89 @@ def drawn_counts(g: nx.MultiDiGraph, threshold: float = 0.0, suggestions: Sequen
     return _counts_text(_drawn(g, threshold, suggestions, thresholded), threshold)
 
 
+EDGE_NAMES = {PREDICTED: "predicted relation", ANNOTATED: "annotated relation", SUGGESTED: "suggested link",
+              DEPICTS: "image depicts / mentions", SHOWS_TEXT_OF: "image shows the text of (read by OCR)"}
+
+
+def _edge_geometry(h: nx.MultiDiGraph, pos: dict[str, Any]) -> tuple[dict, dict, list]:
+    """Each edge style's polyline (parallel edges bent apart), the edges' midpoints by style (where their names
+    and hover go) and the arrowheads (at most MAX_ARROWS)."""
+    groups: dict[frozenset, list] = defaultdict(list)
+    for u, v, d in h.edges(data=True):
+        groups[frozenset((u, v))].append((u, v, d))
+    lines: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    mids: dict[str, list] = defaultdict(list)
+    arrows = []
+    for edges in groups.values():
+        m = len(edges)
+        for i, (u, v, d) in enumerate(edges):
+            canon = 1.0 if str(u) <= str(v) else -1.0
+            pts = _curve(pos[u], pos[v], (i - (m - 1) / 2) * 0.12 * canon if m > 1 else 0.0)
+            style = d["relation"] if d.get("relation") in IMAGE_RELATIONS else d.get("source", PREDICTED)
+            xs, ys = lines[style]
+            xs.extend(list(pts[:, 0]) + [None])
+            ys.extend(list(pts[:, 1]) + [None])
+            if style == DEPICTS:
+                continue
+            mids[style].append((pts[len(pts) // 2], u, v, d))
+            if style != SHOWS_TEXT_OF and len(arrows) < MAX_ARROWS:
+                a, b = pts[int(len(pts) * 0.7)], pts[-3]
+                arrows.append(dict(x=b[0], y=b[1], ax=a[0], ay=a[1], xref="x", yref="y", axref="x", ayref="y",
+                                   showarrow=True, arrowhead=3, arrowsize=1.3, arrowwidth=EDGE_STYLES[style][1],
+                                   arrowcolor=EDGE_STYLES[style][0], text="", standoff=9))
+    return lines, mids, arrows
+
+
+def _edge_hover(h: nx.MultiDiGraph, u: str, v: str, d: dict) -> str:
+    return (f"<b>{h.nodes[u].get('name', u)}</b> → {d['relation']} → <b>{h.nodes[v].get('name', v)}</b>"
+            + (f"<br>suggested link (embedding rank {d.get('rank', '?')}; not a probability)"
+               if d.get("source") == SUGGESTED else
+               f"<br>probability {float(d.get('score', 0)):.2f} · {d.get('source')}"
+               + (f" · from {d.get('count')} post(s)" if d.get("count") else "")))
+
+
+def _add_edges(fig: go.Figure, h: nx.MultiDiGraph, lines: dict, mids: dict, taken, canvas: Canvas) -> None:
+    """One line trace per edge style, then per style the midpoints with the relation names where they fit."""
+    for style, (xs, ys) in lines.items():
+        colour, width, dash = EDGE_STYLES[style]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=width, dash=dash),
+                                 hoverinfo="skip", name=EDGE_NAMES[style], legendgroup=style))
+    n_rel_edges, n_suggested = _edge_counts(h)
+    show_text = n_rel_edges + n_suggested <= MAX_EDGE_LABELS
+    for style, items in mids.items():
+        names = [short_name(d["relation"]) for *_, d in items]
+        fits = fitting_texts([p[0] for p in items], names, taken, canvas)
+        fig.add_trace(go.Scatter(
+            x=[p[0][0] for p in items], y=[p[0][1] for p in items], mode="markers+text" if show_text else "markers",
+            marker=dict(size=9, color=EDGE_STYLES[style][0], opacity=0.35, symbol="diamond"),
+            text=[name if fit else "" for fit, name in zip(fits, names)], textposition="top center",
+            textfont=dict(size=10, color=EDGE_STYLES[style][0]),
+            hovertext=[_edge_hover(h, u, v, d) for _, u, v, d in items], hoverinfo="text",
+            showlegend=False, legendgroup=style, name=f"{style} edges"))
+
+
+def _add_nodes(fig: go.Figure, h: nx.MultiDiGraph, pos: dict[str, Any], degree: dict, highlight: str | None) -> None:
+    """One marker trace per entity type (the legend), sized by degree, the highlighted node ringed."""
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for n, d in h.nodes(data=True):
+        by_type["IMAGE" if d.get("kind") == IMAGE_KIND else d.get("type", "MISC")].append(n)
+    for etype in sorted(by_type, key=lambda t: list(TYPE_COLOURS).index(t) if t in TYPE_COLOURS else 99):
+        nodes = by_type[etype]
+        hover = []
+        for n in nodes:
+            d = h.nodes[n]
+            caps = d.get("captions") or []
+            hover.append(f"<b>{d.get('name', n)}</b> ({etype})<br>{degree[n]} edges"
+                         + (f"<br>{len(caps)} caption(s): {caps[0][:80]}" if caps else "") + f"<br><i>{n}</i>")
+        fig.add_trace(go.Scatter(
+            x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers",
+            marker=dict(size=[node_size(degree[n]) for n in nodes], color=TYPE_COLOURS.get(etype, UNKNOWN_TYPE_COLOUR),
+                        symbol="square" if etype == "IMAGE" else "circle",
+                        line=dict(width=[3.5 if n == highlight else 1 for n in nodes],
+                                  color=["#d62728" if n == highlight else "white" for n in nodes])),
+            hovertext=hover, hoverinfo="text", customdata=nodes, name=etype))
+
+
 def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any] | None = None,
            highlight: str | None = None, suggestions: Sequence[SuggestedLink] | None = None,
            title: str | None = None, height: int = DEFAULT_HEIGHT,
@@ -143,84 +226,12 @@ def figure(g: nx.MultiDiGraph, threshold: float = 0.0, positions: dict[str, Any]
     label_nodes = fitting_labels(pos, node_names, degree, canvas, always=[highlight] if highlight else [])
     taken = label_boxes(pos, node_names, degree, label_nodes, canvas)  # edge names go only where they are free
     fig = go.Figure()
-    n_nodes = h.number_of_nodes()
-    if n_nodes == 0:
+    if h.number_of_nodes() == 0:
         fig.add_annotation(text="The graph is empty: run an extraction to add triples.", showarrow=False,
                            font=dict(size=15, color="#666"), x=0.5, y=0.5, xref="paper", yref="paper")
-    # ---- edges, grouped by style, parallel edges bent apart
-    groups: dict[frozenset, list] = defaultdict(list)
-    for u, v, d in h.edges(data=True):
-        groups[frozenset((u, v))].append((u, v, d))
-    lines: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
-    mids: dict[str, list] = defaultdict(list)
-    arrows = []
-    n_rel_edges, n_suggested = _edge_counts(h)
-    for edges in groups.values():
-        m = len(edges)
-        for i, (u, v, d) in enumerate(edges):
-            p0, p1 = pos[u], pos[v]
-            canon = 1.0 if str(u) <= str(v) else -1.0
-            offset = (i - (m - 1) / 2) * 0.12 * canon if m > 1 else 0.0
-            pts = _curve(p0, p1, offset)
-            style = d["relation"] if d.get("relation") in IMAGE_RELATIONS else d.get("source", PREDICTED)
-            xs, ys = lines[style]
-            xs.extend(list(pts[:, 0]) + [None])
-            ys.extend(list(pts[:, 1]) + [None])
-            if style == DEPICTS:
-                continue
-            if style == SHOWS_TEXT_OF:
-                mids[style].append((pts[len(pts) // 2], u, v, d))
-                continue
-            mid = pts[len(pts) // 2]
-            mids[style].append((mid, u, v, d))
-            if len(arrows) < MAX_ARROWS:
-                a, b = pts[int(len(pts) * 0.7)], pts[-3]
-                arrows.append(dict(x=b[0], y=b[1], ax=a[0], ay=a[1], xref="x", yref="y", axref="x", ayref="y",
-                                   showarrow=True, arrowhead=3, arrowsize=1.3, arrowwidth=EDGE_STYLES[style][1],
-                                   arrowcolor=EDGE_STYLES[style][0], text="", standoff=9))
-    names = {PREDICTED: "predicted relation", ANNOTATED: "annotated relation", SUGGESTED: "suggested link",
-             DEPICTS: "image depicts / mentions", SHOWS_TEXT_OF: "image shows the text of (read by OCR)"}
-    for style, (xs, ys) in lines.items():
-        colour, width, dash = EDGE_STYLES[style]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=width, dash=dash),
-                                 hoverinfo="skip", name=names[style], legendgroup=style))
-    for style, items in mids.items():
-        show_text = n_rel_edges + n_suggested <= MAX_EDGE_LABELS
-        hover = [f"<b>{h.nodes[u].get('name', u)}</b> → {d['relation']} → <b>{h.nodes[v].get('name', v)}</b>"
-                 + (f"<br>suggested link (embedding rank {d.get('rank', '?')}; not a probability)"
-                    if d.get("source") == SUGGESTED else
-                    f"<br>probability {float(d.get('score', 0)):.2f} · {d.get('source')}"
-                    + (f" · from {d.get('count')} post(s)" if d.get("count") else ""))
-                 for _, u, v, d in items]
-        fig.add_trace(go.Scatter(
-            x=[p[0][0] for p in items], y=[p[0][1] for p in items], mode="markers+text" if show_text else "markers",
-            marker=dict(size=9, color=EDGE_STYLES[style][0], opacity=0.35, symbol="diamond"),
-            text=[short_name(d["relation"]) if fits else "" for fits, (*_, d) in
-                  zip(fitting_texts([p[0] for p in items], [short_name(d["relation"]) for *_, d in items], taken,
-                                    canvas), items)], textposition="top center",
-            textfont=dict(size=10, color=EDGE_STYLES[style][0]), hovertext=hover, hoverinfo="text",
-            showlegend=False, legendgroup=style, name=f"{style} edges"))
-    # ---- nodes, one trace per type (legend)
-    by_type: dict[str, list[str]] = defaultdict(list)
-    for n, d in h.nodes(data=True):
-        by_type["IMAGE" if d.get("kind") == IMAGE_KIND else d.get("type", "MISC")].append(n)
-    for etype in sorted(by_type, key=lambda t: list(TYPE_COLOURS).index(t) if t in TYPE_COLOURS else 99):
-        nodes = by_type[etype]
-        hover = []
-        for n in nodes:
-            d = h.nodes[n]
-            caps = d.get("captions") or []
-            hover.append(f"<b>{d.get('name', n)}</b> ({etype})<br>{degree[n]} edges"
-                         + (f"<br>{len(caps)} caption(s): {caps[0][:80]}" if caps else "") + f"<br><i>{n}</i>")
-        sizes = [node_size(degree[n]) for n in nodes]
-        lines_w = [3.5 if n == highlight else 1 for n in nodes]
-        fig.add_trace(go.Scatter(
-            x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers",
-            marker=dict(size=sizes, color=TYPE_COLOURS.get(etype, UNKNOWN_TYPE_COLOUR),
-                        symbol="square" if etype == "IMAGE" else "circle",
-                        line=dict(width=lines_w, color=["#d62728" if n == highlight else "white" for n in nodes])),
-            hovertext=hover, hoverinfo="text",
-            customdata=nodes, name=etype))
+    lines, mids, arrows = _edge_geometry(h, pos)
+    _add_edges(fig, h, lines, mids, taken, canvas)
+    _add_nodes(fig, h, pos, degree, highlight)
     labels = [_label(pos[n], label_text(node_names[n]), node_size(degree[n]), spot, n == highlight)
               for n, spot in label_nodes.items()]
     fig.update_layout(

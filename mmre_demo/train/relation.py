@@ -216,6 +216,131 @@ def check_on_dev(model: RelationModel, dev_items: list[Item], cache: ImageCache,
     return EpochCheck(cfg.label_bias, temperature, threshold, gold_threshold, gold_scores, report, e2e, curves)
 
 
+@dataclass
+class TrainingData:
+    """What the epochs read: the training pairs (source, example) and their encoder passes, split into those
+    that score an MNRE line and the extra ones, the teachers' logits per pair, the dev passes."""
+
+    pairs: list[tuple[str, MnreExample]]
+    gold_items: list[Item]
+    extra_items: list[Item]
+    teacher: torch.Tensor | None
+    dev_items: list[Item]
+
+
+def _training_data(args: RelationTrainConfig, model: RelationModel, cache: ImageCache, tagger,
+                   train_examples: list[MnreExample], dev_examples: list[MnreExample], images_dir,
+                   out: Path) -> TrainingData:
+    from mmre_demo.data.product_pairs import build_product_pairs
+
+    detected = _tag_captions(tagger, train_examples) if "silver" in args.pair_sources else {}
+    pairs, counts = build_product_pairs(train_examples, detected, args.pair_sources)
+    pairs += _transfer_pairs(args, counts)
+    log.info("training pairs: %s", json.dumps(counts))
+    items = prepare_items(model, [ex for _, ex in pairs], cache,
+                          weights=[args.silver_weight if source == "silver" else 1.0 for source, _ in pairs])
+    scores_gold = [any(pairs[i][0] == "gold" for i in it.indices) for it in items]
+    log.info("%d encoder passes per epoch score %d pairs (%s)", len(items), len(pairs), model.config.architecture)
+    teacher = None
+    if args.distill_from:
+        teacher = torch.from_numpy(teacher_logits(args, [ex for _, ex in pairs], images_dir, out))
+    return TrainingData(pairs, [it for it, g in zip(items, scores_gold) if g],
+                        [it for it, g in zip(items, scores_gold) if not g], teacher,
+                        prepare_items(model, dev_examples, cache))
+
+
+def _optimization(args: RelationTrainConfig, model: RelationModel, data: TrainingData, state: dict,
+                  resume_dir: Path, device: str, rng: random.Random):
+    """The optimizer and schedule, restored from OUT/last on --resume (with the epochs' draws replayed)."""
+    per_epoch = len(data.gold_items) + (len(data.extra_items) if args.extra_fraction >= 1 else
+                                        int(round(len(data.extra_items) * args.extra_fraction)))
+    optimizer = _optimizer(model, args)
+    scheduler = _schedule(optimizer, math.ceil(per_epoch / args.batch_size) * args.epochs, args.warmup)
+    if args.resume and (resume_dir / "optimizer.pt").is_file():
+        # Our own resume file; weights_only=True refuses anything but tensors and plain containers.
+        opt_state = torch.load(resume_dir / "optimizer.pt", map_location=device, weights_only=True)
+        optimizer.load_state_dict(opt_state["optimizer"])
+        scheduler.load_state_dict(opt_state["scheduler"])
+        for _ in range(state["epoch"]):  # replay the draws and shuffles so the batch order matches a fresh run
+            batches(epoch_items(data.gold_items, data.extra_items, args.extra_fraction, rng), args.batch_size, rng)
+    return optimizer, scheduler
+
+
+def _writer(args: RelationTrainConfig, out: Path):
+    if not args.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise InputError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def _batch_loss(args: RelationTrainConfig, model: RelationModel, batch: list[Item], cache: ImageCache,
+                data: TrainingData, loss_fn) -> tuple[torch.Tensor, int]:
+    """The batch's weighted loss: cross-entropy, mixed with the teachers' KL where there are teachers; a
+    transfer-set pair (no label) learns from the teachers alone. Also the number of rows."""
+    output = run_batch(model, batch, cache)
+    labels = torch.tensor([y for it in batch for y in it.labels], device=output.logits.device)
+    weights = torch.tensor([w for it in batch for w in it.weights], device=output.logits.device)
+    per_row = loss_fn(output.logits, labels)
+    if data.teacher is not None:
+        rows = torch.tensor([i for it in batch for i in it.indices])
+        kd = distillation_loss(output.logits, data.teacher[rows].to(output.logits.device), args.distill_temperature)
+        labelled = torch.tensor([data.pairs[i][0] != TRANSFER for i in rows.tolist()], device=kd.device)
+        per_row = torch.where(labelled, (1 - args.distill_weight) * per_row + args.distill_weight * kd, kd)
+    return (per_row * weights).sum() / weights.sum(), len(labels)
+
+
+def _train_epoch(args: RelationTrainConfig, model: RelationModel, data: TrainingData, cache: ImageCache,
+                 optimizer, scheduler, rng: random.Random, epoch: int) -> float:
+    """One epoch of optimizer steps; the mean training loss."""
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="none")
+    total, seen = 0.0, 0
+    epoch_batches = batches(epoch_items(data.gold_items, data.extra_items, args.extra_fraction, rng),
+                            args.batch_size, rng)
+    bar = tqdm(epoch_batches, desc=f"epoch {epoch}/{args.epochs}", leave=False, mininterval=5.0)
+    for batch in bar:
+        loss, n = _batch_loss(args, model, batch, cache, data, loss_fn)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        total += loss.item() * n
+        seen += n
+        bar.set_postfix(loss=f"{total / seen:.4f}")
+    return total / max(seen, 1)
+
+
+def _history_row(epoch: int, train_loss: float, check: EpochCheck, train_seconds: float, seconds: float) -> dict:
+    e2e = check.end_to_end or {}
+    return {"epoch": epoch, "train_loss": train_loss, "dev_f1": check.gold["f1"],
+            "dev_precision": check.gold["precision"], "dev_recall": check.gold["recall"],
+            "dev_accuracy": check.gold["accuracy"], "gold_threshold": check.gold_threshold,
+            "none_bias": check.calibration["none_offset"], "temperature": round(check.temperature, 4),
+            "ece_before": round(check.calibration["ece_before"], 4),
+            "ece_after": round(check.calibration["ece_after"], 4),
+            "ece_held_out": round(check.calibration["ece_held_out"], 4), "threshold": check.threshold,
+            "e2e_f1": e2e.get("f1"), "e2e_precision": e2e.get("precision"), "e2e_recall": e2e.get("recall"),
+            "train_seconds": round(train_seconds, 1), "seconds": round(seconds, 1)}
+
+
+def _keep_if_best(args: RelationTrainConfig, model: RelationModel, check: EpochCheck, state: dict, epoch: int,
+                  selection: Selection, out: Path) -> None:
+    """Save the epoch's model in OUT/best with its dev metrics when it is the best so far on dev."""
+    if check.selection_f1(args.select_on) <= state["best_f1"]:
+        return
+    state["best_f1"] = check.selection_f1(args.select_on)
+    state["best_epoch"] = epoch
+    model.config.metrics = {"dev": check.gold, "epoch": epoch,
+                            "calibration": check.calibration, "end_to_end": check.end_to_end or None,
+                            "pair_sources": list(args.pair_sources), "selected_on": "dev",
+                            "select_metric": args.select_on, "selection": selection.to_dict(),
+                            "threshold_curves": {k: c.to_dict() for k, c in check.curves.items()}}
+    model.save_pretrained(out / "best")
+
+
 def train(args: RelationTrainConfig, train_examples: list[MnreExample], dev_examples: list[MnreExample],
           images_dir: str | Path | None = None, confirm_examples: list[MnreExample] | None = None,
           selection: Selection | None = None, confirm_file: str = "") -> dict:
@@ -224,8 +349,6 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], dev_exam
     model once on `confirm_examples` (MNRE val), reported in its metrics as `confirmation`, never chosen on.
     `selection`: the record of the dev data (`protocol.choose_dev`; default: `dev_examples`, unnamed).
     Returns the state (history, best epoch, best dev F1, confirmation)."""
-    from mmre_demo.data.product_pairs import build_product_pairs
-
     _seed_everything(args.seed)
     device = resolve_device(args.device)
     out = Path(args.out)
@@ -233,9 +356,9 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], dev_exam
     resume_dir = out / "last"
     model, state = _load_model(args, device, resume_dir)
     model.train()
-    tagger = None
     if selection is None:
         selection = selection_of(dev_examples, train_examples, args.select_on)
+    tagger = None
     if "silver" in args.pair_sources or args.select_on == "end_to_end":
         from mmre_demo.model.ner import NerTagger
 
@@ -244,94 +367,24 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], dev_exam
     found, bad = cache.add_folder(images_dir, {e.img_id for e in train_examples + dev_examples if e.img_id})
     if images_dir:
         log.info("images: %d found in %s (%d unreadable); the other examples are text-only", found, images_dir, bad)
-    detected = _tag_captions(tagger, train_examples) if "silver" in args.pair_sources else {}
-    pairs, counts = build_product_pairs(train_examples, detected, args.pair_sources)
-    pairs += _transfer_pairs(args, counts)
-    log.info("training pairs: %s", json.dumps(counts))
-    items = prepare_items(model, [ex for _, ex in pairs], cache,
-                          weights=[args.silver_weight if source == "silver" else 1.0 for source, _ in pairs])
-    scores_gold = [any(pairs[i][0] == "gold" for i in it.indices) for it in items]
-    gold_items = [it for it, g in zip(items, scores_gold) if g]
-    extra_items = [it for it, g in zip(items, scores_gold) if not g]
-    log.info("%d encoder passes per epoch score %d pairs (%s)", len(items), len(pairs), model.config.architecture)
-    teacher = None
-    if args.distill_from:
-        teacher = torch.from_numpy(teacher_logits(args, [ex for _, ex in pairs], images_dir, out))
-    dev_items = prepare_items(model, dev_examples, cache)
+    data = _training_data(args, model, cache, tagger, train_examples, dev_examples, images_dir, out)
     rng = random.Random(args.seed)
-    per_epoch = len(gold_items) + (len(extra_items) if args.extra_fraction >= 1 else
-                                   int(round(len(extra_items) * args.extra_fraction)))
-    steps_per_epoch = math.ceil(per_epoch / args.batch_size)
-    optimizer = _optimizer(model, args)
-    scheduler = _schedule(optimizer, steps_per_epoch * args.epochs, args.warmup)
-    if args.resume and (resume_dir / "optimizer.pt").is_file():
-        # Our own resume file; weights_only=True refuses anything but tensors and plain containers.
-        opt_state = torch.load(resume_dir / "optimizer.pt", map_location=device, weights_only=True)
-        optimizer.load_state_dict(opt_state["optimizer"])
-        scheduler.load_state_dict(opt_state["scheduler"])
-        for _ in range(state["epoch"]):  # replay the draws and shuffles so the batch order matches a fresh run
-            batches(epoch_items(gold_items, extra_items, args.extra_fraction, rng), args.batch_size, rng)
-    writer = None
-    if args.tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise InputError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-
-        writer = SummaryWriter(str(out / "tensorboard"))
-    loss_fn = torch.nn.CrossEntropyLoss(reduction="none")
+    optimizer, scheduler = _optimization(args, model, data, state, resume_dir, device, rng)
+    writer = _writer(args, out)
     for epoch in range(state["epoch"] + 1, args.epochs + 1):
         started = time.time()
-        total, seen = 0.0, 0
-        epoch_batches = batches(epoch_items(gold_items, extra_items, args.extra_fraction, rng), args.batch_size, rng)
-        bar = tqdm(epoch_batches, desc=f"epoch {epoch}/{args.epochs}", leave=False, mininterval=5.0)
-        for batch in bar:
-            output = run_batch(model, batch, cache)
-            labels = torch.tensor([y for it in batch for y in it.labels], device=output.logits.device)
-            weights = torch.tensor([w for it in batch for w in it.weights], device=output.logits.device)
-            per_row = loss_fn(output.logits, labels)
-            if teacher is not None:
-                rows = torch.tensor([i for it in batch for i in it.indices])
-                kd = distillation_loss(output.logits, teacher[rows].to(output.logits.device), args.distill_temperature)
-                labelled = torch.tensor([pairs[i][0] != TRANSFER for i in rows.tolist()], device=kd.device)
-                per_row = torch.where(labelled, (1 - args.distill_weight) * per_row + args.distill_weight * kd, kd)
-            loss = (per_row * weights).sum() / weights.sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            total += loss.item() * len(labels)
-            seen += len(labels)
-            bar.set_postfix(loss=f"{total / seen:.4f}")
+        train_loss = _train_epoch(args, model, data, cache, optimizer, scheduler, rng, epoch)
         train_seconds = time.time() - started
-        check = check_on_dev(model, dev_items, cache, dev_examples, tagger, images_dir,
+        check = check_on_dev(model, data.dev_items, cache, dev_examples, tagger, images_dir,
                              args.select_on == "end_to_end")
-        e2e = check.end_to_end or {}
-        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "dev_f1": check.gold["f1"],
-               "dev_precision": check.gold["precision"], "dev_recall": check.gold["recall"],
-               "dev_accuracy": check.gold["accuracy"], "gold_threshold": check.gold_threshold,
-               "none_bias": check.calibration["none_offset"], "temperature": round(check.temperature, 4),
-               "ece_before": round(check.calibration["ece_before"], 4),
-               "ece_after": round(check.calibration["ece_after"], 4),
-               "ece_held_out": round(check.calibration["ece_held_out"], 4), "threshold": check.threshold,
-               "e2e_f1": e2e.get("f1"), "e2e_precision": e2e.get("precision"), "e2e_recall": e2e.get("recall"),
-               "train_seconds": round(train_seconds, 1), "seconds": round(time.time() - started, 1)}
+        row = _history_row(epoch, train_loss, check, train_seconds, time.time() - started)
         state["history"].append(row)
         log.info("%s", json.dumps(row))
         if writer is not None:
             for k, v in row.items():
                 if k != "epoch" and v is not None:
                     writer.add_scalar(k, v, epoch)
-        if check.selection_f1(args.select_on) > state["best_f1"]:
-            state["best_f1"] = check.selection_f1(args.select_on)
-            state["best_epoch"] = epoch
-            model.config.metrics = {"dev": check.gold, "epoch": epoch,
-                                    "calibration": check.calibration, "end_to_end": e2e or None,
-                                    "pair_sources": list(args.pair_sources), "selected_on": "dev",
-                                    "select_metric": args.select_on, "selection": selection.to_dict(),
-                                    "threshold_curves": {k: c.to_dict() for k, c in check.curves.items()}}
-            model.save_pretrained(out / "best")
+        _keep_if_best(args, model, check, state, epoch, selection, out)
         state["epoch"] = epoch
         _save_last(out, model, optimizer, scheduler, state)
     if writer is not None:

@@ -66,8 +66,8 @@ def launch_test_app(pipeline, folder, suggester_factory=None):
 @pytest.fixture(scope="module")
 def review_app(pipeline, tmp_path_factory):
     """The app served on 127.0.0.1 with a store of its own, and an `mmre extract` folder of the review
-    corpus (tests/review_corpus.py): (url, folder of the store, extract folder)."""
-    from tests.review_corpus import make_extract_folder
+    corpus (tests/support/review_corpus.py): (url, folder of the store, extract folder)."""
+    from tests.support.review_corpus import make_extract_folder
 
     root = tmp_path_factory.mktemp("review_app")
     url, demo = launch_test_app(pipeline, root)

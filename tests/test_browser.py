@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import SHOTS, chromium, new_page, require_chromium
+from tests.support.browser import SHOTS, chromium, new_page, require_chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

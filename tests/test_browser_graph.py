@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from mmre_demo.data.labels import RELATIONS, short_name
-from tests.browser import SHOTS as BROWSER_SHOTS
-from tests.browser import chromium, new_page, require_chromium
+from tests.support.browser import SHOTS as BROWSER_SHOTS
+from tests.support.browser import chromium, new_page, require_chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -42,7 +42,7 @@ def corpus_json(request, tmp_path_factory) -> Path:
         write_exports(folder, threshold=0.0)
         return folder / "graph.json"
     from mmre_demo.data.paths import shared_data_dir
-    from tests.review_corpus import mmre
+    from tests.support.review_corpus import mmre
 
     val = shared_data_dir() / "mnre" / "mnre_val.txt"
     if not val.is_file():

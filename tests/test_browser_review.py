@@ -10,7 +10,7 @@ import re
 import pytest
 
 from mmre_demo.data.labels import relation_fits
-from tests.browser import SHOTS, chromium, new_page, require_chromium
+from tests.support.browser import SHOTS, chromium, new_page, require_chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 require_chromium()

@@ -16,7 +16,7 @@ import pytest
 import mmre_demo
 from mmre_demo.extract import ExtractJob, PipelinePredictor, model_info, read_items, run_local
 from mmre_demo.extract.posts import Post
-from tests.extract_fakes import assert_same_outputs, read_jsonl, write_jsonl
+from tests.support.extract_fakes import assert_same_outputs, read_jsonl, write_jsonl
 
 pytestmark = pytest.mark.slow
 REPO = Path(mmre_demo.__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from mmre_demo.data.schema import InputError
 from mmre_demo.extract.images import read_and_decode
 from mmre_demo.extract.posts import InputProblem, Post
 from mmre_demo.extract.readers import count_items, read_items, sniff_format
-from tests.extract_fakes import write_jsonl
+from tests.support.extract_fakes import write_jsonl
 
 
 def _items(path, **kw):

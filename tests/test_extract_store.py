@@ -17,7 +17,7 @@ from mmre_demo.extract.posts import Post, PostInput
 from mmre_demo.extract.predictor import ModelInfo, output_settings
 from mmre_demo.extract.records import Records
 from mmre_demo.extract.store import FILE_MODE
-from tests.extract_fakes import FakePredictor, assert_same_outputs, fake_prediction, read_jsonl, write_jsonl
+from tests.support.extract_fakes import FakePredictor, assert_same_outputs, fake_prediction, read_jsonl, write_jsonl
 
 CAPTIONS = ["Ann Smith works at Acme in Paris", "Bob visits Berlin with Carol", "Dora leads Globex",
             "Eve and Frank in Rome", "Gina from Oslo joins Initech", "Hank sees Ivy at Umbrella in Tokyo",

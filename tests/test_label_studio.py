@@ -1,4 +1,4 @@
-"""Against a real Label Studio (1.23.2, started here; tests/label_studio.py): the project made from
+"""Against a real Label Studio (1.23.2, started here; tests/support/label_studio.py): the project made from
 `mmre annotations label-studio-config` takes `mmre annotations export --format label-studio` with its default
 options, shows each task's image, and its JSON export comes back through `mmre annotations import` as the same
 decisions (the same MNRE lines, the same annotators); `mmre label-studio-backend`, connected to a project,
@@ -20,7 +20,7 @@ from mmre_demo.annotations.training import simulate_decision
 from mmre_demo.cli import main
 from mmre_demo.data.labels import NONE_LABEL
 from mmre_demo.data.mnre import read_mnre
-from tests import label_studio
+from tests.support import label_studio
 
 N_DECISIONS = 60
 ANNOTATORS = ("alice", "bob")  # names, not e-mails of Label Studio users: what Label Studio used to refuse

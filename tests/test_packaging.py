@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import stop
+from tests.support.processes import stop
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",

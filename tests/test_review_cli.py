@@ -8,7 +8,7 @@ import re
 import pytest
 
 from mmre_demo.annotations import AnnotationStore
-from tests.review_corpus import make_extract_folder, mmre
+from tests.support.review_corpus import make_extract_folder, mmre
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from mmre_demo.cli import main
 from mmre_demo.data.paths import SHIPPED_WEIGHTS, WEIGHTS_ENV, WeightsLayout, weights_dir
 from mmre_demo.extract import OutputStore
 from mmre_demo.extract.predictor import model_info, output_settings
-from tests.extract_fakes import write_jsonl
+from tests.support.extract_fakes import write_jsonl
 
 
 @pytest.fixture

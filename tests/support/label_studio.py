@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VERSION = "1.23.2"
 START_TIMEOUT_S = 240  # the first start migrates a fresh SQLite database (~40 s on 2 cores)
 

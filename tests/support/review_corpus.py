@@ -26,7 +26,7 @@ CAPTIONS = (
 
 
 def mmre(*args: str, stdin: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     return subprocess.run([sys.executable, "-m", "mmre_demo", *args], input=stdin, capture_output=True, text=True,
                           timeout=timeout, env=env)
 

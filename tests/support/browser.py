@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 CHROMIUM = os.environ.get("MMRE_CHROMIUM", "/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[1] / "ci-artifacts" / "screenshots"
+SHOTS = Path(__file__).resolve().parents[2] / "ci-artifacts" / "screenshots"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 

@@ -24,7 +24,6 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default=None)
     ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--float", action="store_true", help="float32 backbone (default: int8 Linear layers on CPU)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     args = ap.parse_args()
     from mmre_demo.logs import setup_logging
@@ -39,7 +38,7 @@ def main() -> None:
     from mmre_demo.serving import serving_tagger
 
     t0 = time.perf_counter()
-    tagger = serving_tagger(NerTagger.from_pretrained(args.weights, int8=False if args.float else None))
+    tagger = serving_tagger(NerTagger.from_pretrained(args.weights))
     load_s = time.perf_counter() - t0
     for c in CAPTIONS:  # warm-up
         tagger.tag(c)
@@ -55,7 +54,7 @@ def main() -> None:
     batch_ms = (time.perf_counter() - t) * 1000 / (max(1, args.runs // 5) * len(CAPTIONS) * 4)
     print(json.dumps({
         "load_seconds": round(load_s, 2),
-        "backbone": "float32" if args.float else f"config: int8_scope={tagger.config.int8_scope}",
+        "backbone": "float32",
         "threads": torch.get_num_threads(), "calls": len(per_caption),
         "median_ms_per_caption": round(statistics.median(per_caption), 2),
         "p90_ms_per_caption": round(sorted(per_caption)[int(0.9 * len(per_caption))], 2),

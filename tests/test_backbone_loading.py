@@ -39,8 +39,8 @@ def test_a_report_of_missing_keys_still_warns(transformers_warns, caplog):
 
 
 def test_the_frozen_users_share_one_backbone_and_get_their_own_tokenizers():
-    a = NerTagger.from_pretrained(SHIPPED_WEIGHTS / "ner", int8=False)
-    b = NerTagger.from_pretrained(SHIPPED_WEIGHTS / "ner", int8=False)
+    a = NerTagger.from_pretrained(SHIPPED_WEIGHTS / "ner")
+    b = NerTagger.from_pretrained(SHIPPED_WEIGHTS / "ner")
     embedder = SentenceEmbedder.load("minilm")
     assert a.encoder is b.encoder is embedder.model
     assert a.tokenizer is not b.tokenizer

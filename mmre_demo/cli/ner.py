@@ -34,8 +34,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--cache-dir", help="cache the frozen backbone's features here (reused across runs)")
     t.add_argument("--mnre-train", help="MNRE file whose entity spans are added as partial labels")
     t.add_argument("--mnre-val", help="MNRE file on which the end-to-end recall ceiling is measured each epoch")
-    t.add_argument("--int8-features", action="store_true",
-                   help="train on features of the int8 backbone (what CPU inference serves)")
     t.add_argument("--text-backbone", default=model.text_backbone, help="default: %(default)s")
     t.add_argument("--no-shape", action="store_true", help="ablation: no word-shape embedding")
     t.add_argument("--no-chars", action="store_true", help="ablation: no character CNN")
@@ -52,8 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--weights", help="tagger folder (default: the ner/ of $MMRE_WEIGHTS, else the shipped weights/ner)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--json", action="store_true", help="last line only: the JSON scores")
-    e.add_argument("--float", action="store_true",
-                   help="keep the backbone in float32 (default on CPU: int8 Linear layers, faster)")
     e.add_argument("--convention", help="annotation convention to tag under (default: twitter when the tagger "
                                         "knows it, as the Twitter CoNLL files follow it; see its config)")
     e.set_defaults(handler=cmd_eval_ner)
@@ -101,7 +97,7 @@ def cmd_train_ner(args: argparse.Namespace) -> int:
         config.conventions, config.tag_convention = ["twitter", "mnre"], "mnre"
     settings = NerTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              patience=args.patience, limit=args.limit, cache_dir=args.cache_dir,
-                             mnre_train=args.mnre_train, mnre_val=args.mnre_val, int8_features=args.int8_features)
+                             mnre_train=args.mnre_train, mnre_val=args.mnre_val)
     train_files = args.train or _default_files("train")
     val_files = args.val or _default_files("valid")
     model = train_ner(config, train_files, val_files, args.out, settings, device=args.device)
@@ -119,8 +115,7 @@ def cmd_eval_ner(args: argparse.Namespace) -> int:
     from mmre_demo.train.ner import evaluate
 
     data = read_conll(args.data)
-    tagger = serving_tagger(NerTagger.from_pretrained(args.weights, device=args.device,
-                                                      int8=False if args.float else None))
+    tagger = serving_tagger(NerTagger.from_pretrained(args.weights, device=args.device))
     convention = args.convention or ("twitter" if "twitter" in tagger.config.conventions else None)
     try:
         scores = evaluate(tagger, data, convention=convention)

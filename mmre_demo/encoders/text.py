@@ -18,7 +18,6 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 
 from mmre_demo.data.schema import InputError
 from mmre_demo.encoders.integrity import verify
-from mmre_demo.encoders.options import INT8_SCOPES, Int8Scope
 
 log = logging.getLogger(__name__)
 
@@ -127,34 +126,6 @@ def forget_frozen_backbone(model: PreTrainedModel) -> None:
     with _frozen_lock:
         for key in [k for k, m in _frozen.items() if m is model]:
             del _frozen[key]
-
-
-def quantize_int8(model: torch.nn.Module, scope: Int8Scope = "all") -> torch.nn.Module:
-    """Dynamic int8 weights for the encoder's Linear layers (CPU inference only): all of them, only
-    the attention projections (`scope="attention"`: less F1 lost, about the same speed), or none.
-
-    Dynamic quantization scales activations per call, so a sentence's output depends on the other
-    sentences of its batch; a model that must give the same result batched and alone stays float
-    (`"none"`; measurements in weights/ner/README.md).
-
-    Halves the NER tagger's per-caption latency on a CPU (2 cores: benchmarks/bench_ner.py). Returns
-    the model unchanged when this torch build has no quantized CPU kernels.
-    """
-    import warnings
-
-    if scope not in INT8_SCOPES:
-        raise ValueError(f"int8 scope {scope!r}: choose one of {INT8_SCOPES}")
-    if scope == "none":
-        return model
-    linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
-    chosen = linear if scope == "all" else [n for n in linear if ".attention." in f".{n}."]
-    qconfig = torch.ao.quantization.default_dynamic_qconfig
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao's migration notice; the API works in torch 2.x
-            return torch.ao.quantization.quantize_dynamic(model, {n: qconfig for n in chosen}, dtype=torch.qint8)
-    except (RuntimeError, AttributeError):  # pragma: no cover - builds without fbgemm/qnnpack
-        return model
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

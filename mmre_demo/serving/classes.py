@@ -63,7 +63,7 @@ class ServingNerTagger(NerTagger):
     def __init__(self, tagger: NerTagger, layers: OnnxRunner):  # noqa: D107 - no backbone is loaded
         nn.Module.__init__(self)
         self.config, self.tokenizer, self.tag_to_id = tagger.config, tagger.tokenizer, dict(tagger.tag_to_id)
-        self.hidden_size, self.backbone_int8 = tagger.hidden_size, False
+        self.hidden_size = tagger.hidden_size
         self.head = copy.deepcopy(tagger.head)
         self.session = layers
         self.eval()

@@ -67,14 +67,14 @@ class ServingModels:
     """The relation model (its vision backbone within) and the tagger, served by onnxruntime."""
 
     relation: ServingRelationModel
-    tagger: NerTagger | None  # a ServingNerTagger, or the PyTorch tagger with an int8 backbone (no session)
+    tagger: NerTagger | None  # a ServingNerTagger, or the PyTorch tagger where no session could be made
 
     @classmethod
     def from_trained(cls, relation: RelationModel, tagger: NerTagger | None = None) -> ServingModels:
         """Export (cached) and open the sessions of `relation`'s frozen text encoder and vision feature
         extractor and `tagger`'s frozen backbone; the given models are left as they are. Raises
         `EngineUnavailable` where the text encoder cannot be served (a hub vision backbone without a
-        session, or an int8 tagger, stays on PyTorch, frozen)."""
+        session stays on PyTorch, frozen)."""
         if any(p.requires_grad for p in relation.text_encoder.parameters()):
             raise EngineUnavailable("the relation model's text encoder trains (load it with its adapters folded)")
         encoders = [relation.text_encoder] + ([tagger.encoder] if _tagger_servable(tagger) else [])
@@ -120,7 +120,7 @@ def serving_tagger(tagger: NerTagger) -> NerTagger:
 
 
 def _tagger_servable(tagger: NerTagger | None) -> bool:
-    return tagger is not None and not isinstance(tagger, ServingNerTagger) and not tagger.backbone_int8
+    return tagger is not None and not isinstance(tagger, ServingNerTagger)
 
 
 def load_models(relation: RelationModel, tagger: NerTagger | None,

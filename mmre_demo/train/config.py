@@ -73,4 +73,3 @@ class NerTrainConfig:
     progress: bool = True
     mnre_train: str | None = None  # MNRE file whose entity spans are added as partial labels
     mnre_val: str | None = None  # MNRE file on which the tagger's end-to-end recall ceiling is measured
-    int8_features: bool = False  # backbone features from the int8 backbone that CPU inference uses

@@ -66,8 +66,7 @@ def cached_features(model: NerTagger, sentences: Sequence[TaggedSentence], cache
     from safetensors.torch import load_file, save_file
 
     digest = hashlib.sha256("\n".join(" ".join(s.tokens) for s in sentences).encode()).hexdigest()[:12]
-    int8 = "-int8" if model.backbone_int8 else ""
-    key = f"{name}-{Path(model.config.text_backbone).name}{int8}-{digest}.safetensors"
+    key = f"{name}-{Path(model.config.text_backbone).name}-{digest}.safetensors"
     if cache is not None and (cache / key).is_file():
         d = load_file(str(cache / key))
         return list(torch.split(d["feats"], d["lengths"].tolist()))
@@ -235,8 +234,6 @@ def train_ner(config: NerConfig, train_files: Sequence[str | Path], val_files: S
     out = Path(out)
     cache = Path(s.cache_dir) if s.cache_dir else None
     model = NerTagger(config).to(device)
-    if s.int8_features:  # train the head on the features it is served with (the int8 CPU backbone)
-        model.quantize_backbone()
     train_sets = load_split(model, train_files, cache, s.limit)
     vals = load_split(model, val_files, cache)
     data: list[TaggedSentence | PartialSentence] = [x for d, _ in train_sets.values() for x in d]

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmre_demo.data.conll import TAGS
-from mmre_demo.encoders.options import Int8Scope
 from mmre_demo.model.saved_config import SavedConfig
 
 
@@ -32,7 +31,6 @@ class NerConfig(SavedConfig):
     convention_dim: int = 16
     # spans that are never names (weekdays, months, pronouns, no letters) are tagged O (`nonentities.py`)
     drop_non_entities: bool = True
-    int8_scope: Int8Scope = "all"  # which backbone Linear layers go int8 on CPU
     metrics: dict[str, Any] = field(default_factory=dict)  # measured numbers, for the model card
 
     @property

@@ -58,7 +58,6 @@ class NerTagger(PretrainedModel):
         self.hidden_size = int(encoder.config.hidden_size)
         self.head = NerHead(config, num_layers, self.hidden_size)
         self.tag_to_id = {t: i for i, t in enumerate(config.tags)}
-        self.backbone_int8 = False
 
     def train(self, mode: bool = True) -> NerTagger:
         super().train(mode)
@@ -226,11 +225,9 @@ class NerTagger(PretrainedModel):
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device = "cpu",
-                        pretrained_backbone: bool = True, int8: bool | None = None) -> NerTagger:
+                        pretrained_backbone: bool = True) -> NerTagger:
         """Load a saved tagger (default: the tagger of the default weights folder, `WeightsLayout`).
 
-        `int8` (default: on for CPU) quantizes the frozen backbone's Linear layers for inference
-        (those of the config's `int8_scope`).
         """
         if path is None:
             from mmre_demo.data.paths import WeightsLayout
@@ -238,15 +235,4 @@ class NerTagger(PretrainedModel):
             path = WeightsLayout.find().tagger
             if path is None:
                 raise FileNotFoundError("no tagger in the default weights folder (its ner/ is missing)")
-        model = super().from_pretrained(path, device, pretrained_backbone=pretrained_backbone)
-        use_int8 = torch.device(device).type == "cpu" if int8 is None else int8
-        if use_int8:
-            model.quantize_backbone()
-        return model
-
-    def quantize_backbone(self) -> None:
-        """Int8 Linear layers in the frozen backbone (CPU inference; the head is unchanged)."""
-        from mmre_demo.encoders.text import quantize_int8
-
-        self.encoder = quantize_int8(self.encoder, self.config.int8_scope)
-        self.backbone_int8 = self.config.int8_scope != "none"  # "none" leaves the backbone float32
+        return super().from_pretrained(path, device, pretrained_backbone=pretrained_backbone)

@@ -21,6 +21,7 @@ from mmre_demo.cli import main
 from mmre_demo.data.labels import NONE_LABEL
 from mmre_demo.data.mnre import read_mnre
 from tests.support import label_studio
+from tests.support.processes import stop
 
 N_DECISIONS = 60
 ANNOTATORS = ("alice", "bob")  # names, not e-mails of Label Studio users: what Label Studio used to refuse
@@ -149,7 +150,7 @@ def backend(tmp_path_factory):
             raise RuntimeError(f"the backend did not answer /health: {log.read_text()[-2000:]}")
         yield url, log
     finally:
-        label_studio.stop_group(proc)
+        stop(proc, group=True)
 
 
 def _relations(result: list[dict]) -> list[tuple[str, str, str, float]]:

@@ -324,10 +324,11 @@ def _meta_predictions(ours: dict[str, Any], where: Where) -> dict[tuple[int, int
     return out
 
 
-def _predictions(task: dict[str, Any], text: str, where: Where) -> dict[tuple[int, int, int, int], tuple[str, Any]]:
-    """What the model predicted per pair (spans): the meta's record of it (Label Studio's export lists
+def _predictions(task: dict[str, Any], ours: dict[str, Any], text: str,
+                 where: Where) -> dict[tuple[int, int, int, int], tuple[str, Any]]:
+    """What the model predicted per pair (spans): the meta's record of it (`ours`; Label Studio's export lists
     predictions by id only), else the task's first prediction (checked like annotations)."""
-    out: dict[tuple[int, int, int, int], tuple[str, Any]] = _meta_predictions(_meta(task, where), where)
+    out: dict[tuple[int, int, int, int], tuple[str, Any]] = _meta_predictions(ours, where)
     for pred in task.get("predictions") or []:
         if not isinstance(pred, dict):
             continue  # some Label Studio exports list prediction ids only: nothing to read
@@ -382,8 +383,9 @@ def _task_decisions(task: dict[str, Any], where: Where, annotator: str | None) -
     annotations = task.get("annotations", [])
     if not isinstance(annotations, list):
         raise where.fail("'annotations' must be a list")
-    predicted = _predictions(task, text, where)
-    names = _meta(task, where).get("annotators") or {}
+    ours = _meta(task, where)
+    predicted = _predictions(task, ours, text, where)
+    names = ours.get("annotators") or {}
     if not isinstance(names, dict):
         raise where.fail(f"meta.{LS_META}.annotators must map annotation ids to names")
     out: list[Imported] = []

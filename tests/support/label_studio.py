@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.support.processes import stop
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = "1.23.2"
@@ -82,7 +83,7 @@ class LabelStudio:
         return self.call("GET", f"/api/projects/{project}/export", params={"exportType": "JSON"})
 
     def stop(self) -> None:
-        stop_group(self.proc)
+        stop(self.proc, group=True)
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> bool:
@@ -96,17 +97,6 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) 
             pass
         time.sleep(1)
     return False
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    """Stop a process started with `start_new_session=True` and its children, by its PID."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def start(exe: Path, data_dir: Path, files_root: Path) -> LabelStudio:

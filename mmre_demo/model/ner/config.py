@@ -31,9 +31,6 @@ class NerConfig(SavedConfig):
     convention_dim: int = 16
     # spans that are never names (weekdays, months, pronouns, no letters) are tagged O (`nonentities.py`)
     drop_non_entities: bool = True
-    # spans made only of these words are tagged O; hyphen-split names are joined (`span_rules.py`)
-    common_words: list[str] = field(default_factory=list)
-    join_hyphens: bool = True
     metrics: dict[str, Any] = field(default_factory=dict)  # measured numbers, for the model card
 
     @property

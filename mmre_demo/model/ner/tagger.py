@@ -14,7 +14,6 @@ from mmre_demo.model.ner.config import NerConfig
 from mmre_demo.model.ner.modules import NerHead, WordBatch
 from mmre_demo.model.ner.nonentities import drop_non_entities
 from mmre_demo.model.ner.shapes import char_ids, word_shape
-from mmre_demo.model.ner.span_rules import drop_common_word_spans, join_hyphenated
 from mmre_demo.model.ner.tokenizer import Word, pre_tokenize
 
 _LEADING_MARKS = frozenset({"RT", "@", "#"})  # a span never starts with these (RT only before more words)
@@ -194,7 +193,6 @@ class NerTagger(PretrainedModel):
         if feats is None:
             feats = self.word_features(sentences, batch_size=batch_size)
         out: list[tuple[list[str], list[float]]] = []
-        common = frozenset(self.config.common_words)
         for i in range(0, len(sentences), batch_size):
             sents, fts = sentences[i : i + batch_size], feats[i : i + batch_size]
             if not any(len(s) for s in sents):
@@ -204,19 +202,8 @@ class NerTagger(PretrainedModel):
             for row, s in enumerate(sents):
                 path, conf = self.head.decode_one(scores[row, : len(s)])
                 tags = [self.config.tags[j] for j in path]
-                out.append((self._corrected(s, tags, common), conf))
+                out.append((drop_non_entities(s, tags) if self.config.drop_non_entities else tags, conf))
         return out
-
-    def _corrected(self, words: Sequence[str], tags: list[str], common: frozenset[str]) -> list[str]:
-        """The decoded tags after the span rules this tagger's config turns on (non-entities, common words,
-        hyphenated names)."""
-        if self.config.drop_non_entities:
-            tags = drop_non_entities(words, tags)
-        if self.config.join_hyphens:
-            tags = join_hyphenated(words, tags)
-        if common:
-            tags = drop_common_word_spans(words, tags, common)
-        return tags
 
     def tag_batch(self, captions: Sequence[str]) -> list[list[Entity]]:
         """Entities (text, char start/end, type, confidence) of each raw caption."""

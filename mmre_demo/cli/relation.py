@@ -104,6 +104,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--transfer-set", nargs="+", metavar="CONLL",
                    help="Twitter NER train/valid files (CoNLL) whose tweets' entity pairs the student learns from the "
                         "teachers alone (needs --distill-from; test files are refused)")
+    t.add_argument("--name-swap", type=float, default=run.name_swap, metavar="RATE",
+                   help="rename each typed entity of a training caption with this probability (another training "
+                        "name of its type, afresh each epoch): context over names (default: %(default)s)")
     t.add_argument("--select-on", choices=SELECT_ON, default=run.select_on,
                    help="best epoch by the product's end-to-end F1 on dev (default) or by gold-pair F1")
     t.set_defaults(handler=cmd_train)
@@ -224,6 +227,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError(f"--extra-fraction must be in (0, 1], got {args.extra_fraction}")
     if args.silver_weight <= 0:
         raise InputError(f"--silver-weight must be positive, got {args.silver_weight}")
+    if not 0 <= args.name_swap <= 1:
+        raise InputError(f"--name-swap is a probability in [0, 1], got {args.name_swap}")
     if not args.train and not args.annotations:
         raise InputError("give the training data: --train FILE (MNRE lines) and/or --annotations DB")
     if args.transfer_set and not args.distill_from:
@@ -257,7 +262,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       distill_from=tuple(Path(t) for t in args.distill_from or ()),
                       distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
                       transfer_files=tuple(Path(f) for f in args.transfer_set or ()),
-                      dev_fraction=args.dev_fraction, dev_seed=args.dev_seed)
+                      name_swap=args.name_swap, dev_fraction=args.dev_fraction, dev_seed=args.dev_seed)
     state = train(targs, train_ex, choice.dev, images_dir=args.images, confirm_examples=val_ex or None,
                   selection=choice.selection, confirm_file=Path(args.val).name if args.val else "")
     summary = {"best_epoch": state.get("best_epoch"), "best_dev_f1": state["best_f1"], "selected_on": "dev",

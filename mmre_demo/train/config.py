@@ -48,6 +48,9 @@ class RelationTrainConfig:
     # unlabelled captions with gold entities (Twitter-2015/2017 train + valid CoNLL files; data/transfer.py):
     # every ordered pair is scored by the teachers and learnt from their distribution alone (no hard label)
     transfer_files: tuple[Path, ...] = ()
+    # entity-name substitution (train/name_swap.py): each typed entity of a caption renamed with this
+    # probability (another training name of its type), drawn afresh each epoch; 0 = names as written
+    name_swap: float = 0.0
     select_on: SelectOn = "end_to_end"
     # the dev split every choice is made on, carved from the training file by caption when no dev file is
     # given (data/splits.py; docs/evaluation.md); its seed is not `seed`, so runs of any seed choose on one dev

@@ -30,6 +30,7 @@ from mmre_demo.model.batching import ImageCache, Item, batches, predict_logits, 
 from mmre_demo.model.relation import RelationModel, build_relation_model, load_relation_model
 from mmre_demo.train.config import RelationTrainConfig
 from mmre_demo.train.metrics import mnre_scores, stable_gold_threshold
+from mmre_demo.train.name_swap import name_pool, swap_names
 from mmre_demo.train.protocol import Selection, confirm, selection_of
 from mmre_demo.train.thresholds import ThresholdCurve
 
@@ -226,6 +227,7 @@ class TrainingData:
     extra_items: list[Item]
     teacher: torch.Tensor | None
     dev_items: list[Item]
+    name_pool: dict[str, list[str]] = field(default_factory=dict)  # names by type for --name-swap
 
 
 def _training_data(args: RelationTrainConfig, model: RelationModel, cache: ImageCache, tagger,
@@ -237,16 +239,30 @@ def _training_data(args: RelationTrainConfig, model: RelationModel, cache: Image
     pairs, counts = build_product_pairs(train_examples, detected, args.pair_sources)
     pairs += _transfer_pairs(args, counts)
     log.info("training pairs: %s", json.dumps(counts))
-    items = prepare_items(model, [ex for _, ex in pairs], cache,
-                          weights=[args.silver_weight if source == "silver" else 1.0 for source, _ in pairs])
-    scores_gold = [any(pairs[i][0] == "gold" for i in it.indices) for it in items]
-    log.info("%d encoder passes per epoch score %d pairs (%s)", len(items), len(pairs), model.config.architecture)
     teacher = None
-    if args.distill_from:
+    if args.distill_from:  # the teachers read the captions as written, also when the student reads renamed ones
         teacher = torch.from_numpy(teacher_logits(args, [ex for _, ex in pairs], images_dir, out))
-    return TrainingData(pairs, [it for it, g in zip(items, scores_gold) if g],
-                        [it for it, g in zip(items, scores_gold) if not g], teacher,
-                        prepare_items(model, dev_examples, cache))
+    pool = name_pool([ex for source, ex in pairs if source != "silver"]) if args.name_swap > 0 else {}
+    data = TrainingData(pairs, [], [], teacher, prepare_items(model, dev_examples, cache), pool)
+    epoch_passes(args, model, cache, data, epoch=0)
+    log.info("%d encoder passes per epoch score %d pairs (%s)", len(data.gold_items) + len(data.extra_items),
+             len(pairs), model.config.architecture)
+    return data
+
+
+def epoch_passes(args: RelationTrainConfig, model: RelationModel, cache: ImageCache, data: TrainingData,
+                 epoch: int) -> None:
+    """The training pairs as encoder passes (`data.gold_items`: those that score an MNRE line), their entity
+    names substituted afresh for this epoch with `--name-swap` (`name_swap.py`; its own seeded draw, so the
+    batch order does not depend on it)."""
+    examples = [ex for _, ex in data.pairs]
+    if args.name_swap > 0:
+        examples = swap_names(examples, data.name_pool, args.name_swap, random.Random(args.seed * 1009 + epoch))
+    items = prepare_items(model, examples, cache,
+                          weights=[args.silver_weight if source == "silver" else 1.0 for source, _ in data.pairs])
+    scores_gold = [any(data.pairs[i][0] == "gold" for i in it.indices) for it in items]
+    data.gold_items = [it for it, g in zip(items, scores_gold) if g]
+    data.extra_items = [it for it, g in zip(items, scores_gold) if not g]
 
 
 def _optimization(args: RelationTrainConfig, model: RelationModel, data: TrainingData, state: dict,
@@ -373,6 +389,8 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], dev_exam
     writer = _writer(args, out)
     for epoch in range(state["epoch"] + 1, args.epochs + 1):
         started = time.time()
+        if args.name_swap > 0 and epoch > 1:
+            epoch_passes(args, model, cache, data, epoch)
         train_loss = _train_epoch(args, model, data, cache, optimizer, scheduler, rng, epoch)
         train_seconds = time.time() - started
         check = check_on_dev(model, data.dev_items, cache, dev_examples, tagger, images_dir,

@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_predict(sub)
     _add_train(sub)
     _add_calibrate(sub)
+    _add_gate_image(sub)
     _add_eval(sub)
     _add_dev_split(sub)
 
@@ -129,6 +130,39 @@ def _add_calibrate(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--device", default="auto")
     c.add_argument("--json", action="store_true", help="the last stdout line is the JSON summary")
     c.set_defaults(handler=cmd_calibrate)
+
+
+def _add_gate_image(sub: argparse._SubParsersAction) -> None:
+    from mmre_demo.train.config import MIN_IMAGE_LINES
+
+    run = RelationTrainConfig
+    g = sub.add_parser("gate-image", help="choose on dev how much of the image a saved model uses (its image gate)")
+    g.add_argument("--weights", required=True, help="saved relation model folder (its config.json is updated)")
+    g.add_argument("--dev", help="MNRE-format file to choose on (e.g. the dev.txt of `mmre dev-split`)")
+    g.add_argument("--train", help="without --dev: the training file whose dev split is chosen on")
+    g.add_argument("--dev-fraction", type=float, default=run.dev_fraction, help="default: %(default)s")
+    g.add_argument("--dev-seed", type=int, default=run.dev_seed, help="default: %(default)s")
+    g.add_argument("--images", required=True, help="folder of images named by img_id")
+    g.add_argument("--min-lines", type=int, default=MIN_IMAGE_LINES,
+                   help="dev lines with an image needed as evidence; fewer close the gate (default: %(default)s)")
+    g.set_defaults(handler=cmd_gate_image)
+
+
+def cmd_gate_image(args: argparse.Namespace) -> int:
+    """Choose and save a model's image gate on dev (train/image_gate.py)."""
+    from mmre_demo.data.mnre import read_mnre
+    from mmre_demo.data.paths import WeightsLayout
+    from mmre_demo.data.schema import InputError
+    from mmre_demo.train.image_gate import gate_saved_model
+    from mmre_demo.train.protocol import choose_dev
+
+    if not args.dev and not args.train:
+        raise InputError("the gate is chosen on a dev split, never on --val: give --dev FILE or --train FILE")
+    train_ex = read_mnre(args.train)[0] if args.train else []
+    dev = choose_dev(train_ex, "end_to_end", args.dev, args.train, args.dev_fraction, args.dev_seed).dev
+    gate = gate_saved_model(WeightsLayout.find(args.weights, None).relation, dev, args.images, args.min_lines)
+    print(json.dumps(gate.to_dict()))
+    return 0
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:

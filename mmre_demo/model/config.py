@@ -39,6 +39,9 @@ class RelationConfig(SavedConfig):
     lora_targets: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense", "q", "k", "v", "o"])
     dropout: float = 0.1
     modality_dropout: float = 0.3  # chance of hiding the image of a training example
+    # the image gate: the share of the image term the fusion uses (1 = as trained, 0 = the text alone),
+    # chosen on dev lines with an image (`train/image_gate.py`); a folder from before has none: 1
+    image_weight: float = 1.0
     # the text read in the image (OCR) as a second segment after the caption: only for a model trained
     # with it (`mmre train --image-text`); the shipped model is trained without (see its model card)
     image_text: bool = False

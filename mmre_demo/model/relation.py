@@ -183,7 +183,7 @@ class RelationModel(PretrainedModel):
         if self.training and self.config.modality_dropout > 0:
             keep = (torch.rand_like(has_image) >= self.config.modality_dropout).to(has_image.dtype)
             has_image = has_image * keep
-        logits = self.classifier(self.fusion(text_pair, image_pair, has_image))
+        logits = self.classifier(self.fusion(text_pair, image_pair, has_image * self.config.image_weight))
         text_only = None
         if with_text_only and entity_attention is not None:
             text_only = self.classifier(self.fusion(text_pair, image_pair, torch.zeros_like(has_image)))

@@ -17,6 +17,9 @@ SelectOn = Literal["end_to_end", "gold"]
 SELECT_ON: tuple[str, ...] = get_args(SelectOn)
 
 
+MIN_IMAGE_LINES = 20  # dev lines with an image that are evidence for the image gate (train/image_gate.py)
+
+
 @dataclass
 class RelationTrainConfig:
     """Everything one training run of the relation model needs; `mmre train`'s defaults come from here."""

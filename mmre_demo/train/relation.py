@@ -408,6 +408,11 @@ def train(args: RelationTrainConfig, train_examples: list[MnreExample], dev_exam
     if writer is not None:
         writer.close()
     (out / "history.json").write_text(json.dumps(state["history"], indent=2))
+    if images_dir and (out / "best").is_dir():
+        from mmre_demo.train.image_gate import gate_saved_model
+
+        state["image_gate"] = gate_saved_model(out / "best", dev_examples, images_dir).to_dict()
+        log.info("image gate (chosen on dev): %s", json.dumps(state["image_gate"]))
     if confirm_examples and (out / "best").is_dir():
         # end to end only when the product's threshold was chosen (on dev): with --select-on gold it was not
         state["confirmation"] = _confirm_best(out / "best", confirm_examples, images_dir,

@@ -432,6 +432,9 @@ class Pipeline:
                            tail_grounding=by_span.get((p.tail.start, p.tail.end)))
                    for p in decode_directions(run.classified)]
         messages = [*prepared.messages, *run.messages]
+        if prepared.image is not None and self.model.config.image_weight == 0:
+            messages.append("The image gate is closed: this model has no evidence on its dev data that the image "
+                            "helps, so the caption decides; the heatmaps show where the entities looked.")
         timings = dict(run.timings)
         if image_text is not None:
             timings["ocr_ms"] = image_text.seconds * 1000

@@ -15,7 +15,7 @@ from mmre_demo.model.batching import ImageCache, predict_logits, prepare_items, 
 from mmre_demo.model.config import RelationConfig
 from mmre_demo.model.relation import RelationModel, build_relation_model
 from mmre_demo.train.image_gate import choose_image_weight
-from tests.test_relation_model import CAPTION, ents, skimage_photos
+from tests.test_relation_model import CAPTION, _train_head, ents, skimage_photos
 
 A, B = ents("Alice Smith", "Bob Jones")
 PRESENT_IN, MEMBER_OF = RELATIONS.index("/per/misc/present_in"), RELATIONS.index("/per/org/member_of")
@@ -37,16 +37,7 @@ def image_model() -> tuple[RelationModel, ImageCache, dict[str, int]]:
     model = build_relation_model(RelationConfig(backbone_training="frozen", modality_dropout=0.0))
     cache = ImageCache(model)
     cache.add_images(photos)
-    items = prepare_items(model, _examples(labels), cache)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    model.train()
-    for _ in range(120):
-        out = run_batch(model, items, cache)
-        loss = torch.nn.functional.cross_entropy(out.logits, torch.tensor([y for it in items for y in it.labels]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    _train_head(model, prepare_items(model, _examples(labels), cache), cache, steps=120)
     model.config.gold_threshold = 0.0
     return model, cache, labels
 

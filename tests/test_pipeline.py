@@ -180,16 +180,27 @@ def test_predict_is_deterministic(pipeline):
     assert all(p.image_influence is None and p.influence_text() == "no image" for p in a.pairs)
 
 
-def test_image_influence_is_measured_against_the_same_pairs_without_the_image(pipeline):
-    """P(label | image + caption) - influence = P(label | caption alone), as `predict(None, ...)` gives it."""
+@pytest.mark.parametrize("gate", [1.0, 0.0])
+def test_image_influence_is_measured_against_the_same_pairs_without_the_image(pipeline, gate):
+    """P(label | image + caption) - influence = P(label | caption alone), as `predict(None, ...)` gives it, with
+    the image gate open (the image moves probabilities) and closed (influence 0, and the app is told)."""
     img = Image.new("RGB", (320, 240), (200, 60, 30))
-    with_image = {(p.head.text, p.tail.text, p.label): p for p in pipeline.predict(img, CAPTION, ENTS).pairs}
-    without = {(p.head.text, p.tail.text, p.label): p for p in pipeline.predict(None, CAPTION, ENTS).pairs}
-    same = set(with_image) & set(without)
+    shipped_gate = pipeline.model.config.image_weight
+    pipeline.model.config.image_weight = gate
+    try:
+        with_image = pipeline.predict(img, CAPTION, ENTS)
+        without = {(p.head.text, p.tail.text, p.label): p for p in pipeline.predict(None, CAPTION, ENTS).pairs}
+    finally:
+        pipeline.model.config.image_weight = shipped_gate
+    shown = {(p.head.text, p.tail.text, p.label): p for p in with_image.pairs}
+    same = set(shown) & set(without)
     assert same, "no pair kept the same direction and label with and without the image"
     for key in same:
-        p = with_image[key]
+        p = shown[key]
         assert p.probability - p.image_influence == pytest.approx(without[key].probability, abs=1e-5)
+    moved = max(abs(p.image_influence) for p in with_image.pairs)
+    assert (moved > 1e-4) if gate else (moved == 0.0)
+    assert any("image gate is closed" in m for m in with_image.messages) == (gate == 0)
 
 
 def test_calibrated_probabilities_use_the_stored_temperature(pipeline):

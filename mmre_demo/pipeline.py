@@ -432,9 +432,6 @@ class Pipeline:
                            tail_grounding=by_span.get((p.tail.start, p.tail.end)))
                    for p in decode_directions(run.classified)]
         messages = [*prepared.messages, *run.messages]
-        if prepared.image is not None and self.model.config.image_weight == 0:
-            messages.append("The image gate is closed: this model has no evidence on its dev data that the image "
-                            "helps, so the caption decides; the heatmaps show where the entities looked.")
         timings = dict(run.timings)
         if image_text is not None:
             timings["ocr_ms"] = image_text.seconds * 1000
@@ -446,6 +443,7 @@ class Pipeline:
             image_size=prepared.image.size if prepared.image is not None else None, device=self.device,
             messages=messages, timings_ms=timings, entities_detected=run.detected,
             image_feature=image.feature if image else None, threshold=self.threshold,
+            image_weight=float(self.model.config.image_weight),
             image_text=image_text, groundings=groundings, also_in_image=only_in_image)
         return on_typed_caption(pred, prepared.typed)
 

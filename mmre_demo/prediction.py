@@ -193,8 +193,10 @@ class Prediction:
     entities_detected: bool = False  # True when the NER tagger found the entities
     # pooled vision feature of the image (e.g. 1280-d): the knowledge graph's image feature of its entities
     image_feature: np.ndarray | None = field(default=None, repr=False)
-    # the model's default probability threshold (the one that maximised end-to-end F1 on validation)
+    # the model's default probability threshold (chosen for end-to-end F1 on its dev data)
     threshold: float = 0.5
+    # the model's image gate (`train/image_gate.py`): 1 = the image term as trained, 0 = the caption decides
+    image_weight: float = 1.0
     # text read in the image (None: no image or reading switched off), the entities grounded in it, and
     # the names the tagger found only in the image
     image_text: ImageText | None = None
@@ -220,6 +222,7 @@ class Prediction:
             "messages": self.messages,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "threshold": self.threshold,
+            "image_weight": self.image_weight,
             "image_text": None if self.image_text is None else self.image_text.to_dict(),
             "groundings": [g.to_dict() for g in self.groundings],
             "also_in_image": [e.to_dict() for e in self.also_in_image],
@@ -237,7 +240,7 @@ class Prediction:
                    has_image=bool(d.get("has_image")), image_size=tuple(size) if size else None,
                    device=d.get("device", ""), messages=list(d.get("messages", [])),
                    timings_ms=dict(d.get("timings_ms", {})), entities_detected=bool(d.get("entities_detected")),
-                   threshold=float(d.get("threshold", 0.5)),
+                   threshold=float(d.get("threshold", 0.5)), image_weight=float(d.get("image_weight", 1.0)),
                    image_text=None if image_text is None else ImageText.from_dict(image_text),
                    groundings=[Grounding.from_dict(g) for g in d.get("groundings", [])],
                    also_in_image=[ImageEntity.from_dict(e) for e in d.get("also_in_image", [])])

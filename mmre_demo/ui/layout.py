@@ -55,8 +55,8 @@ def build(controller: Controller | None = None) -> gr.Blocks:
         with gr.Row(elem_id="shared-row"):
             # one threshold for both tabs: the relations table, the graph, the status line and the exports
             threshold = gr.Slider(0.0, 1.0, value=ctl.default_threshold(), step=0.05, scale=2, min_width=320,
-                                  label="Probability threshold (default: the model's, best end-to-end F1 on "
-                                        "validation): the relations table, the graph and the exports",
+                                  label="Probability threshold (default: the model's own, chosen for end-to-end "
+                                        "F1): the relations table, the graph and the exports",
                                   elem_id="threshold")
             with gr.Column(scale=3, min_width=320):
                 status = gr.Markdown("Ready.", elem_id="status")

@@ -133,6 +133,9 @@ def evidence(pred: Prediction | None, pair_index: int | None, image: Image.Image
         without = p.probability - (p.image_influence or 0.0)
         md.append(f"The image changed this pair's label probability by {p.influence_text()} "
                   f"({without:.2f} from the caption alone, {p.probability:.2f} with the image).")
+        if pred.image_weight == 0:
+            md.append("The model's image gate is closed: its dev data held too few images to show that the image "
+                      "helps, so the caption decides (docs/evaluation.md, \"The image gate\").")
         md.append("Attention heatmaps: where the entity words attended in the image (relative to this image). "
                   "The shipped model learnt this attention from few images (49 training lines with an image): "
                   "read it as a hint, not as evidence.")

@@ -107,3 +107,19 @@ def test_mnre_train_gives_a_tenth_of_its_captions_to_dev(shared_data):
     assert info.train_lines + info.dev_lines == 12247
     assert info.dev_captions == round(0.1 * (info.dev_captions + info.train_captions))
     assert not {ex.caption for ex in split.train} & {ex.caption for ex in split.dev}
+
+
+def test_the_unseen_slice_is_the_dev_captions_whose_names_training_never_saw(tmp_path):
+    source = _train_file(tmp_path / "train.txt")
+    write_dev_split(source, tmp_path / "split")
+    read = {name: read_mnre(tmp_path / "split" / name)[0] for name in ("train.txt", "dev.txt", "dev_unseen.txt")}
+    seen = {e.text.casefold() for ex in read["train.txt"] for e in (ex.head, ex.tail)}
+    unseen_captions = {ex.caption for ex in read["dev_unseen.txt"]}
+    dev_lines = (tmp_path / "split" / "dev.txt").read_text().splitlines()
+    assert set((tmp_path / "split" / "dev_unseen.txt").read_text().splitlines()) <= set(dev_lines)
+    assert unseen_captions and all(e.text.casefold() not in seen for ex in read["dev_unseen.txt"]
+                                   for e in (ex.head, ex.tail))
+    # a dev caption that names a town training has seen stays out, with all its lines
+    left_out = {ex.caption for ex in read["dev.txt"]} - unseen_captions
+    assert left_out and all(any(e.text.casefold() in seen for ex in read["dev.txt"] if ex.caption == c
+                                for e in (ex.head, ex.tail)) for c in left_out)

@@ -116,16 +116,30 @@ def read_dev_split(path: str | Path, fraction: float = DEV_FRACTION, seed: int =
     return carve_dev(examples, fraction, seed, Path(path).name, file_sha256(path)), bad
 
 
+def unseen_entity_dev(split: DevSplit) -> list[MnreExample]:
+    """Dev's lines of the captions whose gold entities (case-folded) never occur in the training side: how a
+    model does on names it has not learnt (most MNRE test captions, PG-MRE, AAAI 2025)."""
+    seen = {ent.text.casefold() for ex in split.train for ent in (ex.head, ex.tail)}
+    by_caption: dict[str, list[MnreExample]] = {}
+    for ex in split.dev:
+        by_caption.setdefault(caption_id(ex.tokens), []).append(ex)
+    unseen = {cid for cid, group in by_caption.items()
+              if all(ent.text.casefold() not in seen for ex in group for ent in (ex.head, ex.tail))}
+    return [ex for ex in split.dev if caption_id(ex.tokens) in unseen]
+
+
 def write_dev_split(path: str | Path, out: str | Path, fraction: float = DEV_FRACTION,
                     seed: int = DEV_SEED) -> SplitInfo:
     """`mmre dev-split`: OUT/train.txt (train minus dev) and OUT/dev.txt hold the source's lines unchanged,
-    in their order; OUT/split.json the `SplitInfo`. A malformed line is refused (named by its line)."""
+    in their order, OUT/dev_unseen.txt dev's unseen-entity slice (`unseen_entity_dev`); OUT/split.json the
+    `SplitInfo`. A malformed line is refused (named by its line)."""
     split, _ = read_dev_split(path, fraction, seed)
     with Path(path).open(encoding="utf-8") as fh:
         lines = [line.rstrip("\n") for line in fh]  # split as `read_mnre` reads, so line numbers agree
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, part in (("train.txt", split.train), ("dev.txt", split.dev)):
+    for name, part in (("train.txt", split.train), ("dev.txt", split.dev),
+                       ("dev_unseen.txt", unseen_entity_dev(split))):
         (out / name).write_text("".join(lines[ex.line_no - 1] + "\n" for ex in part), encoding="utf-8")
     (out / "split.json").write_text(json.dumps(split.info.to_dict(), indent=2) + "\n")
     return split.info

@@ -31,6 +31,11 @@ def label_types(relation: str) -> tuple[str, str]:
     return TYPES.get(parts[0], ""), TYPES.get(parts[1], "")
 
 
+def _type_of(ent: Entity, from_label: str) -> str:
+    """The entity's own type when it has one, else the one its relation label implies ("" when neither)."""
+    return ent.type.upper() if ent.type.upper() in TYPES.values() else from_label
+
+
 def _entity_types(group: Sequence[MnreExample]) -> dict[tuple[int, int], str]:
     """Each entity span of a caption's examples -> its type ("" when nothing says)."""
     types: dict[tuple[int, int], str] = {}
@@ -38,7 +43,7 @@ def _entity_types(group: Sequence[MnreExample]) -> dict[tuple[int, int], str]:
         from_label = label_types(ex.relation)
         for ent, guess in zip((ex.head, ex.tail), from_label):
             span = (ent.start, ent.end)
-            typed = ent.type.upper() if ent.type.upper() in TYPES.values() else guess
+            typed = _type_of(ent, guess)
             if typed or span not in types:
                 types[span] = typed or types.get(span, "")
     return types
@@ -49,7 +54,7 @@ def name_pool(examples: Sequence[MnreExample]) -> dict[str, list[str]]:
     pool: dict[str, set[str]] = defaultdict(set)
     for ex in examples:
         for ent, guess in zip((ex.head, ex.tail), label_types(ex.relation)):
-            typed = ent.type.upper() if ent.type.upper() in TYPES.values() else guess
+            typed = _type_of(ent, guess)
             if typed and ent.text.strip():
                 pool[typed].add(ent.text)
     return {t: sorted(names) for t, names in pool.items()}
